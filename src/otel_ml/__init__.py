@@ -1,0 +1,30 @@
+"""otel_ml: make a machine-learning model observable with OpenTelemetry.
+
+Decorate a predict function or wrap a model object; every call becomes a span and metrics
+(latency, throughput, errors, batch size, CPU time), and its inputs and predictions feed
+bounded statistics compared with a reference profile (drift, data quality), joined later with
+ground truth (performance, fairness, concept drift).
+
+Importing this package has no side effects and reads no environment variable.
+"""
+
+from ._context import current_prediction_id
+from .config import Telemetry, configure, shutdown
+from .monitor import ModelMonitor, instrument_model
+from .proxy import wrap_model
+from .reference import Reference
+from .stages import trace_stage
+from .version import __version__
+
+__all__ = [
+    "ModelMonitor",
+    "Reference",
+    "Telemetry",
+    "__version__",
+    "configure",
+    "current_prediction_id",
+    "instrument_model",
+    "shutdown",
+    "trace_stage",
+    "wrap_model",
+]

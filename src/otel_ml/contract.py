@@ -1,0 +1,268 @@
+"""The metric contract: every instrument and attribute otel_ml emits, in one place.
+
+Dashboards, recording and alert rules, docs and tests are checked against this module.
+Names follow the OpenTelemetry conventions (dotted, ``ml.`` namespace, UCUM units, no
+``total``); :func:`prometheus_name` gives the series name Prometheus stores, which is the same
+through the Collector's ``prometheus`` exporter and through the Python Prometheus exporter
+because no gauge uses the unit ``1`` (see ``docs/metrics.md``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "Attr",
+    "Kind",
+    "MetricSpec",
+    "METRICS",
+    "EXTERNAL_METRICS",
+    "LATENCY_BUCKETS",
+    "BATCH_SIZE_BUCKETS",
+    "ERROR_BUCKETS",
+    "OTHER",
+    "PREDICTION_FEATURE",
+    "by_name",
+    "prometheus_label",
+    "prometheus_name",
+]
+
+#: Value that replaces a user-supplied attribute value once its cap is reached.
+OTHER = "__other__"
+
+#: ``ml.feature.name`` used for the prediction distribution (scores or classes).
+PREDICTION_FEATURE = "__prediction__"
+
+
+class Attr:
+    """Attribute keys (data-point attributes; Prometheus label = dots replaced by ``_``)."""
+
+    MODEL_NAME = "ml.model.name"
+    MODEL_VERSION = "ml.model.version"
+    MODEL_TASK = "ml.model.task"
+    ERROR_TYPE = "error.type"
+    OUTCOME = "ml.outcome"  # span only: "success" | "error"
+    PREDICTION_ID = "ml.prediction.id"  # span only: never a metric attribute
+    BATCH_SIZE = "ml.batch.size"  # span only
+    OUTLIER_RATE = "ml.outlier.rate"  # span only
+    STAGE = "ml.stage.name"
+    DIRECTION = "ml.stage.direction"  # "in" | "out"
+    ROWS_IN = "ml.stage.rows_in"  # span only
+    ROWS_OUT = "ml.stage.rows_out"  # span only
+    FEATURE = "ml.feature.name"
+    BIN = "ml.feature.bin"
+    CHECK = "ml.quality.check"
+    SEGMENT = "ml.segment"
+    METHOD = "ml.drift.method"
+    CLASS_PREDICTED = "ml.class.predicted"
+    CLASS_ACTUAL = "ml.class.actual"
+    PERF_METRIC = "ml.performance.metric"
+    FAIRNESS_ATTRIBUTE = "ml.fairness.attribute"
+    FAIRNESS_GROUP = "ml.fairness.group"
+    FAIRNESS_METRIC = "ml.fairness.metric"
+    DETECTOR = "ml.detector"
+    REASON = "ml.reason"
+
+
+class Kind(str, Enum):
+    """Instrument kinds. ``OBSERVABLE_*`` are read by callbacks at collection time."""
+
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+    OBSERVABLE_COUNTER = "observable_counter"
+    OBSERVABLE_GAUGE = "observable_gauge"
+
+
+#: Predict latency, seconds: 100 µs to 60 s.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+#: Rows per call: powers of two up to 65536.
+BATCH_SIZE_BUCKETS: tuple[float, ...] = tuple(float(2**i) for i in range(17))
+
+#: Absolute error of a regression prediction, in the target's own unit.
+ERROR_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 1000.0,
+)  # fmt: skip
+
+_MODEL = (Attr.MODEL_NAME, Attr.MODEL_VERSION)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One instrument of the contract.
+
+    Attributes:
+        name: OpenTelemetry instrument name.
+        kind: Instrument kind.
+        unit: UCUM unit (curly-brace annotations add no Prometheus suffix).
+        description: One line, shown in Prometheus ``# HELP`` and the docs.
+        attributes: Data-point attribute keys, in the order dashboards group by them.
+        buckets: Explicit histogram bucket boundaries (histograms only).
+    """
+
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    attributes: tuple[str, ...] = _MODEL
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus(self) -> str:
+        """Base Prometheus series name (without ``_bucket``/``_sum``/``_count``)."""
+        return prometheus_name(self.name, self.unit, self.kind)
+
+    @property
+    def prometheus_series(self) -> tuple[str, ...]:
+        """Every series name Prometheus stores for this instrument."""
+        base = self.prometheus
+        if self.kind is Kind.HISTOGRAM:
+            return (f"{base}_bucket", f"{base}_sum", f"{base}_count")
+        return (base,)
+
+
+def _m(name: str, kind: Kind, unit: str, description: str, *attrs: str, buckets=None) -> MetricSpec:
+    return MetricSpec(name, kind, unit, description, _MODEL + attrs, buckets)
+
+
+C, H, OC, OG = Kind.COUNTER, Kind.HISTOGRAM, Kind.OBSERVABLE_COUNTER, Kind.OBSERVABLE_GAUGE
+A = Attr
+
+#: Every metric otel_ml emits. Keys are the OpenTelemetry names.
+METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in (
+        # --- calls (issue: core) -------------------------------------------------------
+        _m("ml.model.predict.duration", H, "s", "Duration of predict calls.",
+           A.ERROR_TYPE, buckets=LATENCY_BUCKETS),
+        _m("ml.model.predict.calls", OC, "{call}", "Predict calls, successful or not."),
+        _m("ml.model.predictions", OC, "{prediction}", "Rows predicted (successful calls)."),
+        _m("ml.model.predict.errors", OC, "{error}", "Predict calls that raised, by exception type.",
+           A.ERROR_TYPE),
+        _m("ml.model.predict.cpu.time", OC, "s", "Thread CPU time spent inside predict calls."),
+        _m("ml.model.batch.size", H, "{row}", "Rows per predict call.",
+           buckets=BATCH_SIZE_BUCKETS),
+        _m("ml.model.info", OG, "{model}", "1 for each model version live in this process.",
+           A.MODEL_TASK),
+        _m("ml.pipeline.stage.duration", H, "s", "Duration of traced pipeline stages.",
+           A.STAGE, A.ERROR_TYPE, buckets=LATENCY_BUCKETS),
+        _m("ml.pipeline.stage.rows", C, "{row}", "Rows into and out of pipeline stages.",
+           A.STAGE, A.DIRECTION),
+        _m("ml.pipeline.stage.errors", C, "{error}", "Pipeline stages that raised.",
+           A.STAGE, A.ERROR_TYPE),
+        # --- features, drift, data quality (issue: reference and drift) ----------------
+        _m("ml.feature.observations", OC, "{value}",
+           "Non-missing feature values per reference bin (fleet-wide drift is computed from these).",
+           A.FEATURE, A.SEGMENT, A.BIN),
+        _m("ml.reference.bin.share", OG, "{share}",
+           "Share of the reference profile in each bin (the expected share under no drift).",
+           A.FEATURE, A.BIN),
+        _m("ml.feature.mean", OG, "{value}", "Mean of a numeric feature over the drift window.",
+           A.FEATURE, A.SEGMENT),
+        _m("ml.feature.stddev", OG, "{value}",
+           "Standard deviation of a numeric feature over the drift window.", A.FEATURE, A.SEGMENT),
+        _m("ml.feature.drift.score", OG, "{score}",
+           "Drift score of a feature (or of the predictions) by method, over the drift window.",
+           A.FEATURE, A.SEGMENT, A.METHOD),
+        _m("ml.feature.drift.pvalue", OG, "{probability}",
+           "p-value of the drift test, where the method defines one.", A.FEATURE, A.SEGMENT, A.METHOD),
+        _m("ml.feature.drifted", OG, "{feature}",
+           "1 when the feature's drift decision holds over the drift window, else 0.",
+           A.FEATURE, A.SEGMENT),
+        _m("ml.drift.window.rows", OG, "{row}", "Rows in the current drift window.", A.SEGMENT),
+        _m("ml.data_quality.issues", OC, "{value}",
+           "Data-quality problems found in inputs, by feature and check.",
+           A.FEATURE, A.SEGMENT, A.CHECK),
+        _m("ml.model.outliers", OC, "{row}", "Rows scored as outliers against the reference.",
+           A.SEGMENT),
+        # --- outcomes, performance, fairness (issue: ground truth) ---------------------
+        _m("ml.model.outcomes", OC, "{outcome}",
+           "Labelled predictions by predicted and actual class (confusion counts).",
+           A.SEGMENT, A.CLASS_PREDICTED, A.CLASS_ACTUAL),
+        _m("ml.model.outcomes.unmatched", OC, "{outcome}",
+           "Labels that could not be joined to a prediction, by reason.", A.REASON),
+        _m("ml.model.error.absolute", H, "{error}",
+           "Absolute error of regression predictions once labels arrive.", A.SEGMENT,
+           buckets=ERROR_BUCKETS),
+        _m("ml.model.error.squared", OC, "{error}",
+           "Sum of squared errors of regression predictions (RMSE numerator).", A.SEGMENT),
+        _m("ml.model.performance", OG, "{score}",
+           "Windowed performance (accuracy, f1_macro, precision_macro, recall_macro, mae, rmse, "
+           "brier, log_loss).", A.SEGMENT, A.PERF_METRIC),
+        _m("ml.model.performance.reference", OG, "{score}",
+           "Performance on validation data, stored with the reference profile.", A.PERF_METRIC),
+        _m("ml.fairness.group.rate", OG, "{score}",
+           "Selection rate, true-positive rate and false-positive rate per sensitive group.",
+           A.FAIRNESS_ATTRIBUTE, A.FAIRNESS_GROUP, A.FAIRNESS_METRIC),
+        _m("ml.fairness.gap", OG, "{score}",
+           "Demographic parity difference, disparate impact ratio, equalized odds difference.",
+           A.FAIRNESS_ATTRIBUTE, A.FAIRNESS_METRIC),
+        _m("ml.concept_drift.detections", OC, "{detection}",
+           "Changes detected in the stream of prediction errors.", A.DETECTOR),
+        _m("ml.concept_drift.state", OG, "{state}",
+           "1 while a detector reports drift since its last reset, else 0.", A.DETECTOR),
+        _m("ml.feature.attribution", OG, "{score}", "Mean absolute attribution per feature.",
+           A.FEATURE),
+        _m("ml.feature.attribution.drift", OG, "{score}",
+           "Drift of mean absolute attribution against the reference attributions.", A.FEATURE),
+        _m("ml.model.error_rate.by_bin", OG, "{score}",
+           "Error rate of labelled predictions per reference bin of each feature.",
+           A.FEATURE, A.BIN),
+        _m("ml.model.requests.rejected", C, "{request}",
+           "Requests refused before predict, by reason.", A.REASON),
+        # --- the library's own health --------------------------------------------------
+        MetricSpec("ml.telemetry.errors", OC, "{error}",
+                   "Failures inside otel_ml itself (never raised to the caller), by cause.",
+                   (A.REASON,)),
+    )
+}  # fmt: skip
+
+#: Metrics dashboards use that come from other well-kept sources (not emitted by otel_ml).
+#: Maps Prometheus series name to its origin.
+EXTERNAL_METRICS: dict[str, str] = {
+    "process_cpu_time_seconds_total": "opentelemetry-instrumentation-system-metrics (process.cpu.time)",
+    "process_memory_usage_bytes": "opentelemetry-instrumentation-system-metrics (process.memory.usage)",
+    "target_info": "OpenTelemetry resource (Collector prometheus exporter)",
+    "up": "Prometheus scrape health",
+}
+
+_UNIT_SUFFIX = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "ratio"}
+_INVALID = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+def prometheus_label(key: str) -> str:
+    """Prometheus label name for an attribute key (``ml.model.name`` → ``ml_model_name``)."""
+    return _INVALID.sub("_", key)
+
+
+def prometheus_name(name: str, unit: str, kind: Kind | str) -> str:
+    """Prometheus base series name for an instrument, as the Collector produces it.
+
+    Args:
+        name: OpenTelemetry instrument name.
+        unit: UCUM unit; curly-brace annotations add no suffix.
+        kind: Instrument kind; counters get ``_total``.
+
+    Returns:
+        The series name (histograms add ``_bucket``/``_sum``/``_count`` to it).
+    """
+    base = _INVALID.sub("_", name)
+    suffix = _UNIT_SUFFIX.get(unit) if not unit.startswith("{") else None
+    if suffix and not base.endswith(f"_{suffix}"):
+        base = f"{base}_{suffix}"
+    if Kind(kind) in (Kind.COUNTER, Kind.OBSERVABLE_COUNTER):
+        base = f"{base}_total"
+    return base
+
+
+def by_name(name: str) -> MetricSpec:
+    """The spec of one instrument; raises ``KeyError`` naming the unknown metric."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the otel_ml metric contract") from None

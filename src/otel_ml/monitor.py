@@ -1,0 +1,469 @@
+"""ModelMonitor: the object that records one model's calls, inputs, predictions and outcomes."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from timeit import default_timer
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _state
+from ._cap import CappedValues
+from ._context import CURRENT_CALL, STREAMED
+from ._log import internal_error
+from ._patch import MonitoredFunction, wrap_callable
+from .contract import Attr
+from .inputs import count_rows
+from .instruments import Instruments, Points, instruments_for, tracer_for
+
+__all__ = ["ModelMonitor", "instrument_model"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TASKS = ("auto", "classification", "regression")
+_OUTPUTS = ("auto", "label", "proba", "score")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What one instrumented callable is: its span name and how to read its result."""
+
+    span_name: str
+    output: str  # "auto" | "label" | "proba" | "score"
+
+
+class _Call:
+    """State of one predict call in progress."""
+
+    __slots__ = ("monitor", "target", "span", "context", "token", "var_token", "start", "cpu", "x",
+                 "rows", "prediction_id", "segment", "out_rows")
+
+    def __init__(self) -> None:
+        self.out_rows = 0
+
+
+class ModelMonitor:
+    """Records one model's calls, inputs, predictions and outcomes as OpenTelemetry signals.
+
+    Use it as a decorator (``@ModelMonitor("churn", "2.1.0")`` or the sugar
+    :func:`instrument_model`), through :func:`otel_ml.wrap_model`, or by hand with
+    :meth:`observe`.
+
+    Args:
+        name: Model name (``ml.model.name``).
+        version: Model version (``ml.model.version``).
+        task: ``"classification"``, ``"regression"`` or ``"auto"`` (from the predictions).
+        reference: A :class:`otel_ml.Reference` or a path to one saved with ``Reference.save``.
+        feature_names: Names of the input columns when the input carries none.
+        features_arg: Which argument holds the features: a position or a keyword name.
+        segment_by: Column whose value is each row's segment, or a callable
+            ``(args, kwargs) -> str`` giving the call's segment.
+        segments: Segment values declared up front (others become ``"__other__"``).
+        max_segments: Cap on distinct segment values when none are declared.
+        sensitive_attribute: Column holding the group used for fairness metrics.
+        positive_class: Positive class for binary metrics and fairness (default: ``1``).
+        threshold: Probability threshold that turns a score into the positive class.
+        prediction_id_arg: Keyword argument of the decorated function that carries the
+            caller's own prediction id, if any.
+        drift_window_s: Length of the time window drift is computed over (default 1 h).
+        slot_s: Length of one slot of the window ring (default 60 s).
+        max_features: Features tracked per model (the rest are ignored, with a log line).
+        max_categories: Categories tracked per categorical feature (the rest are "other").
+        outcome_store_size: Predictions kept for joining labels that arrive later.
+        outcome_ttl_s: How long a prediction waits for its label (default 7 days).
+        capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
+            attached to the span, with ``redact`` fields removed. Default 0: never.
+        redact: Feature names never captured.
+        tracer_provider: Provider to use instead of the global one.
+        meter_provider: Provider to use instead of the global one.
+
+    Raises:
+        ValueError: An argument is out of range or empty.
+        TypeError: An argument has the wrong type.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str = "unknown",
+        *,
+        task: str = "auto",
+        reference: Any = None,
+        feature_names: Sequence[str] | None = None,
+        features_arg: int | str = 0,
+        segment_by: str | Callable[[tuple, dict], Any] | None = None,
+        segments: Sequence[str] | None = None,
+        max_segments: int = 20,
+        sensitive_attribute: str | None = None,
+        positive_class: Any = 1,
+        threshold: float = 0.5,
+        prediction_id_arg: str | None = "prediction_id",
+        drift_window_s: float | None = None,
+        slot_s: float = 60.0,
+        max_features: int = 200,
+        max_categories: int = 50,
+        outcome_store_size: int = 100_000,
+        outcome_ttl_s: float = 7 * 24 * 3600.0,
+        capture_payloads: float | None = None,
+        redact: Sequence[str] = (),
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        _require_str("name", name)
+        _require_str("version", version)
+        if task not in _TASKS:
+            raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+        if not isinstance(features_arg, (int, str)) or isinstance(features_arg, bool):
+            raise TypeError(f"features_arg must be a position or a keyword name, got {features_arg!r}")
+        if segment_by is not None and not (isinstance(segment_by, str) or callable(segment_by)):
+            raise TypeError("segment_by must be a column name or a callable (args, kwargs) -> str")
+        if drift_window_s is None:
+            drift_window_s = _env_float("OTEL_ML_DRIFT_WINDOW", 3600.0)
+        if capture_payloads is None:
+            capture_payloads = _env_float("OTEL_ML_CAPTURE_PAYLOADS", 0.0)
+        for label, value in (("drift_window_s", drift_window_s), ("slot_s", slot_s),
+                             ("outcome_ttl_s", outcome_ttl_s)):
+            if not value > 0:
+                raise ValueError(f"{label} must be positive, got {value!r}")
+        if slot_s > drift_window_s:
+            raise ValueError(f"slot_s ({slot_s}) must not exceed drift_window_s ({drift_window_s})")
+        for label, value in (("max_segments", max_segments), ("max_features", max_features),
+                             ("max_categories", max_categories),
+                             ("outcome_store_size", outcome_store_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not 0.0 <= capture_payloads <= 1.0:
+            raise ValueError(f"capture_payloads must be within [0, 1], got {capture_payloads!r}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be within (0, 1), got {threshold!r}")
+
+        self.name = name
+        self.version = version
+        self.task = task
+        self.feature_names = tuple(feature_names) if feature_names is not None else None
+        self.features_arg = features_arg
+        self.segment_by = segment_by
+        self.sensitive_attribute = sensitive_attribute
+        self.positive_class = positive_class
+        self.threshold = float(threshold)
+        self.prediction_id_arg = prediction_id_arg
+        self.drift_window_s = float(drift_window_s)
+        self.slot_s = float(slot_s)
+        self.max_features = max_features
+        self.max_categories = max_categories
+        self.outcome_store_size = outcome_store_size
+        self.outcome_ttl_s = float(outcome_ttl_s)
+        self.capture_payloads = float(capture_payloads)
+        self.redact = frozenset(redact)
+        self.segment_values = CappedValues("segment", max_segments, tuple(segments or ()))
+
+        self._disabled = _sdk_disabled() or _state.disabled
+        self._tracer = tracer_for(tracer_provider)
+        self._instruments: Instruments = instruments_for(meter_provider)
+        self._duration = self._instruments["ml.model.predict.duration"]
+        self._batch_size = self._instruments["ml.model.batch.size"]
+        self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
+        self._error_attrs: dict[str, dict[str, str]] = {}
+        self._error_types = CappedValues("error.type", 50)
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._rows = 0
+        self._cpu_s = 0.0
+        self._errors: dict[str, int] = {}
+
+        # Components: statistics of inputs and predictions, and outcomes joined later.
+        from .features import FeatureMonitor
+        from .outcomes import OutcomeMonitor
+
+        self.reference = _load_reference(reference)
+        self._features = FeatureMonitor(self)
+        self._outcomes = OutcomeMonitor(self)
+        self._collectors: dict[str, Callable[[], Points]] = {
+            "ml.model.predict.calls": lambda: [(self._calls, {})],
+            "ml.model.predictions": lambda: [(self._rows, {})],
+            "ml.model.predict.cpu.time": lambda: [(self._cpu_s, {})],
+            "ml.model.predict.errors": lambda: [
+                (n, {Attr.ERROR_TYPE: t}) for t, n in list(self._errors.items())],
+            "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
+        }
+        for component in (self._features, self._outcomes):
+            for metric, collect in component.collectors().items():
+                if metric in self._collectors:
+                    raise RuntimeError(f"two components collect {metric}")
+                self._collectors[metric] = collect
+        self._instruments.register(self)
+        _state.register_monitor(self)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def resolved_task(self) -> str:
+        """The task: as given, or inferred from the predictions seen (``"auto"`` until then)."""
+        if self.task != "auto":
+            return self.task
+        return self._outcomes.inferred_task() or self._features.inferred_task() or "auto"
+
+    def __call__(self, func: F) -> F:
+        """Instrument ``func``; the result exposes this monitor as ``.monitor``."""
+        if not callable(func):
+            raise TypeError(f"ModelMonitor decorates callables, got {type(func).__name__}")
+        return wrap_callable(func, self, _Target(f"ml.predict {self.name}", "auto"))  # type: ignore[return-value]
+
+    def instrument_method(self, func: F, method: str, output: str = "auto") -> F:
+        """Instrument one method of a model object (used by :func:`otel_ml.wrap_model`)."""
+        if output not in _OUTPUTS:
+            raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+        return wrap_callable(func, self, _Target(f"ml.{method} {self.name}", output))  # type: ignore[return-value]
+
+    def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None) -> None:
+        """Feed inputs (and predictions) of code that is not decorated into the statistics.
+
+        Never raises: bad input becomes a data-quality signal.
+        """
+        if self._disabled:
+            return
+        try:
+            self._features.observe(x, predictions, segment=self._segment_value(segment),
+                                   output="auto")
+        except Exception as exc:
+            internal_error("observe", exc)
+
+    def drift_report(self) -> Any:
+        """Drift of every feature and of the predictions over the current window."""
+        return self._features.drift_report()
+
+    def record_outcome(self, prediction_id: str, actual: Any) -> None:
+        """Join a label that arrived later to the prediction it belongs to. Never raises."""
+        self._outcomes.record_outcome(prediction_id, actual)
+
+    def record_outcomes(self, y_true: Any, y_pred: Any, segments: Any = None,
+                        groups: Any = None) -> None:
+        """Record labels and predictions that arrive together (e.g. a nightly job)."""
+        self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
+
+    def performance_report(self) -> Any:
+        """Windowed performance, per segment, fairness and concept drift state."""
+        return self._outcomes.performance_report()
+
+    def record_attributions(self, attributions: Any, feature_names: Sequence[str] | None = None) -> None:
+        """Record per-row attributions (SHAP or similar) the caller computed."""
+        self._outcomes.record_attributions(attributions, feature_names)
+
+    def record_rejected(self, reason: str) -> None:
+        """Count a request refused before predict (auth failure, rate limit, invalid payload)."""
+        self._outcomes.record_rejected(reason)
+
+    def flush(self) -> None:
+        """Fold buffered single rows into the statistics now (collection does this too)."""
+        self._features.flush()
+
+    def close(self) -> None:
+        """Stop reporting this monitor's observable metrics."""
+        self._instruments.unregister(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: start from zero so nothing the parent counted is counted twice."""
+        self._lock = threading.Lock()
+        self._calls, self._rows, self._cpu_s, self._errors = 0, 0, 0.0, {}
+        self._features.after_fork()
+        self._outcomes.after_fork()
+
+    # ------------------------------------------------------------------ collection
+    def observe_metric(self, name: str) -> Points:
+        """Observations of ``name`` for this model (called by the instrument callbacks)."""
+        collect = self._collectors.get(name)
+        if collect is None:
+            return ()
+        base = self.attributes
+        return [(value, {**base, **attrs}) for value, attrs in collect()]
+
+    # ------------------------------------------------------------------ hot path
+    def _segment_value(self, segment: Any) -> str | None:
+        return None if segment is None else self.segment_values(segment)
+
+    def _begin(self, target: _Target, args: tuple, kwargs: dict, *, cpu: bool,
+               attach: bool = True) -> _Call | None:
+        try:
+            call = _Call()
+            call.monitor = self
+            call.target = target
+            call.start = default_timer()
+            call.cpu = time.thread_time() if cpu else None
+            span = self._tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
+                                           attributes=self.attributes)
+            call.span = span
+            call.context = trace.set_span_in_context(span)
+            call.token = otel_context.attach(call.context) if attach else None
+            user_id = kwargs.get(self.prediction_id_arg) if self.prediction_id_arg and kwargs else None
+            if user_id is not None:
+                call.prediction_id = str(user_id)
+            else:
+                ctx = span.get_span_context()
+                span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
+                call.prediction_id = format(span_id, "016x")
+            call.x = _features_arg(self.features_arg, args, kwargs)
+            call.segment = None
+            if self.segment_by is not None and not isinstance(self.segment_by, str):
+                call.segment = self._segment_value(self.segment_by(args, kwargs))
+            call.var_token = CURRENT_CALL.set(call)
+            return call
+        except Exception as exc:
+            internal_error("begin", exc)
+            return None
+
+    def _collect_item(self, call: _Call | None, item: Any) -> None:
+        """Observe one item yielded by an instrumented generator as predictions."""
+        if call is None:
+            return
+        try:
+            call.out_rows += count_rows(item)
+            self._features.observe(None, item, segment=call.segment, output=call.target.output)
+        except Exception as exc:
+            internal_error("observe", exc)
+
+    def _end(self, call: _Call | None, result: Any, exc: BaseException | None,
+             resume: Any = None) -> None:
+        if call is None:
+            return
+        end_ns = time.time_ns()
+        span = call.span
+        try:
+            elapsed = default_timer() - call.start
+            cpu_s = time.thread_time() - call.cpu if call.cpu is not None else 0.0
+            x = call.x
+            rows = count_rows(x) if x is not None else call.out_rows
+            if exc is None:
+                attrs = self.attributes
+            else:
+                etype = self._error_types(type(exc).__qualname__)
+                attrs = self._error_attrs.get(etype) or self._error_attrs.setdefault(
+                    etype, {**self.attributes, Attr.ERROR_TYPE: etype})
+            # Recorded while the call's context is current, so the exemplar links to the trace.
+            self._duration.record(elapsed, attrs)
+            self._batch_size.record(rows, self.attributes)
+            with self._lock:
+                self._calls += 1
+                self._cpu_s += cpu_s
+                if exc is None:
+                    self._rows += rows
+                else:
+                    self._errors[etype] = self._errors.get(etype, 0) + 1
+            batch = None
+            if exc is None or x is not None:
+                predictions = None if exc is not None or result is STREAMED else result
+                batch = self._features.observe(x, predictions, segment=call.segment,
+                                               output=call.target.output)
+                if exc is None and result is not STREAMED:
+                    self._outcomes.remember(call.prediction_id, batch, result,
+                                            call.target.output, span.get_span_context(),
+                                            call.segment)
+            if span.is_recording():
+                span.set_attribute(Attr.BATCH_SIZE, rows)
+                span.set_attribute(Attr.PREDICTION_ID, call.prediction_id)
+                outlier_rate = getattr(batch, "outlier_rate", None)
+                if outlier_rate is not None:
+                    span.set_attribute(Attr.OUTLIER_RATE, outlier_rate)
+                if exc is None:
+                    span.set_attribute(Attr.OUTCOME, "success")
+                else:
+                    span.set_attribute(Attr.OUTCOME, "error")
+                    span.set_attribute(Attr.ERROR_TYPE, attrs[Attr.ERROR_TYPE])
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+                if self.capture_payloads and random.random() < self.capture_payloads:
+                    self._features.capture_payload(span, x, None if exc else result)
+        except Exception as internal:
+            internal_error("record", internal)
+        finally:
+            _close(call, span, end_ns, resume)
+
+
+def _close(call: _Call, span: Any, end_ns: int, resume: Any) -> None:
+    try:
+        span.end(end_time=end_ns)
+    except Exception as exc:
+        internal_error("span", exc)
+    try:
+        token = resume if resume is not None else call.token
+        if token is not None:
+            otel_context.detach(token)
+        CURRENT_CALL.reset(call.var_token)
+    except Exception as exc:  # a context switched under us (e.g. a generator in another context)
+        internal_error("context", exc)
+
+
+def _features_arg(which: int | str, args: tuple, kwargs: dict) -> Any:
+    if isinstance(which, str):
+        return kwargs.get(which)
+    if which < len(args):
+        return args[which]
+    return None
+
+
+def _require_str(label: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{label} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{label} must not be empty")
+
+
+def _env_float(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{variable}={raw!r} is not a number") from None
+
+
+def _sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _load_reference(reference: Any) -> Any:
+    if reference is None:
+        return None
+    from .reference import Reference
+
+    if isinstance(reference, Reference):
+        return reference
+    if isinstance(reference, (str, os.PathLike)):
+        return Reference.load(reference)
+    raise TypeError(f"reference must be a Reference or a path, got {type(reference).__name__}")
+
+
+@overload
+def instrument_model(func: F, /) -> F: ...
+@overload
+def instrument_model(*, name: str | None = None, version: str = "unknown", **options: Any) -> Callable[[F], F]: ...
+
+
+def instrument_model(func: Any = None, /, *, name: str | None = None, version: str = "unknown",
+                     **options: Any) -> Any:
+    """Decorate a predict function: sugar for ``ModelMonitor(name, version, **options)(func)``.
+
+    Works bare (``@instrument_model``, the model is named after the function) or with
+    arguments (``@instrument_model(name="churn", version="2.1.0", reference="ref.json")``).
+    The decorated function exposes its monitor as ``.monitor``.
+    """
+    if func is not None:
+        if not callable(func):
+            raise TypeError("instrument_model takes keyword arguments only: "
+                            "@instrument_model(name='churn', version='1')")
+        return ModelMonitor(name or func.__name__, version, **options)(func)
+
+    def decorate(f: F) -> F:
+        return ModelMonitor(name or f.__name__, version, **options)(f)
+
+    return decorate
+
+
+__all__ += ["MonitoredFunction"]

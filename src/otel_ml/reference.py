@@ -1,0 +1,5 @@
+"""Reference profiles (placeholder: replaced by the reference/drift work)."""
+
+
+class Reference:
+    pass
