@@ -22,6 +22,8 @@ __all__ = [
     "LATENCY_BUCKETS",
     "BATCH_SIZE_BUCKETS",
     "ERROR_BUCKETS",
+    "ALL_SEGMENTS",
+    "NO_SEGMENT",
     "OTHER",
     "PREDICTION_FEATURE",
     "by_name",
@@ -31,6 +33,14 @@ __all__ = [
 
 #: Value that replaces a user-supplied attribute value once its cap is reached.
 OTHER = "__other__"
+
+#: ``ml.segment`` of rows whose call had no segment: the attribute is always present on
+#: segmented metrics, so PromQL can sum over it or select one value without special cases.
+NO_SEGMENT = "__none__"
+
+#: ``ml.segment`` of windowed gauges aggregated over every segment (never on counters:
+#: summing a counter over ``ml.segment`` gives the total).
+ALL_SEGMENTS = "__all__"
 
 #: ``ml.feature.name`` used for the prediction distribution (scores or classes).
 PREDICTION_FEATURE = "__prediction__"
@@ -205,7 +215,7 @@ METRICS: dict[str, MetricSpec] = {
         _m("ml.concept_drift.detections", OC, "{detection}",
            "Changes detected in the stream of prediction errors.", A.DETECTOR),
         _m("ml.concept_drift.state", OG, "{state}",
-           "1 while a detector reports drift since its last reset, else 0.", A.DETECTOR),
+           "1 while a detector's last detection is within the drift window, else 0.", A.DETECTOR),
         _m("ml.feature.attribution", OG, "{score}", "Mean absolute attribution per feature.",
            A.FEATURE),
         _m("ml.feature.attribution.drift", OG, "{score}",
