@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["count_rows"]
+__all__ = ["count_items", "count_rows"]
 
 
 def count_rows(x: Any) -> int:
@@ -43,4 +43,20 @@ def count_rows_of_column(column: Any) -> int:
     try:
         return len(column)
     except TypeError:
+        return 1
+
+
+def count_items(x: Any) -> int:
+    """Length of a sequence, array (first axis) or frame; 1 for a scalar. Never raises.
+
+    Used for predictions and pipeline-stage outputs, where a 1-D array is one item per row.
+    """
+    try:
+        shape = getattr(x, "shape", None)
+        if shape is not None and not isinstance(x, type):
+            return int(shape[0]) if len(shape) else 1
+        if isinstance(x, (str, bytes)):
+            return 1
+        return len(x)
+    except Exception:
         return 1

@@ -21,7 +21,7 @@ from ._context import CURRENT_CALL, STREAMED
 from ._log import internal_error
 from ._patch import MonitoredFunction, wrap_callable
 from .contract import Attr
-from .inputs import count_rows
+from .inputs import count_items, count_rows
 from .instruments import Instruments, Points, instruments_for, tracer_for
 
 __all__ = ["ModelMonitor", "instrument_model"]
@@ -172,7 +172,7 @@ class ModelMonitor:
         self._batch_size = self._instruments["ml.model.batch.size"]
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
         self._error_attrs: dict[str, dict[str, str]] = {}
-        self._error_types = CappedValues("error.type", 50)
+        self._error_types = CappedValues("error.type", 50, max_length=200)
         self._lock = threading.Lock()
         self._calls = 0
         self._rows = 0
@@ -323,7 +323,7 @@ class ModelMonitor:
         if call is None:
             return
         try:
-            call.out_rows += count_rows(item)
+            call.out_rows += count_items(item)
             self._features.observe(None, item, segment=call.segment, output=call.target.output)
         except Exception as exc:
             internal_error("observe", exc)
@@ -365,18 +365,19 @@ class ModelMonitor:
                                             call.target.output, span.get_span_context(),
                                             call.segment)
             if span.is_recording():
-                span.set_attribute(Attr.BATCH_SIZE, rows)
-                span.set_attribute(Attr.PREDICTION_ID, call.prediction_id)
+                span_attrs: dict[str, Any] = {Attr.BATCH_SIZE: rows,
+                                              Attr.PREDICTION_ID: call.prediction_id}
                 outlier_rate = getattr(batch, "outlier_rate", None)
                 if outlier_rate is not None:
-                    span.set_attribute(Attr.OUTLIER_RATE, outlier_rate)
+                    span_attrs[Attr.OUTLIER_RATE] = outlier_rate
                 if exc is None:
-                    span.set_attribute(Attr.OUTCOME, "success")
+                    span_attrs[Attr.OUTCOME] = "success"
                 else:
-                    span.set_attribute(Attr.OUTCOME, "error")
-                    span.set_attribute(Attr.ERROR_TYPE, attrs[Attr.ERROR_TYPE])
+                    span_attrs[Attr.OUTCOME] = "error"
+                    span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+                span.set_attributes(span_attrs)
                 if self.capture_payloads and random.random() < self.capture_payloads:
                     self._features.capture_payload(span, x, None if exc else result)
         except Exception as internal:
@@ -458,10 +459,10 @@ def instrument_model(func: Any = None, /, *, name: str | None = None, version: s
         if not callable(func):
             raise TypeError("instrument_model takes keyword arguments only: "
                             "@instrument_model(name='churn', version='1')")
-        return ModelMonitor(name or func.__name__, version, **options)(func)
+        return ModelMonitor(func.__name__ if name is None else name, version, **options)(func)
 
     def decorate(f: F) -> F:
-        return ModelMonitor(name or f.__name__, version, **options)(f)
+        return ModelMonitor(f.__name__ if name is None else name, version, **options)(f)
 
     return decorate
 

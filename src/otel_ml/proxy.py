@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
+from .inputs import count_items
 from .monitor import ModelMonitor
 from .stages import trace_stage
 
@@ -105,10 +106,8 @@ def _staged_pipeline_method(pipeline: Any, method: str, fallback: Any) -> Any:
     return run
 
 
-def _rows(x: Any) -> int | None:
-    from .inputs import count_rows
-
-    return count_rows(x)
+def _rows(x: Any) -> int:
+    return count_items(x)
 
 
 def wrap_model(model: T, name: str, version: str = "unknown", **options: Any) -> T:

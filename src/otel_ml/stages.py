@@ -17,7 +17,7 @@ from ._cap import CappedValues
 from ._context import CURRENT_CALL
 from ._log import internal_error
 from .contract import Attr
-from .inputs import count_rows
+from .inputs import count_items
 from .instruments import instruments_for, tracer_for
 
 __all__ = ["StageRun", "trace_stage"]
@@ -161,7 +161,7 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
             run.span = tracer.start_span(f"ml.stage {self.name}", attributes=attrs)
             run._token = otel_context.attach(trace.set_span_in_context(run.span))
             if args:
-                run.rows_in = count_rows(args[0])
+                run.rows_in = count_items(args[0])
             run._start = default_timer()
             return run
         except Exception as exc:
@@ -171,7 +171,7 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
     @staticmethod
     def _set_rows_out(run: StageRun | None, result: Any) -> None:
         if run is not None and run.rows_out is None and result is not None:
-            run.rows_out = count_rows(result)
+            run.rows_out = count_items(result)
 
     @staticmethod
     def _finish(run: StageRun | None, exc: BaseException | None) -> None:
