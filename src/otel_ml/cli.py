@@ -1,0 +1,205 @@
+"""The ``otel-ml`` command: ``profile``, ``report``, ``demo`` and ``--version``.
+
+Exit codes (also in ``otel-ml --help``):
+
+- ``0``: success (``report``: no drift, or drift without ``--fail-on-drift``).
+- ``1``: ``report --fail-on-drift`` found a drifted feature or prediction distribution.
+- ``2``: usage error: unknown option, missing argument, value out of range.
+- ``3``: input error: a file is missing, unreadable, empty, of an unknown format, or does not
+  match the reference.
+- ``4``: internal error (a bug: the traceback is printed; please report it).
+- ``130``: interrupted by Ctrl-C (``demo`` ends cleanly with its summary and exits ``0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from .version import __version__
+
+__all__ = ["EXIT_DRIFT", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """\
+exit codes:
+  0    success
+  1    report --fail-on-drift: drift found
+  2    usage error (unknown option, missing argument, value out of range)
+  3    input error (missing, unreadable, empty or mismatched file)
+  4    internal error (a bug: please report it with the traceback)
+  130  interrupted (Ctrl-C)
+"""
+
+
+class InputError(Exception):
+    """A file the user named cannot be used; the message names the file and the problem."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our usage exit code (argparse's own is also 2) and a hint line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                              f"Run '{self.prog} --help' for the options.\n")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    parser = _Parser(
+        prog="otel-ml",
+        description="Make a machine-learning model observable with OpenTelemetry.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"otel-ml {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    profile = sub.add_parser(
+        "profile", help="build a reference profile from training data",
+        description="Build a reference profile (bins, category frequencies, prediction "
+                    "distribution; no raw rows) from one or more data files.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    profile.add_argument("data", nargs="+", metavar="DATA",
+                         help="CSV, Parquet (with pyarrow) or .npy files; several are merged")
+    profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
+                         help="where to write the profile (JSON)")
+    profile.add_argument("--predictions", metavar="COLUMN",
+                         help="column holding the model's predictions (profiled separately)")
+    profile.add_argument("--categorical", type=_columns, default=[], metavar="COLS",
+                         help="comma-separated columns to treat as categorical")
+    profile.add_argument("--exclude", type=_columns, default=[], metavar="COLS",
+                         help="comma-separated columns to leave out (ids, labels)")
+    profile.add_argument("--chunk-rows", type=_positive(int), default=100_000, metavar="N",
+                         help="rows read at a time (default: 100000)")
+    profile.add_argument("--quiet", action="store_true", help="no progress output")
+
+    report = sub.add_parser(
+        "report", help="offline drift and data-quality report of a data file",
+        description="Compare a data file with a reference profile: drift per feature and of "
+                    "the predictions, and data-quality problems.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("reference", metavar="REFERENCE", help="profile from 'otel-ml profile'")
+    report.add_argument("data", metavar="DATA", help="CSV, Parquet (with pyarrow) or .npy file")
+    report.add_argument("--predictions", metavar="COLUMN",
+                        help="column holding the model's predictions")
+    report.add_argument("--segment-by", metavar="COLUMN",
+                        help="column whose value is each row's segment (drift per segment)")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument("--fail-on-drift", action="store_true",
+                        help="exit 1 when a feature or the predictions drifted")
+    report.add_argument("--chunk-rows", type=_positive(int), default=100_000, metavar="N",
+                        help="rows read at a time (default: 100000)")
+
+    demo = sub.add_parser(
+        "demo", help="run the embedded demo (no collector needed)",
+        description="Train a small model on data bundled with scikit-learn, serve generated "
+                    "traffic through it (normal, drift, a new data source, an error burst, "
+                    "recovery) and show its telemetry live. Needs 'otel-ml[demo]'.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("--duration", type=_non_negative, default=60.0, metavar="SECONDS",
+                      help="how long to run; 0 = until Ctrl-C, the phases repeating every "
+                           "120 s (default: 60)")
+    demo.add_argument("--rate", type=_positive(float), default=50.0, metavar="CALLS",
+                      help="predict calls per second (default: 50)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--otlp", metavar="ENDPOINT",
+                      help="also export over OTLP, e.g. http://localhost:4317 "
+                           "(default: $OTEL_EXPORTER_OTLP_ENDPOINT if set)")
+    demo.add_argument("--no-live", action="store_true",
+                      help="print one plain line per second instead of the live view")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "profile":
+            return _profile(args)
+        if args.command == "report":
+            return _report(args)
+        return _demo(args)
+    except InputError as exc:
+        print(f"otel-ml {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(f"otel-ml {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ImportError as exc:
+        print(f"otel-ml {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        traceback.print_exc()
+        print(f"otel-ml {args.command}: internal error (exit {EXIT_INTERNAL}); "
+              "please report it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+# ---------------------------------------------------------------------------- demo
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo
+
+    options = DemoOptions(duration_s=args.duration, rate=args.rate, seed=args.seed,
+                          otlp=args.otlp, live=not args.no_live and sys.stdout.isatty())
+    if not args.no_live and not sys.stdout.isatty():
+        print("otel-ml demo: standard output is not a terminal; printing plain lines",
+              file=sys.stdout)
+    run_demo(options)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- profile
+def _profile(args: argparse.Namespace) -> int:
+    raise NotImplementedError("profile arrives with the reference profile work")
+
+
+# ---------------------------------------------------------------------------- report
+def _report(args: argparse.Namespace) -> int:
+    raise NotImplementedError("report arrives with the reference profile work")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

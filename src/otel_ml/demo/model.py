@@ -1,0 +1,153 @@
+"""The demo's model: trained at start-up on data that ships with scikit-learn (no download).
+
+The data is scikit-learn's bundled diabetes study (442 patients: age, sex, body-mass index,
+blood pressure and six blood serum measurements ``s1``..``s6``, in their original units). The
+target, disease progression one year later, is turned into a binary question: "will
+progression be above the median?". The served input also carries ``source``, the clinic the
+request comes from (the segment), and ``sex`` is the sensitive attribute for fairness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..stages import trace_stage
+
+__all__ = [
+    "COLUMNS",
+    "FEATURES",
+    "NUMERIC",
+    "DemoData",
+    "DemoService",
+    "FeatureStoreTimeout",
+    "load_data",
+    "train_model",
+]
+
+NUMERIC = ("age", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+#: Model inputs (``sex`` is categorical: "1" or "2", as coded in the study).
+FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+#: Columns of a request: the features plus the clinic that sent it.
+COLUMNS = (*FEATURES, "source")
+
+
+#: One object per stage, made once (a stage object is reusable and thread-safe).
+_STAGES = {name: trace_stage(name) for name in ("load", "preprocess", "features", "predict")}
+
+
+class FeatureStoreTimeout(TimeoutError):
+    """The (simulated) feature store did not answer: what the error burst raises."""
+
+
+@dataclass
+class DemoData:
+    """The bundled data set as the demo serves it.
+
+    Attributes:
+        frame: One row per patient, columns :data:`COLUMNS` (``source`` is ``"clinic-a"``).
+        target: 1 when progression is above the median, else 0.
+    """
+
+    frame: Any
+    target: np.ndarray
+
+
+def _require(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"the demo needs {module.split('.')[0]}: "
+                          "pip install 'otel-ml[demo]'") from None
+
+
+def load_data() -> DemoData:
+    """Load the diabetes data bundled with scikit-learn (no network access)."""
+    datasets = _require("sklearn.datasets")
+    _require("pandas")
+    bunch = datasets.load_diabetes(scaled=False, as_frame=True)
+    frame = bunch.frame.copy()
+    target = frame.pop("target").to_numpy()
+    frame["sex"] = frame["sex"].round().astype(int).astype(str)
+    frame["source"] = "clinic-a"
+    return DemoData(frame[list(COLUMNS)], (target > np.median(target)).astype(np.int64))
+
+
+def _matrix(frame: Any) -> np.ndarray:
+    numeric = frame[list(NUMERIC)].to_numpy(dtype=np.float64)
+    sex = (frame["sex"].to_numpy() == "2").astype(np.float64)[:, None]
+    return np.hstack([numeric, sex])
+
+
+def train_model(data: DemoData, seed: int = 0) -> tuple[Any, dict[str, float], float]:
+    """Fit scaling + logistic regression on 75% of the rows.
+
+    Returns:
+        ``(model, medians, accuracy)``: the fitted pipeline, training medians used to impute
+        missing values, and accuracy on the held-out 25%.
+    """
+    _require("sklearn")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test, y_train, y_test = train_test_split(
+        data.frame, data.target, test_size=0.25, random_state=seed, stratify=data.target)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(_matrix(train), y_train)
+    medians = {c: float(train[c].median()) for c in NUMERIC}
+    accuracy = float((model.predict(_matrix(test)) == y_test).mean())
+    return model, medians, accuracy
+
+
+class DemoService:
+    """The served predict function: load → preprocess → features → predict, each a traced stage.
+
+    Attributes:
+        failure_rate: Share of calls whose feature-store lookup fails (the error burst).
+        slow_rate: Share of calls that wait ``slow_s`` on a slow dependency.
+        slow_s: Extra latency of a slow call.
+    """
+
+    def __init__(self, model: Any, medians: dict[str, float], seed: int = 0) -> None:
+        self.model = model
+        self.medians = medians
+        self.failure_rate = 0.0
+        self.slow_rate = 0.0
+        self.slow_s = 0.01
+        self._rng = np.random.default_rng(seed + 1)
+
+    def predict(self, records: Any, prediction_id: str | None = None) -> np.ndarray:
+        """Predict 0/1 for each row of ``records`` (a DataFrame with :data:`COLUMNS`).
+
+        ``prediction_id`` is the caller's request id: the monitor keeps the predictions under
+        it so that the label, when it arrives, is joined to them.
+        """
+        with _STAGES["load"] as stage:
+            stage.rows_in = len(records)
+            if self.slow_rate and self._rng.random() < self.slow_rate:
+                import time
+
+                time.sleep(self.slow_s)
+            if self.failure_rate and self._rng.random() < self.failure_rate:
+                raise FeatureStoreTimeout("feature store did not answer within 50 ms")
+            frame = records[list(FEATURES)]
+            stage.rows_out = len(frame)
+        with _STAGES["preprocess"] as stage:
+            stage.rows_in = len(frame)
+            frame = frame.fillna(self.medians)
+            stage.rows_out = len(frame)
+        with _STAGES["features"] as stage:
+            stage.rows_in = len(frame)
+            matrix = _matrix(frame)
+            stage.rows_out = len(matrix)
+        with _STAGES["predict"] as stage:
+            stage.rows_in = len(matrix)
+            labels = self.model.predict(matrix)
+            stage.rows_out = len(labels)
+        return labels

@@ -1,0 +1,214 @@
+"""What the demo shows, read from the metrics that would be exported (an in-memory reader).
+
+The live view never looks inside the monitor: it collects the same data points a
+``PeriodicExportingMetricReader`` would send over OTLP, through the SDK's
+``InMemoryMetricReader``, and summarises them the way the dashboards and alert rules do
+(rates from counter deltas, percentiles from histogram buckets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contract import ALL_SEGMENTS, Attr
+
+__all__ = ["Snapshot", "histogram_quantile", "read_points"]
+
+Key = tuple[tuple[str, Any], ...]
+
+
+def read_points(reader: Any) -> dict[str, list[Any]]:
+    """Every data point the reader collects now: metric name -> points."""
+    out: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return out
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                out.setdefault(metric.name, []).extend(metric.data.data_points)
+    return out
+
+
+def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
+    """The ``q`` quantile of a bucketed histogram, interpolated as Prometheus does.
+
+    Args:
+        q: Quantile within [0, 1].
+        bounds: Upper bounds of the finite buckets (``len(counts) - 1`` of them).
+        counts: Per-bucket counts (not cumulative); the last bucket is ``+Inf``.
+
+    Returns:
+        The estimate, or ``None`` when the histogram is empty. Values in the ``+Inf`` bucket
+        report the highest finite bound, like ``histogram_quantile``.
+    """
+    total = float(sum(counts))
+    if total <= 0:
+        return None
+    rank = q * total
+    cumulative = 0.0
+    for i, count in enumerate(counts):
+        if count and cumulative + count >= rank:
+            if i >= len(bounds):
+                return float(bounds[-1]) if bounds else None
+            lower = 0.0 if i == 0 else float(bounds[i - 1])
+            upper = float(bounds[i])
+            return lower + (upper - lower) * (rank - cumulative) / count
+        cumulative += count
+    return float(bounds[-1]) if bounds else None
+
+
+def _key(attrs: Mapping[str, Any], *names: str) -> Key:
+    return tuple((n, attrs.get(n)) for n in names)
+
+
+@dataclass
+class Snapshot:
+    """One reading of the metrics, plus what changed since the previous reading.
+
+    Attributes:
+        at: Monotonic time of the reading (seconds).
+        calls: Predict calls so far (``ml.model.predict.calls``).
+        predictions: Rows predicted so far (``ml.model.predictions``).
+        errors: Failed calls so far by ``error.type`` (``ml.model.predict.errors``).
+        latency_buckets: Bucket bounds and cumulative counts of ``ml.model.predict.duration``.
+        call_rate: Calls per second since the previous reading.
+        error_rate: Share of calls that failed since the previous reading.
+        latency: p50/p95/p99 in seconds over the calls since the previous reading.
+        drift: ``(feature, segment) -> {method: score}`` (``ml.feature.drift.score``).
+        pvalues: ``(feature, segment) -> {method: p-value}`` (``ml.feature.drift.pvalue``).
+        drifted: ``(feature, segment)`` pairs whose drift decision holds (``ml.feature.drifted``).
+        window_rows: Rows in the drift window by segment (``ml.drift.window.rows``).
+        quality: ``(feature, check) -> count`` so far (``ml.data_quality.issues``).
+        quality_delta: The same, since the previous reading.
+        outliers: Outlier rows so far (``ml.model.outliers``).
+        outcomes: Labelled predictions so far (``ml.model.outcomes``).
+        unmatched: Labels not joined to a prediction, by reason.
+        performance: ``(segment, metric) -> value`` (``ml.model.performance``).
+        reference_performance: ``metric -> value`` (``ml.model.performance.reference``).
+        fairness: ``(attribute, metric) -> value`` (``ml.fairness.gap``).
+        concept_drift: ``detector -> state`` (``ml.concept_drift.state``).
+        stage_errors: Failed pipeline stages so far by (stage, error type).
+    """
+
+    at: float = 0.0
+    calls: float = 0.0
+    predictions: float = 0.0
+    errors: dict[str, float] = field(default_factory=dict)
+    latency_bounds: tuple[float, ...] = ()
+    latency_counts: tuple[float, ...] = ()
+    call_rate: float = 0.0
+    error_rate: float = 0.0
+    latency: dict[str, float | None] = field(default_factory=dict)
+    drift: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
+    pvalues: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
+    drifted: set[tuple[str, str | None]] = field(default_factory=set)
+    window_rows: dict[str | None, float] = field(default_factory=dict)
+    quality: dict[tuple[str, str], float] = field(default_factory=dict)
+    quality_delta: dict[tuple[str, str], float] = field(default_factory=dict)
+    outliers: float = 0.0
+    outcomes: float = 0.0
+    unmatched: dict[str, float] = field(default_factory=dict)
+    performance: dict[tuple[str | None, str], float] = field(default_factory=dict)
+    reference_performance: dict[str, float] = field(default_factory=dict)
+    fairness: dict[tuple[str, str], float] = field(default_factory=dict)
+    concept_drift: dict[str, float] = field(default_factory=dict)
+    stage_errors: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def total_errors(self) -> float:
+        """Failed calls so far, every error type."""
+        return float(sum(self.errors.values()))
+
+    def drifted_features(self, segment: str | None = ALL_SEGMENTS) -> list[str]:
+        """Drifted features of one segment (default: all traffic; ``None``: any segment)."""
+        return sorted({f for f, s in self.drifted if segment is None or s == segment})
+
+    def top_drift(self, n: int = 5) -> list[tuple[str, str | None, dict[str, float], bool]]:
+        """The ``n`` (feature, segment) pairs with the highest drift, drifted ones first."""
+        rows = []
+        for key, scores in self.drift.items():
+            finite = [v for v in scores.values() if math.isfinite(v)]
+            rows.append((key in self.drifted, max(finite, default=0.0), key, scores))
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return [(key[0], key[1], scores, drifted) for drifted, _, key, scores in rows[:n]]
+
+    @classmethod
+    def read(cls, reader: Any, at: float, previous: Snapshot | None = None) -> Snapshot:
+        """Collect the reader now and summarise; ``previous`` gives rates and recent latency."""
+        return cls.from_points(read_points(reader), at, previous)
+
+    @classmethod
+    def from_points(cls, data: Mapping[str, Iterable[Any]], at: float,
+                    previous: Snapshot | None = None) -> Snapshot:
+        """Summarise collected data points (see :func:`read_points`)."""
+        snap = cls(at=at)
+        get = lambda name: list(data.get(name, ()))  # noqa: E731
+        snap.calls = sum(p.value for p in get("ml.model.predict.calls"))
+        snap.predictions = sum(p.value for p in get("ml.model.predictions"))
+        for p in get("ml.model.predict.errors"):
+            etype = str(p.attributes.get(Attr.ERROR_TYPE, "?"))
+            snap.errors[etype] = snap.errors.get(etype, 0.0) + p.value
+        bounds: tuple[float, ...] = ()
+        counts: list[float] = []
+        for p in get("ml.model.predict.duration"):
+            if not counts:
+                bounds, counts = tuple(p.explicit_bounds), [0.0] * len(p.bucket_counts)
+            if tuple(p.explicit_bounds) == bounds:
+                counts = [a + b for a, b in zip(counts, p.bucket_counts)]
+        snap.latency_bounds, snap.latency_counts = bounds, tuple(counts)
+        for p in get("ml.feature.drift.score"):
+            a = p.attributes
+            key = (str(a.get(Attr.FEATURE)), a.get(Attr.SEGMENT))
+            snap.drift.setdefault(key, {})[str(a.get(Attr.METHOD))] = float(p.value)
+        for p in get("ml.feature.drift.pvalue"):
+            a = p.attributes
+            key = (str(a.get(Attr.FEATURE)), a.get(Attr.SEGMENT))
+            snap.pvalues.setdefault(key, {})[str(a.get(Attr.METHOD))] = float(p.value)
+        for p in get("ml.feature.drifted"):
+            if p.value >= 1:
+                snap.drifted.add((str(p.attributes.get(Attr.FEATURE)),
+                                  p.attributes.get(Attr.SEGMENT)))
+        for p in get("ml.drift.window.rows"):
+            seg = p.attributes.get(Attr.SEGMENT)
+            snap.window_rows[seg] = snap.window_rows.get(seg, 0.0) + p.value
+        for p in get("ml.data_quality.issues"):
+            key = (str(p.attributes.get(Attr.FEATURE)), str(p.attributes.get(Attr.CHECK)))
+            snap.quality[key] = snap.quality.get(key, 0.0) + p.value
+        snap.outliers = sum(p.value for p in get("ml.model.outliers"))
+        snap.outcomes = sum(p.value for p in get("ml.model.outcomes"))
+        for p in get("ml.model.outcomes.unmatched"):
+            reason = str(p.attributes.get(Attr.REASON, "?"))
+            snap.unmatched[reason] = snap.unmatched.get(reason, 0.0) + p.value
+        for p in get("ml.model.performance"):
+            key = (p.attributes.get(Attr.SEGMENT), str(p.attributes.get(Attr.PERF_METRIC)))
+            snap.performance[key] = float(p.value)
+        for p in get("ml.model.performance.reference"):
+            snap.reference_performance[str(p.attributes.get(Attr.PERF_METRIC))] = float(p.value)
+        for p in get("ml.fairness.gap"):
+            key = (str(p.attributes.get(Attr.FAIRNESS_ATTRIBUTE)),
+                   str(p.attributes.get(Attr.FAIRNESS_METRIC)))
+            snap.fairness[key] = float(p.value)
+        for p in get("ml.concept_drift.state"):
+            snap.concept_drift[str(p.attributes.get(Attr.DETECTOR))] = float(p.value)
+        for p in get("ml.pipeline.stage.errors"):
+            key = (str(p.attributes.get(Attr.STAGE)), str(p.attributes.get(Attr.ERROR_TYPE)))
+            snap.stage_errors[key] = snap.stage_errors.get(key, 0.0) + p.value
+
+        base = previous if previous is not None else cls()
+        dt = at - base.at if previous is not None else 0.0
+        d_calls = snap.calls - base.calls
+        snap.call_rate = d_calls / dt if dt > 0 else 0.0
+        d_errors = snap.total_errors - base.total_errors
+        snap.error_rate = d_errors / d_calls if d_calls > 0 else 0.0
+        recent = list(counts)
+        if base.latency_counts and len(base.latency_counts) == len(recent):
+            recent = [max(0.0, a - b) for a, b in zip(recent, base.latency_counts)]
+        snap.latency = {f"p{int(q * 100)}": histogram_quantile(q, bounds, recent)
+                        for q in (0.5, 0.95, 0.99)}
+        snap.quality_delta = {k: v - base.quality.get(k, 0.0) for k, v in snap.quality.items()
+                              if v - base.quality.get(k, 0.0) > 0}
+        return snap
