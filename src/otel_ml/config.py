@@ -36,12 +36,14 @@ class Telemetry:
         meter_provider: The SDK meter provider (``None`` when disabled).
         disabled: ``OTEL_SDK_DISABLED=true`` was set: everything is a no-op.
         set_global: Whether the providers were installed as the global ones.
+        exporters: The span and metric exporters created from the arguments and variables.
     """
 
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     disabled: bool = False
     set_global: bool = False
+    exporters: list[Any] = field(default_factory=list)
     _instrumentors: list[Any] = field(default_factory=list)
 
 
@@ -141,7 +143,8 @@ def configure(
             readers.append(PeriodicExportingMetricReader(
                 metric_exporter, export_interval_millis=export_interval_ms))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        telemetry = Telemetry(tracer_provider, meter_provider, set_global=set_global)
+        telemetry = Telemetry(tracer_provider, meter_provider, set_global=set_global,
+                              exporters=[e for e in (span_exporter, metric_exporter) if e])
         if set_global:
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
