@@ -15,6 +15,7 @@ from enum import Enum
 
 __all__ = [
     "Attr",
+    "Check",
     "Kind",
     "MetricSpec",
     "METRICS",
@@ -26,6 +27,7 @@ __all__ = [
     "NO_SEGMENT",
     "OTHER",
     "PREDICTION_FEATURE",
+    "INPUT_FEATURE",
     "by_name",
     "prometheus_label",
     "prometheus_name",
@@ -74,6 +76,28 @@ class Attr:
     FAIRNESS_METRIC = "ml.fairness.metric"
     DETECTOR = "ml.detector"
     REASON = "ml.reason"
+    PAYLOAD_INPUTS = "ml.payload.inputs"  # span only, opt-in (capture_payloads): JSON rows
+    PAYLOAD_PREDICTIONS = "ml.payload.predictions"  # span only, opt-in: JSON predictions
+    PAYLOAD_TRUNCATED = "ml.payload.truncated"  # span only: True when rows/size were cut
+
+
+class Check:
+    """Values of ``ml.quality.check`` (data-quality problems found in inputs and predictions)."""
+
+    MISSING = "missing"  # None / NaN / null
+    NON_FINITE = "non_finite"  # +inf / -inf
+    OUT_OF_RANGE = "out_of_range"  # below the reference minimum or above its maximum
+    UNSEEN_CATEGORY = "unseen_category"  # a category the reference never saw
+    TYPE_MISMATCH = "type_mismatch"  # e.g. a string where a number was expected
+    SCHEMA_MISSING_COLUMN = "schema_missing_column"  # an expected feature absent from the input
+    SCHEMA_EXTRA_COLUMN = "schema_extra_column"  # an input column that is not a feature
+    SCHEMA_FEATURE_COUNT = "schema_feature_count"  # positional input of the wrong width
+    ALL = (MISSING, NON_FINITE, OUT_OF_RANGE, UNSEEN_CATEGORY, TYPE_MISMATCH,
+           SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT)
+
+
+#: ``ml.feature.name`` of data-quality issues about the input as a whole (e.g. its width).
+INPUT_FEATURE = "__input__"
 
 
 class Kind(str, Enum):
