@@ -82,6 +82,8 @@ class ModelMonitor:
         capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
             attached to the span, with ``redact`` fields removed. Default 0: never.
         redact: Feature names never captured.
+        statistics: Feed inputs and predictions into the feature statistics, drift and
+            data-quality checks (default). ``False`` keeps spans and call metrics only.
         tracer_provider: Provider to use instead of the global one.
         meter_provider: Provider to use instead of the global one.
 
@@ -114,6 +116,7 @@ class ModelMonitor:
         outcome_ttl_s: float = 7 * 24 * 3600.0,
         capture_payloads: float | None = None,
         redact: Sequence[str] = (),
+        statistics: bool = True,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
@@ -163,6 +166,7 @@ class ModelMonitor:
         self.outcome_ttl_s = float(outcome_ttl_s)
         self.capture_payloads = float(capture_payloads)
         self.redact = frozenset(redact)
+        self.statistics = bool(statistics)
         self.segment_values = CappedValues("segment", max_segments, tuple(segments or ()))
 
         self._disabled = _sdk_disabled() or _state.disabled
@@ -324,7 +328,8 @@ class ModelMonitor:
             return
         try:
             call.out_rows += count_items(item)
-            self._features.observe(None, item, segment=call.segment, output=call.target.output)
+            if self.statistics:
+                self._features.observe(None, item, segment=call.segment, output=call.target.output)
         except Exception as exc:
             internal_error("observe", exc)
 
@@ -356,14 +361,13 @@ class ModelMonitor:
                 else:
                     self._errors[etype] = self._errors.get(etype, 0) + 1
             batch = None
-            if exc is None or x is not None:
+            if self.statistics and (exc is None or x is not None):
                 predictions = None if exc is not None or result is STREAMED else result
                 batch = self._features.observe(x, predictions, segment=call.segment,
                                                output=call.target.output)
-                if exc is None and result is not STREAMED:
-                    self._outcomes.remember(call.prediction_id, batch, result,
-                                            call.target.output, span.get_span_context(),
-                                            call.segment)
+            if exc is None and result is not STREAMED:
+                self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
+                                        span.get_span_context(), call.segment)
             if span.is_recording():
                 span_attrs: dict[str, Any] = {Attr.BATCH_SIZE: rows,
                                               Attr.PREDICTION_ID: call.prediction_id}
