@@ -500,10 +500,13 @@ class Recording(dict):
         reads.append(k); return super().get(k, d)
     def __contains__(self, k):
         reads.append(k); return super().__contains__(k)
+# Third-party modules may read their own variables at import; only otel_ml's reads count.
 import opentelemetry.trace, opentelemetry.metrics, numpy, scipy.stats, wrapt
+import opentelemetry.sdk.trace, opentelemetry.sdk.metrics, opentelemetry.sdk.resources
 before_threads = __import__('threading').active_count()
-os.environ = Recording(os.environ)
+original, os.environ = os.environ, Recording(os.environ)
 import otel_ml, otel_ml.contract, otel_ml.cli
+os.environ = original
 from opentelemetry import trace, metrics
 assert type(trace.get_tracer_provider()).__name__ == 'ProxyTracerProvider'
 assert type(metrics.get_meter_provider()).__name__ == '_ProxyMeterProvider'
