@@ -1,0 +1,219 @@
+"""The parts of the benchmark that run in the project's venv: otel_ml, the hand-written baselines,
+numpy and scipy. Each function returns plain dicts for the JSON record."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from _common import SHIFTED, feature_names, median_time
+from hotpath import Providers, build_variants, predict
+
+__all__ = ["reference_available", "overhead", "stats_throughput", "otel_ml_drift", "scipy_drift",
+           "collection_cost"]
+
+
+def reference_available() -> str | None:
+    """None when ``otel_ml.Reference.from_data`` and ``drift_report`` exist, else why not."""
+    import otel_ml
+
+    if not hasattr(otel_ml.Reference, "from_data"):
+        return "otel_ml.Reference.from_data not available yet (issue 3 not landed)"
+    return None
+
+
+def _loop_seconds(fn: Callable[[Any], Any], x: Any, number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn(x)
+    return time.perf_counter() - t0
+
+
+def _loop_both(fn: Callable[[Any], Any], x: Any, number: int) -> tuple[float, float]:
+    """Wall time and process CPU time (all threads, so the span export thread counts too)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(number):
+        fn(x)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _calibrate(fn: Callable[[Any], Any], x: Any, min_time: float) -> int:
+    """Calls per repeat so that one repeat lasts at least ``min_time`` (timeit's autorange)."""
+    number = 1
+    while True:
+        if _loop_seconds(fn, x, number) >= min_time:
+            return number
+        number *= 2
+
+
+def overhead(reference: Any, x: np.ndarray, *, repeats: int, min_time: float,
+             warmup_calls: int) -> list[dict]:
+    """Seconds per call of every variant on input ``x``, medians over interleaved repeats.
+
+    Each variant is warmed up (``warmup_calls``: fills micro-batch buffers, creates metric
+    streams), then calibrated; the repeats go round-robin over the variants so that load from
+    other processes on the machine spreads over all of them alike. The garbage collector stays
+    on (a server runs with it on). Process CPU time is recorded beside wall time: on a shared,
+    oversubscribed machine it is the steadier of the two (time spent descheduled is not in it).
+    """
+    variants = build_variants(reference)
+    try:
+        numbers = {}
+        for v in variants:
+            for _ in range(warmup_calls):
+                v.fn(x)
+            numbers[v.key] = _calibrate(v.fn, x, min_time)
+        samples: dict[str, list[float]] = {v.key: [] for v in variants}
+        cpu: dict[str, list[float]] = {v.key: [] for v in variants}
+        for _ in range(repeats):
+            for v in variants:
+                gc.collect()
+                n = numbers[v.key]
+                wall, used = _loop_both(v.fn, x, n)
+                samples[v.key].append(wall / n)
+                cpu[v.key].append(used / n)
+        out = []
+        for v in variants:
+            s = samples[v.key]
+            out.append({"key": v.key, "label": v.label, "note": v.note,
+                        "median": statistics.median(s), "min": min(s), "max": max(s),
+                        "cpu_median": statistics.median(cpu[v.key]),
+                        "repeats": repeats, "number": numbers[v.key]})
+        return out
+    finally:
+        for v in variants:
+            v.close()
+
+
+def collection_cost(reference: Any, x: np.ndarray, *, calls: int, repeats: int) -> dict:
+    """Time of one metric collection (observable callbacks: per-feature stats, drift) for a
+    fully monitored model after ``calls`` calls with ``x``."""
+    import otel_ml
+
+    p = Providers.build()
+    fn = otel_ml.instrument_model(name="bench", version="1", reference=reference, **p.kwargs())(predict)
+    try:
+        for _ in range(calls):
+            fn(x)
+        p.reader.get_metrics_data()
+        points = 0
+        data = p.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    points += len(m.data.data_points)
+
+        def one() -> None:
+            fn(x)  # new data, so nothing cached is reused
+            p.reader.get_metrics_data()
+
+        t = median_time(one, repeats=repeats)
+        t["points"] = points
+        return t
+    finally:
+        fn.monitor.close()
+        p.shutdown()
+
+
+def stats_throughput(reference: Any, X: np.ndarray, *, repeats: int) -> list[dict]:
+    """Feature statistics over ``X``: otel_ml ``monitor.observe(X)`` vs one numpy pass."""
+    out = []
+    t = median_time(lambda: X.sum(), repeats=repeats)
+    out.append({"key": "numpy_sum", "label": "numpy X.sum() (one read pass)", "seconds": t})
+    t = median_time(lambda: np.nansum(X, axis=0), repeats=repeats)
+    out.append({"key": "numpy_nansum", "label": "numpy np.nansum(X, axis=0)", "seconds": t})
+    if reference is not None:
+        import otel_ml
+
+        p = Providers.build()
+        monitor = otel_ml.ModelMonitor("stats", "1", reference=reference, **p.kwargs())
+        try:
+            monitor.observe(X[:1000])
+            t = median_time(lambda: monitor.observe(X), repeats=repeats)
+            out.append({"key": "otel_ml_observe", "label": "otel_ml monitor.observe(X)", "seconds": t})
+        finally:
+            monitor.close()
+            p.shutdown()
+    for row in out:
+        row["values"] = int(X.size)
+        row["mvalues_per_s"] = X.size / row["seconds"]["median"] / 1e6
+    return out
+
+
+def build_reference(ref: np.ndarray, *, repeats: int) -> tuple[Any, dict]:
+    """``Reference.from_data`` on the 100k x 20 reference: the object and its timing."""
+    import otel_ml
+
+    names = feature_names(ref.shape[1])
+    holder: dict[str, Any] = {}
+    t = median_time(lambda: holder.__setitem__(
+        "ref", otel_ml.Reference.from_data(ref, feature_names=names)), repeats=repeats)
+    return holder["ref"], t
+
+
+def otel_ml_drift(reference: Any, cur: np.ndarray, *, repeats: int) -> dict:
+    """Ingest of the 10k window and ``drift_report()`` timed separately, fresh monitor each repeat."""
+    import otel_ml
+
+    names = feature_names(cur.shape[1])
+    ingest, evaluate = [], []
+    report = None
+    for _ in range(repeats):
+        p = Providers.build()
+        monitor = otel_ml.ModelMonitor("drift", "1", reference=reference, **p.kwargs())
+        try:
+            gc.collect()
+            t0 = time.perf_counter()
+            monitor.observe(cur)
+            monitor.flush()
+            t1 = time.perf_counter()
+            report = monitor.drift_report()
+            t2 = time.perf_counter()
+            ingest.append(t1 - t0)
+            evaluate.append(t2 - t1)
+        finally:
+            monitor.close()
+            p.shutdown()
+    flagged = sorted(str(f) for f in getattr(report, "drifted_features", []))
+    methods = _methods_of(report)
+    return {"tool": "otel_ml", "ingest": _summary(ingest), "evaluate": _summary(evaluate),
+            "flagged": flagged, "expected": [names[i] for i in SHIFTED], "methods": methods,
+            "rule": "otel_ml default decision (significance after correction + minimum effect size)"}
+
+
+def _methods_of(report: Any) -> list[str]:
+    """Names of the drift methods a report carries (best effort, for the table's note)."""
+    try:
+        features = getattr(report, "features", None)
+        first = next(iter(features.values())) if isinstance(features, dict) else features[0]
+        scores = getattr(first, "scores", None) or getattr(first, "methods", None)
+        return sorted(str(k) for k in scores) if scores else []
+    except Exception:
+        return []
+
+
+def scipy_drift(ref: np.ndarray, cur: np.ndarray, *, repeats: int) -> dict:
+    """``scipy.stats.ks_2samp`` per feature, Bonferroni-corrected at 0.05."""
+    from scipy import stats
+
+    names = feature_names(ref.shape[1])
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        holder["p"] = [stats.ks_2samp(ref[:, j], cur[:, j]).pvalue for j in range(ref.shape[1])]
+
+    t = median_time(run, repeats=repeats)
+    alpha = 0.05 / ref.shape[1]
+    return {"tool": "scipy ks_2samp", "evaluate": t,
+            "flagged": [n for n, p in zip(names, holder["p"]) if p < alpha],
+            "rule": "KS p-value < 0.05/20 (Bonferroni)"}
+
+
+def _summary(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "repeats": len(samples), "number": 1}
