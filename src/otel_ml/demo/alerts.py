@@ -1,9 +1,11 @@
 """The shipped alert conditions, evaluated on the demo's metric snapshot.
 
-Each condition mirrors one alert of ``prometheus/rules/`` (same name, same threshold): the
-rules evaluate PromQL in Prometheus, the demo evaluates the equivalent on the data points it
-reads in process. ``for:`` durations are not applied here: the view says whether the condition
-holds *now*; Prometheus fires after it has held for the rule's ``for:``.
+Each condition mirrors one alert of ``prometheus/rules/otel-ml-alerts.yml`` (same name, same
+threshold; ``tests/test_demo.py`` checks both against ``tools/gen_rules.py``, where the rules
+are generated from). Prometheus evaluates PromQL over 5-minute and 1-hour windows; the demo
+evaluates the equivalent on the data points it reads in process: rates over the last refresh,
+drift over the monitor's drift window. ``for:`` durations are not applied: the view says
+whether the condition holds *now*; Prometheus fires once it has held for the rule's ``for:``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,32 @@ from dataclasses import dataclass
 from ..contract import ALL_SEGMENTS, PREDICTION_FEATURE
 from .snapshot import Snapshot
 
-__all__ = ["ALERTS", "AlertCondition", "firing"]
+__all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "firing"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The thresholds of the shipped rules (field names as in ``tools/gen_rules.py``)."""
+
+    psi_warning: float = 0.1
+    psi_critical: float = 0.25
+    psi_prediction: float = 0.1
+    drift_min_observations: int = 200
+    error_ratio: float = 0.05
+    latency_p99_seconds: float = 0.5
+    missing_ratio: float = 0.1
+    unseen_ratio: float = 0.05
+    performance_drop: float = 0.05
+    regression_error_factor: float = 1.2
+    performance_min_outcomes: int = 100
+    fairness_difference: float = 0.1
+    fairness_impact_ratio: float = 0.8
+    rejected_ratio: float = 0.1
+    rejected_min_rate: float = 0.05
+
+
+THRESHOLDS = Thresholds()
+T = THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -22,7 +49,7 @@ class AlertCondition:
     """One alert condition.
 
     Attributes:
-        name: Alert name in ``prometheus/rules/``.
+        name: Alert name in ``prometheus/rules/otel-ml-alerts.yml``.
         summary: What holding means, with the threshold.
         holds: Returns a short detail when the condition holds, else ``None``.
     """
@@ -32,68 +59,124 @@ class AlertCondition:
     holds: Callable[[Snapshot], str | None]
 
 
-def _error_rate(s: Snapshot) -> str | None:
-    return f"{s.error_rate:.0%} of calls failing" if s.error_rate > 0.05 else None
+def _psi(s: Snapshot, threshold: float, prediction: bool) -> str | None:
+    if s.window_rows.get(ALL_SEGMENTS, sum(s.window_rows.values())) < T.drift_min_observations:
+        return None
+    hits = []
+    for (feature, segment), scores in s.drift.items():
+        if segment != ALL_SEGMENTS or (feature == PREDICTION_FEATURE) != prediction:
+            continue
+        psi = scores.get("psi")
+        if psi is not None and psi > threshold:
+            hits.append((psi, feature))
+    hits.sort(reverse=True)
+    return ", ".join(f"{f} psi {v:.2f}" for v, f in hits[:4]) or None
+
+
+def _error_ratio(s: Snapshot) -> str | None:
+    return f"{s.error_rate:.0%} of calls fail" if s.error_rate > T.error_ratio else None
 
 
 def _latency(s: Snapshot) -> str | None:
     p99 = s.latency.get("p99")
-    return f"p99 {p99 * 1000:.0f} ms" if p99 is not None and p99 > 0.5 else None
+    return f"p99 {p99 * 1000:.0f} ms" if p99 is not None and p99 > T.latency_p99_seconds else None
 
 
-def _feature_drift(s: Snapshot) -> str | None:
-    features = [f for f in s.drifted_features(ALL_SEGMENTS) if f != PREDICTION_FEATURE]
-    return ", ".join(features) if features else None
+def _quality_ratio(s: Snapshot, check: str, threshold: float, with_issues: bool) -> str | None:
+    hits = []
+    for (feature, c), n in s.quality_delta.items():
+        if c != check:
+            continue
+        seen = s.observations_delta.get(feature, 0.0)
+        total = seen + n if with_issues else seen
+        if total > 0 and n / total > threshold:
+            hits.append(f"{feature} {n / total:.0%}")
+    return ", ".join(sorted(hits)) or None
 
 
-def _segment_drift(s: Snapshot) -> str | None:
-    pairs = sorted({(seg, f) for f, seg in s.drifted if seg not in (ALL_SEGMENTS, None)
-                    and f != PREDICTION_FEATURE})
-    return ", ".join(f"{f}@{seg}" for seg, f in pairs) if pairs else None
-
-
-def _prediction_drift(s: Snapshot) -> str | None:
-    return "prediction distribution" if PREDICTION_FEATURE in s.drifted_features(ALL_SEGMENTS) else None
-
-
-def _quality(s: Snapshot) -> str | None:
-    problems = sum(s.quality_delta.values())
-    if problems <= 0:
+def _performance(s: Snapshot) -> str | None:
+    if s.outcomes < T.performance_min_outcomes:
         return None
-    worst = max(s.quality_delta.items(), key=lambda kv: kv[1])[0]
-    return f"{problems:.0f} new problems, most {worst[1]} in {worst[0]}"
+    hits = []
+    for metric in ("accuracy", "f1_macro"):
+        now = s.performance.get((ALL_SEGMENTS, metric))
+        ref = s.reference_performance.get(metric)
+        if now is not None and ref is not None and ref - now > T.performance_drop:
+            hits.append(f"{metric} {now:.2f} vs {ref:.2f}")
+    return ", ".join(hits) or None
 
 
-def _accuracy(s: Snapshot) -> str | None:
-    now = s.performance.get((ALL_SEGMENTS, "accuracy"))
-    ref = s.reference_performance.get("accuracy")
-    if now is None or ref is None:
-        return None
-    return f"accuracy {now:.2f} vs {ref:.2f} on validation" if ref - now > 0.05 else None
+def _regression_error(s: Snapshot) -> str | None:
+    hits = []
+    for metric in ("mae", "rmse"):
+        now = s.performance.get((ALL_SEGMENTS, metric))
+        ref = s.reference_performance.get(metric)
+        if now is not None and ref and now / ref > T.regression_error_factor:
+            hits.append(f"{metric} x{now / ref:.2f}")
+    return ", ".join(hits) or None
 
 
 def _fairness(s: Snapshot) -> str | None:
-    worst = [(attr, v) for (attr, metric), v in s.fairness.items()
-             if metric == "disparate_impact_ratio" and v < 0.8]
-    return ", ".join(f"{a}: disparate impact {v:.2f}" for a, v in worst) or None
+    hits = []
+    for (attribute, metric), value in sorted(s.fairness.items()):
+        if metric == "disparate_impact_ratio":
+            if value < T.fairness_impact_ratio:
+                hits.append(f"{attribute} {metric} {value:.2f}")
+        elif metric in ("demographic_parity_difference", "equalized_odds_difference"):
+            if value > T.fairness_difference:
+                hits.append(f"{attribute} {metric} {value:.2f}")
+    return ", ".join(hits) or None
 
 
 def _concept(s: Snapshot) -> str | None:
-    on = [d for d, v in s.concept_drift.items() if v >= 1]
-    return ", ".join(on) if on else None
+    on = sorted(d for d, v in s.concept_drift.items() if v > 0)
+    return ", ".join(on) or None
 
 
-#: The conditions, in the order the view lists them.
+def _rejected(s: Snapshot) -> str | None:
+    if s.interval_s <= 0:
+        return None
+    calls = s.call_rate
+    hits = []
+    for reason, n in s.rejected_delta.items():
+        rate = n / s.interval_s
+        if rate > T.rejected_min_rate and rate / max(rate + calls, 1e-9) > T.rejected_ratio:
+            hits.append(reason)
+    return ", ".join(sorted(hits)) or None
+
+
+#: The conditions, in the order of the rules file.
 ALERTS: tuple[AlertCondition, ...] = (
-    AlertCondition("MLModelHighErrorRate", "more than 5% of predict calls fail", _error_rate),
-    AlertCondition("MLModelHighLatency", "p99 latency above 500 ms", _latency),
-    AlertCondition("MLFeatureDrift", "a feature drifted over the drift window", _feature_drift),
-    AlertCondition("MLSegmentDrift", "a feature drifted within one segment", _segment_drift),
-    AlertCondition("MLPredictionDrift", "the prediction distribution drifted", _prediction_drift),
-    AlertCondition("MLDataQualityIssues", "new data-quality problems in the inputs", _quality),
-    AlertCondition("MLAccuracyDrop", "accuracy more than 5 points below validation", _accuracy),
-    AlertCondition("MLFairnessDisparity", "disparate impact ratio below 0.8", _fairness),
-    AlertCondition("MLConceptDrift", "a detector sees a change in the error stream", _concept),
+    AlertCondition("MLFeatureDriftWarning", f"a feature's PSI > {T.psi_warning}",
+                   lambda s: _psi(s, T.psi_warning, prediction=False)),
+    AlertCondition("MLFeatureDriftCritical", f"a feature's PSI > {T.psi_critical}",
+                   lambda s: _psi(s, T.psi_critical, prediction=False)),
+    AlertCondition("MLPredictionDrift", f"the predictions' PSI > {T.psi_prediction}",
+                   lambda s: _psi(s, T.psi_prediction, prediction=True)),
+    AlertCondition("MLModelErrorRatioHigh", f"more than {T.error_ratio:.0%} of calls fail",
+                   _error_ratio),
+    AlertCondition("MLModelLatencyP99High", f"p99 latency above {T.latency_p99_seconds}s",
+                   _latency),
+    AlertCondition("MLFeatureMissingValuesSurge",
+                   f"more than {T.missing_ratio:.0%} of a feature's values missing",
+                   lambda s: _quality_ratio(s, "missing", T.missing_ratio, with_issues=True)),
+    AlertCondition("MLFeatureUnseenCategoriesSurge",
+                   f"more than {T.unseen_ratio:.0%} of a feature's values unseen categories",
+                   lambda s: _quality_ratio(s, "unseen_category", T.unseen_ratio,
+                                            with_issues=False)),
+    AlertCondition("MLModelPerformanceBelowReference",
+                   f"accuracy or macro F1 more than {T.performance_drop} below validation",
+                   _performance),
+    AlertCondition("MLModelErrorAboveReference",
+                   f"MAE or RMSE above {T.regression_error_factor}x validation", _regression_error),
+    AlertCondition("MLFairnessGap",
+                   f"parity/odds difference > {T.fairness_difference} or "
+                   f"disparate impact < {T.fairness_impact_ratio}", _fairness),
+    AlertCondition("MLConceptDriftDetected", "a detector sees a change in the error stream",
+                   _concept),
+    AlertCondition("MLRejectedRequestsSpike",
+                   f"more than {T.rejected_ratio:.0%} of requests refused for one reason",
+                   _rejected),
 )
 
 

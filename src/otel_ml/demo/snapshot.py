@@ -75,6 +75,7 @@ class Snapshot:
         predictions: Rows predicted so far (``ml.model.predictions``).
         errors: Failed calls so far by ``error.type`` (``ml.model.predict.errors``).
         latency_buckets: Bucket bounds and cumulative counts of ``ml.model.predict.duration``.
+        interval_s: Seconds since the previous reading (0 for the first).
         call_rate: Calls per second since the previous reading.
         error_rate: Share of calls that failed since the previous reading.
         latency: p50/p95/p99 in seconds over the calls since the previous reading.
@@ -92,6 +93,11 @@ class Snapshot:
         fairness: ``(attribute, metric) -> value`` (``ml.fairness.gap``).
         concept_drift: ``detector -> state`` (``ml.concept_drift.state``).
         stage_errors: Failed pipeline stages so far by (stage, error type).
+        observations: Non-missing values so far per feature (``ml.feature.observations``).
+        observations_delta: The same, since the previous reading.
+        rejected: Requests refused so far by reason (``ml.model.requests.rejected``).
+        rejected_delta: The same, since the previous reading.
+        detections: Concept-drift detections so far by detector.
     """
 
     at: float = 0.0
@@ -100,6 +106,7 @@ class Snapshot:
     errors: dict[str, float] = field(default_factory=dict)
     latency_bounds: tuple[float, ...] = ()
     latency_counts: tuple[float, ...] = ()
+    interval_s: float = 0.0
     call_rate: float = 0.0
     error_rate: float = 0.0
     latency: dict[str, float | None] = field(default_factory=dict)
@@ -117,6 +124,11 @@ class Snapshot:
     fairness: dict[tuple[str, str], float] = field(default_factory=dict)
     concept_drift: dict[str, float] = field(default_factory=dict)
     stage_errors: dict[tuple[str, str], float] = field(default_factory=dict)
+    observations: dict[str, float] = field(default_factory=dict)
+    observations_delta: dict[str, float] = field(default_factory=dict)
+    rejected: dict[str, float] = field(default_factory=dict)
+    rejected_delta: dict[str, float] = field(default_factory=dict)
+    detections: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -197,9 +209,19 @@ class Snapshot:
         for p in get("ml.pipeline.stage.errors"):
             key = (str(p.attributes.get(Attr.STAGE)), str(p.attributes.get(Attr.ERROR_TYPE)))
             snap.stage_errors[key] = snap.stage_errors.get(key, 0.0) + p.value
+        for p in get("ml.feature.observations"):
+            feature = str(p.attributes.get(Attr.FEATURE))
+            snap.observations[feature] = snap.observations.get(feature, 0.0) + p.value
+        for p in get("ml.model.requests.rejected"):
+            reason = str(p.attributes.get(Attr.REASON, "?"))
+            snap.rejected[reason] = snap.rejected.get(reason, 0.0) + p.value
+        for p in get("ml.concept_drift.detections"):
+            detector = str(p.attributes.get(Attr.DETECTOR))
+            snap.detections[detector] = snap.detections.get(detector, 0.0) + p.value
 
         base = previous if previous is not None else cls()
         dt = at - base.at if previous is not None else 0.0
+        snap.interval_s = dt
         d_calls = snap.calls - base.calls
         snap.call_rate = d_calls / dt if dt > 0 else 0.0
         d_errors = snap.total_errors - base.total_errors
@@ -209,6 +231,11 @@ class Snapshot:
             recent = [max(0.0, a - b) for a, b in zip(recent, base.latency_counts)]
         snap.latency = {f"p{int(q * 100)}": histogram_quantile(q, bounds, recent)
                         for q in (0.5, 0.95, 0.99)}
-        snap.quality_delta = {k: v - base.quality.get(k, 0.0) for k, v in snap.quality.items()
-                              if v - base.quality.get(k, 0.0) > 0}
+        snap.quality_delta = _delta(snap.quality, base.quality)
+        snap.observations_delta = _delta(snap.observations, base.observations)
+        snap.rejected_delta = _delta(snap.rejected, base.rejected)
         return snap
+
+
+def _delta(now: Mapping[Any, float], before: Mapping[Any, float]) -> dict[Any, float]:
+    return {k: v - before.get(k, 0.0) for k, v in now.items() if v - before.get(k, 0.0) > 0}

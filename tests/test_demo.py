@@ -1,0 +1,209 @@
+"""The embedded demo: phases, traffic, the metric snapshot, the alert conditions, a short run."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("pandas")
+
+from otel_ml.contract import ALL_SEGMENTS, LATENCY_BUCKETS, PREDICTION_FEATURE  # noqa: E402
+from otel_ml.demo import alerts  # noqa: E402
+from otel_ml.demo.model import COLUMNS, FEATURES, DemoService, FeatureStoreTimeout, load_data, train_model  # noqa: E402
+from otel_ml.demo.snapshot import Snapshot, histogram_quantile  # noqa: E402
+from otel_ml.demo.traffic import DEFAULT_PHASES, LabelQueue, PhaseClock, TrafficGenerator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- snapshot
+def test_histogram_quantile_interpolates_like_prometheus():
+    bounds = (0.1, 0.2, 0.4)
+    counts = (10, 10, 0, 0)  # 10 in (0, 0.1], 10 in (0.1, 0.2]
+    assert histogram_quantile(0.5, bounds, counts) == pytest.approx(0.1)
+    assert histogram_quantile(0.75, bounds, counts) == pytest.approx(0.15)
+    assert histogram_quantile(0.25, bounds, counts) == pytest.approx(0.05)
+    assert histogram_quantile(0.99, bounds, (0, 0, 0, 5)) == 0.4  # +Inf bucket: highest bound
+    assert histogram_quantile(0.5, bounds, (0, 0, 0, 0)) is None
+
+
+def test_snapshot_reads_the_exported_metrics(providers, metric_reader):
+    from otel_ml import ModelMonitor
+
+    monitor = ModelMonitor("m", "1", statistics=False, **providers)
+
+    @monitor
+    def predict(x):
+        if x == "boom":
+            raise KeyError(x)
+        return [1]
+
+    first = Snapshot.read(metric_reader, at=0.0)
+    for _ in range(9):
+        predict([1.0])
+    with pytest.raises(KeyError):
+        predict("boom")
+    snap = Snapshot.read(metric_reader, at=2.0, previous=first)
+    assert snap.calls == 10
+    assert snap.predictions == 9
+    assert snap.errors == {"KeyError": 1}
+    assert snap.interval_s == 2.0
+    assert snap.call_rate == pytest.approx(5.0)
+    assert snap.error_rate == pytest.approx(0.1)
+    assert snap.latency_bounds == LATENCY_BUCKETS
+    assert sum(snap.latency_counts) == 10
+    assert 0 < snap.latency["p50"] <= snap.latency["p99"] < 1.0
+    # Nothing new: the recent percentiles are empty, the totals stay.
+    later = Snapshot.read(metric_reader, at=3.0, previous=snap)
+    assert later.latency["p50"] is None and later.calls == 10 and later.call_rate == 0
+
+
+# ---------------------------------------------------------------------------- alerts
+def _gen_rules():
+    path = ROOT / "tools" / "gen_rules.py"
+    if not path.exists():
+        pytest.skip("tools/gen_rules.py is not in this checkout")
+    spec = importlib.util.spec_from_file_location("otel_ml_gen_rules_for_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alert_thresholds_match_the_shipped_rules():
+    rules = _gen_rules()
+    assert alerts.THRESHOLDS == alerts.Thresholds(**vars(rules.THRESHOLDS))
+
+
+def test_alert_names_are_the_shipped_alerts():
+    yaml = pytest.importorskip("yaml")
+    shipped = {rule["alert"] for group in
+               yaml.safe_load((ROOT / "prometheus/rules/otel-ml-alerts.yml").read_text())["groups"]
+               for rule in group["rules"] if "alert" in rule}
+    names = {c.name for c in alerts.ALERTS}
+    assert names <= shipped
+    # Every shipped alert has an in-process equivalent except the one about missing telemetry.
+    assert shipped - names == {"MLModelTelemetryAbsent"}
+
+
+def _snap(**kwargs) -> Snapshot:
+    snap = Snapshot(at=1.0, interval_s=1.0, window_rows={ALL_SEGMENTS: 1000.0})
+    for key, value in kwargs.items():
+        setattr(snap, key, value)
+    return snap
+
+
+def _holding(snap: Snapshot) -> set[str]:
+    return {c.name for c, _ in alerts.firing(snap)}
+
+
+def test_alert_conditions_on_both_sides_of_their_thresholds():
+    assert _holding(_snap()) == set()
+    drift = {("bmi", ALL_SEGMENTS): {"psi": 0.3}, ("bp", ALL_SEGMENTS): {"psi": 0.12},
+             ("s5", "clinic-b"): {"psi": 0.9}}
+    assert _holding(_snap(drift=drift)) == {"MLFeatureDriftWarning", "MLFeatureDriftCritical"}
+    assert _holding(_snap(drift={("bp", ALL_SEGMENTS): {"psi": 0.12}})) == {"MLFeatureDriftWarning"}
+    assert _holding(_snap(drift={("bp", ALL_SEGMENTS): {"psi": 0.09}})) == set()
+    # Too few rows in the window: not judged (like the rule's minimum observations).
+    few = _snap(drift=drift, window_rows={ALL_SEGMENTS: 150.0})
+    assert _holding(few) == set()
+    assert _holding(_snap(drift={(PREDICTION_FEATURE, ALL_SEGMENTS): {"psi": 0.2}})) == {
+        "MLPredictionDrift"}
+    assert _holding(_snap(error_rate=0.06)) == {"MLModelErrorRatioHigh"}
+    assert _holding(_snap(error_rate=0.05)) == set()
+    assert _holding(_snap(latency={"p99": 0.6})) == {"MLModelLatencyP99High"}
+    assert _holding(_snap(quality_delta={("bp", "missing"): 12.0},
+                          observations_delta={"bp": 88.0})) == {"MLFeatureMissingValuesSurge"}
+    assert _holding(_snap(quality_delta={("bp", "missing"): 8.0},
+                          observations_delta={"bp": 92.0})) == set()
+    assert _holding(_snap(quality_delta={("source", "unseen_category"): 6.0},
+                          observations_delta={"source": 100.0})) == {
+        "MLFeatureUnseenCategoriesSurge"}
+    perf = {(ALL_SEGMENTS, "accuracy"): 0.70}
+    assert _holding(_snap(outcomes=500.0, performance=perf,
+                          reference_performance={"accuracy": 0.80})) == {
+        "MLModelPerformanceBelowReference"}
+    assert _holding(_snap(outcomes=50.0, performance=perf,
+                          reference_performance={"accuracy": 0.80})) == set()
+    assert _holding(_snap(outcomes=500.0, performance=perf,
+                          reference_performance={"accuracy": 0.74})) == set()
+    assert _holding(_snap(fairness={("sex", "disparate_impact_ratio"): 0.7})) == {"MLFairnessGap"}
+    assert _holding(_snap(fairness={("sex", "disparate_impact_ratio"): 0.9,
+                                    ("sex", "demographic_parity_difference"): 0.05})) == set()
+    assert _holding(_snap(concept_drift={"adwin": 1.0})) == {"MLConceptDriftDetected"}
+    assert _holding(_snap(rejected_delta={"unauthorized": 5.0}, call_rate=10.0)) == {
+        "MLRejectedRequestsSpike"}
+
+
+# ---------------------------------------------------------------------------- traffic
+def test_phase_clock_orders_and_repeats_the_phases():
+    clock = PhaseClock(DEFAULT_PHASES, 100.0)
+    names = [clock.phases[clock.index(t)].name for t in (0, 19.9, 20, 45, 65, 74.9, 75.1, 99.9)]
+    assert names == ["normal", "normal", "drift", "new-source", "error-burst", "error-burst",
+                     "recovery", "recovery"]
+    assert clock.phases[clock.index(120.0)].name == "drift"  # second cycle
+    assert clock.start_of(1) == pytest.approx(20.0) and clock.length_of(3) == pytest.approx(15.0)
+    with pytest.raises(ValueError):
+        PhaseClock((), 10.0)
+
+
+def test_traffic_phases_change_the_data_as_described():
+    data = load_data()
+    assert tuple(data.frame.columns) == COLUMNS and set(np.unique(data.target)) == {0, 1}
+    phases = {p.name: p for p in DEFAULT_PHASES}
+    gen = TrafficGenerator(data, seed=1)
+    normal, _ = gen.request(phases["normal"], 4000)
+    drift, _ = gen.request(phases["drift"], 4000)
+    assert (normal["source"] == "clinic-a").all()
+    assert drift["bmi"].mean() > normal["bmi"].mean() * 1.12
+    assert drift["bp"].mean() > normal["bp"].mean() + 10
+    assert abs(drift["age"].mean() - normal["age"].mean()) < 1.5
+    rows = [gen.request(phases["new-source"], 1)[0] for _ in range(3000)]
+    import pandas as pd
+
+    mixed = pd.concat(rows)
+    clinic_b = mixed[mixed["source"] == "clinic-b"]
+    assert 0.35 < len(clinic_b) / len(mixed) < 0.45
+    assert clinic_b["s5"].mean() > normal["s5"].mean() + 0.7
+    assert 0.04 < clinic_b["bp"].isna().mean() < 0.12
+    assert mixed[mixed["source"] == "clinic-a"]["bp"].isna().sum() == 0
+
+
+def test_label_queue_delivers_a_share_of_labels_late():
+    queue = LabelQueue(share=0.5, delay_s=(1.0, 2.0), seed=3)
+    sent = sum(queue.push(0.0, f"p{i}", np.array([i % 2])) for i in range(1000))
+    assert 400 < sent < 600 and len(queue) == sent
+    assert queue.due(0.99) == []
+    due = queue.due(2.0)
+    assert len(due) == sent and len(queue) == 0
+    assert all(isinstance(pid, str) for pid, _ in due)
+
+
+def test_service_runs_the_stages_and_fails_in_the_error_burst(providers, span_exporter):
+    from otel_ml import ModelMonitor
+
+    data = load_data()
+    model, medians, accuracy = train_model(data)
+    assert accuracy > 0.65
+    service = DemoService(model, medians, seed=0)
+    predict = ModelMonitor("demo", "1", statistics=False, **providers)(service.predict)
+    frame = data.frame.iloc[:5].copy()
+    frame.loc[0, "bp"] = np.nan
+    labels = predict(frame, prediction_id="r1")
+    assert labels.shape == (5,) and set(labels) <= {0, 1}
+    spans = {s.name: s for s in span_exporter.get_finished_spans()}
+    assert {"ml.stage load", "ml.stage preprocess", "ml.stage features", "ml.stage predict",
+            "ml.predict demo"} <= set(spans)
+    root = spans["ml.predict demo"]
+    assert all(spans[f"ml.stage {n}"].parent.span_id == root.context.span_id
+               for n in ("load", "preprocess", "features", "predict"))
+    service.failure_rate = 1.0
+    with pytest.raises(FeatureStoreTimeout):
+        predict(frame)
+    assert set(FEATURES) < set(COLUMNS)
