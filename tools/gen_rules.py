@@ -1,0 +1,797 @@
+#!/usr/bin/env python3
+"""Prometheus recording and alert rules for otel-ml, as code (kubernetes-mixin style).
+
+    python tools/gen_rules.py           # rewrite prometheus/rules/*.yml
+    python tools/gen_rules.py --check   # exit 1 when the committed files are out of date
+
+Label names come from :mod:`otel_ml.contract`; selectors, windows and thresholds are defined
+once here (:data:`THRESHOLDS`, :class:`Profile`) and interpolated into every expression,
+annotation and runbook (``tools/gen_docs.py`` renders ``docs/runbooks.md`` from :data:`ALERTS`).
+
+Recording rules are named ``level:metric:operation``: the level lists the labels kept
+(``model`` = ``job, ml_model_name, ml_model_version``; ``model_feature`` adds the feature, ...).
+Alerts query the recorded names.
+
+For end-to-end tests, :func:`render_files` writes the same rules with a faster
+:class:`Profile` (short windows, short ``for:``): the recorded names do not change, only the
+durations inside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "src") not in sys.path:  # runnable without installing the package
+    sys.path.insert(0, str(REPO / "src"))
+
+from otel_ml import contract  # noqa: E402
+from otel_ml.contract import Attr, prometheus_label  # noqa: E402
+
+__all__ = [
+    "ALERTS",
+    "AlertSpec",
+    "CHECK_MISSING",
+    "CHECK_UNSEEN",
+    "DEFAULT",
+    "FAST",
+    "Profile",
+    "RULES_DIR",
+    "RUNBOOK_BASE",
+    "THRESHOLDS",
+    "Thresholds",
+    "alert_groups",
+    "recording_groups",
+    "recorded_names",
+    "render",
+    "render_files",
+]
+
+RULES_DIR = REPO / "prometheus" / "rules"
+RUNBOOK_BASE = "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md"
+
+# --------------------------------------------------------------------------- labels
+
+
+def _m(name: str) -> str:
+    """Prometheus series name of a contract metric (histograms: the base name)."""
+    return contract.by_name(name).prometheus
+
+
+JOB = "job"
+MODEL_NAME = prometheus_label(Attr.MODEL_NAME)
+MODEL_VERSION = prometheus_label(Attr.MODEL_VERSION)
+FEATURE = prometheus_label(Attr.FEATURE)
+BIN = prometheus_label(Attr.BIN)
+SEGMENT = prometheus_label(Attr.SEGMENT)
+CHECK = prometheus_label(Attr.CHECK)
+CLASS_PREDICTED = prometheus_label(Attr.CLASS_PREDICTED)
+CLASS_ACTUAL = prometheus_label(Attr.CLASS_ACTUAL)
+PERF_METRIC = prometheus_label(Attr.PERF_METRIC)
+FAIRNESS_ATTRIBUTE = prometheus_label(Attr.FAIRNESS_ATTRIBUTE)
+FAIRNESS_METRIC = prometheus_label(Attr.FAIRNESS_METRIC)
+DETECTOR = prometheus_label(Attr.DETECTOR)
+REASON = prometheus_label(Attr.REASON)
+ERROR_TYPE = prometheus_label(Attr.ERROR_TYPE)
+#: Label introduced by the recording rules for per-class precision/recall/F1 (not an attribute).
+CLASS = "ml_class"
+
+MODEL = (JOB, MODEL_NAME, MODEL_VERSION)
+MODEL_FEATURE = (*MODEL, FEATURE)
+MODEL_FEATURE_BIN = (*MODEL_FEATURE, BIN)
+MODEL_FEATURE_SEGMENT = (*MODEL_FEATURE, SEGMENT)
+MODEL_FEATURE_SEGMENT_BIN = (*MODEL_FEATURE_SEGMENT, BIN)
+MODEL_SEGMENT = (*MODEL, SEGMENT)
+
+#: ``ml.quality.check`` values the alerts select (data-quality checks of the feature monitor).
+CHECK_MISSING = "missing"
+CHECK_UNSEEN = "unseen_category"
+
+# Metric series names (from the contract, never spelled out by hand).
+CALLS = _m("ml.model.predict.calls")
+PREDICTIONS = _m("ml.model.predictions")
+ERRORS = _m("ml.model.predict.errors")
+DURATION = _m("ml.model.predict.duration")
+BATCH = _m("ml.model.batch.size")
+INFO = _m("ml.model.info")
+OBSERVATIONS = _m("ml.feature.observations")
+REFERENCE_SHARE = _m("ml.reference.bin.share")
+QUALITY = _m("ml.data_quality.issues")
+OUTCOMES = _m("ml.model.outcomes")
+ERROR_ABS = _m("ml.model.error.absolute")
+ERROR_SQ = _m("ml.model.error.squared")
+PERF_REFERENCE = _m("ml.model.performance.reference")
+FAIRNESS_GAP = _m("ml.fairness.gap")
+CONCEPT_DETECTIONS = _m("ml.concept_drift.detections")
+CONCEPT_STATE = _m("ml.concept_drift.state")
+REJECTED = _m("ml.model.requests.rejected")
+STAGE_DURATION = _m("ml.pipeline.stage.duration")
+
+
+def by(labels: tuple[str, ...]) -> str:
+    return ", ".join(labels)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every alert threshold, in one place (interpolated into rules, annotations and runbooks)."""
+
+    #: Population stability index over 1h above which a feature drifts (warning / critical).
+    psi_warning: float = 0.1
+    psi_critical: float = 0.25
+    #: PSI over 1h of the prediction distribution (feature ``__prediction__``).
+    psi_prediction: float = 0.1
+    #: Observations of a feature in the last hour below which drift is not judged.
+    drift_min_observations: int = 200
+    #: Share of predict calls that raise.
+    error_ratio: float = 0.05
+    #: p99 predict latency SLO, seconds.
+    latency_p99_seconds: float = 0.5
+    #: Share of a feature's values that are missing.
+    missing_ratio: float = 0.1
+    #: Share of a categorical feature's values never seen in the reference.
+    unseen_ratio: float = 0.05
+    #: Absolute drop of accuracy / macro F1 below the reference (0.05 = 5 points).
+    performance_drop: float = 0.05
+    #: MAE / RMSE above this multiple of the reference.
+    regression_error_factor: float = 1.2
+    #: Labelled predictions in the last hour below which performance is not judged.
+    performance_min_outcomes: int = 100
+    #: Demographic parity / equalized odds difference above this, or disparate impact below.
+    fairness_difference: float = 0.1
+    fairness_impact_ratio: float = 0.8
+    #: Share of requests refused for one reason, and the minimum refusal rate (per second).
+    rejected_ratio: float = 0.1
+    rejected_min_rate: float = 0.05
+
+
+THRESHOLDS = Thresholds()
+
+#: PSI/JS clamp for empty bins (ln(0) otherwise).
+EPSILON = 1e-4
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Durations used in the rules. Recorded names keep their nominal windows (``rate5m``...).
+
+    Attributes:
+        windows: Nominal window → the range actually used in PromQL.
+        for_: Nominal ``for:`` → the duration actually used (identity by default).
+    """
+
+    windows: dict[str, str] = field(default_factory=lambda: {
+        "5m": "5m", "10m": "10m", "30m": "30m", "1h": "1h", "24h": "24h"})
+    for_: dict[str, str] = field(default_factory=dict)
+
+    def w(self, nominal: str) -> str:
+        return self.windows[nominal]
+
+    def f(self, nominal: str) -> str:
+        return self.for_.get(nominal, nominal)
+
+
+DEFAULT = Profile()
+#: For end-to-end tests with 1s scrape/evaluation: alerts fire within seconds and resolve
+#: within about half a minute after the cause stops.
+FAST = Profile(
+    windows={"5m": "20s", "10m": "30s", "30m": "1m", "1h": "2m", "24h": "5m"},
+    for_={"0m": "0s", "5m": "5s", "10m": "5s", "15m": "5s", "30m": "5s"},
+)
+
+
+# --------------------------------------------------------------------------- recording rules
+
+
+def _rec(record: str, expr: str) -> dict:
+    return {"record": record, "expr": expr.strip()}
+
+
+def _share_rules(level: str, labels: tuple[str, ...], window: str, p: Profile) -> list[dict]:
+    """Observations per bin over ``window`` and each bin's share of the feature's total."""
+    group = by(labels)
+    total_labels = by(tuple(lbl for lbl in labels if lbl != BIN))
+    total_level = level.replace("_bin", "")
+    inc = f"{level}:{OBSERVATIONS.removesuffix('_total')}:increase{window}"
+    total = f"{total_level}:{OBSERVATIONS.removesuffix('_total')}:increase{window}"
+    share = f"{level}:{OBSERVATIONS.removesuffix('_total')}:share{window}"
+    return [
+        _rec(inc, f"sum by ({group}) (increase({OBSERVATIONS}[{p.w(window)}]))"),
+        _rec(total, f"sum without ({BIN}) ({inc})"),
+        _rec(share, f"{inc}\n/ on ({total_labels}) group_left ()\n  ({total} > 0)"),
+    ]
+
+
+REF_MAX = f"model_feature_bin:{REFERENCE_SHARE}:max"
+
+
+def _drift_rules(window: str, p: Profile) -> list[dict]:
+    """PSI and Jensen-Shannon distance per feature, fleet-wide, over ``window``."""
+    obs = OBSERVATIONS.removesuffix("_total")
+    share = f"model_feature_bin:{obs}:share{window}"
+    total = f"model_feature:{obs}:increase{window}"
+    psi_term = f"model_feature_bin:ml_feature_psi_term:{window}"
+    js_term = f"model_feature_bin:ml_feature_js_term:{window}"
+    p_fill = f"model_feature_bin:{obs}:share{window}_filled"
+    q_fill = f"model_feature_bin:{REFERENCE_SHARE}:filled{window}"
+    return [
+        *_share_rules("model_feature_bin", MODEL_FEATURE_BIN, window, p),
+        # Observed (p) and expected (q) share per bin, clamped away from 0. Both sides carry the
+        # same labels; `or` adds the bins present on one side only, with share 0.
+        _rec(p_fill, f"clamp_min({share} or {REF_MAX} * 0, {EPSILON})"),
+        _rec(q_fill, f"clamp_min({REF_MAX} or {share} * 0, {EPSILON})"),
+        _rec(psi_term, f"({p_fill} - {q_fill})\n* ln({p_fill} / {q_fill})"),
+        _rec(f"model_feature:ml_feature_psi:{window}",
+             f"sum without ({BIN}) ({psi_term})\nand on ({by(MODEL_FEATURE)}) ({total} > 0)"),
+        _rec(js_term, f"0.5 * {p_fill} * ln(2 * {p_fill} / ({p_fill} + {q_fill}))\n"
+                      f"+ 0.5 * {q_fill} * ln(2 * {q_fill} / ({p_fill} + {q_fill}))"),
+        # Jensen-Shannon distance, base 2 (0 = same distribution, 1 = disjoint).
+        _rec(f"model_feature:ml_feature_js:{window}",
+             f"sqrt(clamp_min(sum without ({BIN}) ({js_term}), 0) / 0.6931471805599453)\n"
+             f"and on ({by(MODEL_FEATURE)}) ({total} > 0)"),
+    ]
+
+
+def _segment_drift_rules(window: str, p: Profile) -> list[dict]:
+    """PSI per feature and segment. Bins a segment never filled count as empty (share 0): their
+    term is added from ``psi_term_empty`` (per feature) instead of a per-segment series."""
+    obs = OBSERVATIONS.removesuffix("_total")
+    share = f"model_feature_segment_bin:{obs}:share{window}"
+    total = f"model_feature_segment:{obs}:increase{window}"
+    q_fill = f"model_feature_bin:{REFERENCE_SHARE}:filled{window}"
+    empty = f"model_feature_bin:ml_feature_psi_term_empty:{window}"
+    join = f"on ({by(MODEL_FEATURE_BIN)}) group_left ()"
+    pc = f"clamp_min({share}, {EPSILON})"
+    return [
+        *_share_rules("model_feature_segment_bin", MODEL_FEATURE_SEGMENT_BIN, window, p),
+        # The PSI term of a bin with share 0: (eps - q) ln(eps / q).
+        _rec(empty, f"({EPSILON} - {q_fill}) * ln({EPSILON} / {q_fill})"),
+        _rec(f"model_feature_segment:ml_feature_psi:{window}",
+             f"sum without ({BIN}) (\n  ({pc} - {join} {q_fill})\n"
+             f"  * ln({pc} / {join} {q_fill})\n  - {join} {empty}\n)\n"
+             f"+ on ({by(MODEL_FEATURE)}) group_left () sum without ({BIN}) ({empty})\n"
+             f"and on ({by(MODEL_FEATURE_SEGMENT)}) ({total} > 0)"),
+    ]
+
+
+def _fill(expr: str, other: str) -> str:
+    return f"{expr}\nor\n{other} * 0"
+
+
+def recording_groups(p: Profile = DEFAULT) -> list[dict]:
+    """Rule groups of recording rules (evaluated before the alert groups)."""
+    m = by(MODEL)
+    calls_rate = f"model:{CALLS.removesuffix('_total')}:rate5m"
+    errors_rate = f"model:{ERRORS.removesuffix('_total')}:rate5m"
+    calls = [
+        _rec(calls_rate, f"sum by ({m}) (rate({CALLS}[{p.w('5m')}]))"),
+        _rec(f"model:{PREDICTIONS.removesuffix('_total')}:rate5m",
+             f"sum by ({m}) (rate({PREDICTIONS}[{p.w('5m')}]))"),
+        _rec(errors_rate, f"sum by ({m}) (rate({ERRORS}[{p.w('5m')}]))"),
+        _rec(f"model:{ERRORS.removesuffix('_total')}:ratio_rate5m",
+             f"({errors_rate} or {calls_rate} * 0)\n/ ({calls_rate} > 0)"),
+        *(_rec(f"model:{DURATION}:p{q}_5m",
+               f"histogram_quantile({q / 100}, sum by ({m}, le) "
+               f"(rate({DURATION}_bucket[{p.w('5m')}])))")
+          for q in (50, 90, 99)),
+        _rec(f"model:{BATCH}:mean5m",
+             f"sum by ({m}) (rate({BATCH}_sum[{p.w('5m')}]))\n"
+             f"/ (sum by ({m}) (rate({BATCH}_count[{p.w('5m')}])) > 0)"),
+        _rec(f"model_stage:{STAGE_DURATION}:p95_5m",
+             f"histogram_quantile(0.95, sum by ({m}, {prometheus_label(Attr.STAGE)}, le) "
+             f"(rate({STAGE_DURATION}_bucket[{p.w('5m')}])))"),
+    ]
+    rej = REJECTED.removesuffix("_total")
+    rej_rate = f"model_reason:{rej}:rate5m"
+    rejected = [
+        _rec(rej_rate, f"sum by ({m}, {REASON}) (rate({REJECTED}[{p.w('5m')}]))"),
+        # Refusals for one reason as a share of every request (refused or predicted).
+        _rec(f"model_reason:{rej}:ratio_rate5m",
+             f"{rej_rate}\n/ on ({m}) group_left () (\n"
+             f"  sum by ({m}) ({rej_rate})\n"
+             f"  + on ({m}) ({calls_rate} or sum by ({m}) ({rej_rate}) * 0)\n) > 0"),
+    ]
+    drift = [
+        _rec(REF_MAX, f"max by ({by(MODEL_FEATURE_BIN)}) ({REFERENCE_SHARE})"),
+        *_drift_rules("1h", p),
+    ]
+    drift_day = _drift_rules("24h", p)
+    drift_segment = _segment_drift_rules("1h", p)
+
+    qual_rate = f"model_feature_check:{QUALITY.removesuffix('_total')}:rate5m"
+    obs_rate = f"model_feature:{OBSERVATIONS.removesuffix('_total')}:rate5m"
+    missing = f'sum without ({CHECK}) ({qual_rate}{{{CHECK}="{CHECK_MISSING}"}})'
+    unseen = f'sum without ({CHECK}) ({qual_rate}{{{CHECK}="{CHECK_UNSEEN}"}})'
+    quality = [
+        _rec(qual_rate, f"sum by ({by(MODEL_FEATURE)}, {CHECK}) (rate({QUALITY}[{p.w('5m')}]))"),
+        _rec(obs_rate, f"sum by ({by(MODEL_FEATURE)}) (rate({OBSERVATIONS}[{p.w('5m')}]))"),
+        # Missing values as a share of all values (missing + non-missing observations).
+        _rec("model_feature:ml_feature_missing:ratio_rate5m",
+             f"{missing}\n/ (\n  {missing}\n  + ({obs_rate} or {missing} * 0)\n)"),
+        _rec("model_feature:ml_feature_unseen:ratio_rate5m",
+             f"{unseen}\n/ ({obs_rate} > 0)"),
+    ]
+
+    outcomes = OUTCOMES.removesuffix("_total")
+    x = f"model_segment_class:{outcomes}:increase1h"
+    correct = f"model_segment_class:{outcomes}_correct:increase1h"
+    seg = f"model_segment:{outcomes}:increase1h"
+    tot = f"model:{outcomes}:increase1h"
+    ms = by(MODEL_SEGMENT)
+    msc = f"{ms}, {CLASS}"
+    pairs = f"{ms}, {CLASS_PREDICTED}, {CLASS_ACTUAL}"
+
+    def relabel(expr: str, src: str) -> str:
+        return f'sum by ({msc}) (label_replace({expr}, "{CLASS}", "$1", "{src}", "(.*)"))'
+
+    tp, pp, ap = (f"model_segment_class:ml_model_{n}:increase1h"
+                  for n in ("true_positives", "predicted", "actual"))
+    mtp, mpp, map_ = (f"model_class:ml_model_{n}:increase1h"
+                      for n in ("true_positives", "predicted", "actual"))
+    f1_seg = "model_segment_class:ml_model_f1:ratio1h"
+    f1 = "model_class:ml_model_f1:ratio1h"
+    mae_num = f"rate({ERROR_ABS}_sum[{p.w('1h')}])"
+    cnt = f"rate({ERROR_ABS}_count[{p.w('1h')}])"
+    sq = f"rate({ERROR_SQ}[{p.w('1h')}])"
+    performance = [
+        _rec(x, f"sum by ({pairs}) (increase({OUTCOMES}[{p.w('1h')}]))"),
+        # The diagonal of the confusion matrix: PromQL cannot compare two labels, so keep the
+        # pairs whose (predicted, actual) also exists with predicted copied from actual.
+        _rec(correct,
+             f"{x}\nand on ({pairs})\n"
+             f'  label_replace(sum without ({CLASS_PREDICTED}) ({x}), '
+             f'"{CLASS_PREDICTED}", "$1", "{CLASS_ACTUAL}", "(.*)")'),
+        _rec(seg, f"sum by ({ms}) ({x})"),
+        _rec(tot, f"sum by ({m}) ({x})"),
+        _rec("model_segment:ml_model_accuracy:ratio1h",
+             f"(sum by ({ms}) ({correct}) or {seg} * 0)\n/ ({seg} > 0)"),
+        _rec("model:ml_model_accuracy:ratio1h",
+             f"(sum by ({m}) ({correct}) or {tot} * 0)\n/ ({tot} > 0)"),
+        # Per class (ml_class): true positives, predicted and actual counts, every class
+        # present in all three (0 where absent).
+        _rec(pp, _fill(relabel(x, CLASS_PREDICTED), relabel(x, CLASS_ACTUAL))),
+        _rec(ap, _fill(relabel(x, CLASS_ACTUAL), relabel(x, CLASS_PREDICTED))),
+        _rec(tp, _fill(relabel(correct, CLASS_ACTUAL), pp)),
+        *(_rec(mr, f"sum without ({SEGMENT}) ({sr})")
+          for mr, sr in ((mtp, tp), (mpp, pp), (map_, ap))),
+        _rec("model_class:ml_model_precision:ratio1h", f"{mtp}\n/ ({mpp} > 0)"),
+        _rec("model_class:ml_model_recall:ratio1h", f"{mtp}\n/ ({map_} > 0)"),
+        # F1 = 2PR/(P+R) = 2TP / (predicted + actual).
+        _rec(f1_seg, f"2 * {tp}\n/ (({pp} + {ap}) > 0)"),
+        _rec(f1, f"2 * {mtp}\n/ (({mpp} + {map_}) > 0)"),
+        _rec("model_segment:ml_model_f1_macro:ratio1h", f"avg without ({CLASS}) ({f1_seg})"),
+        _rec("model:ml_model_f1_macro:ratio1h", f"avg without ({CLASS}) ({f1})"),
+        # Regression.
+        _rec("model_segment:ml_model_mae:1h",
+             f"sum by ({ms}) ({mae_num})\n/ (sum by ({ms}) ({cnt}) > 0)"),
+        _rec("model:ml_model_mae:1h", f"sum by ({m}) ({mae_num})\n/ (sum by ({m}) ({cnt}) > 0)"),
+        _rec("model_segment:ml_model_rmse:1h",
+             f"sqrt(\n  sum by ({ms}) ({sq})\n  / (sum by ({ms}) ({cnt}) > 0)\n)"),
+        _rec("model:ml_model_rmse:1h",
+             f"sqrt(\n  sum by ({m}) ({sq})\n  / (sum by ({m}) ({cnt}) > 0)\n)"),
+        _rec(f"model:{ERROR_ABS}_count:increase1h",
+             f"sum by ({m}) (increase({ERROR_ABS}_count[{p.w('1h')}]))"),
+        # Every windowed metric side by side, labelled like ml_model_performance_reference.
+        _rec("model:ml_model_performance:1h", "\nor\n".join(
+            f'label_replace({rec}, "{PERF_METRIC}", "{name}", "{PERF_METRIC}", "")'
+            for name, rec in (("accuracy", "model:ml_model_accuracy:ratio1h"),
+                              ("f1_macro", "model:ml_model_f1_macro:ratio1h"),
+                              ("mae", "model:ml_model_mae:1h"),
+                              ("rmse", "model:ml_model_rmse:1h")))),
+        _rec(f"model:{PERF_REFERENCE}:max", f"max by ({m}, {PERF_METRIC}) ({PERF_REFERENCE})"),
+    ]
+    fa = f"{m}, {FAIRNESS_ATTRIBUTE}, {FAIRNESS_METRIC}"
+    fairness = [
+        # The worst replica: largest difference, smallest disparate impact ratio.
+        _rec(f"model_attribute:{FAIRNESS_GAP}:worst",
+             f'max by ({fa}) ({FAIRNESS_GAP}{{{FAIRNESS_METRIC}!="disparate_impact_ratio"}})\n'
+             f'or\nmin by ({fa}) ({FAIRNESS_GAP}{{{FAIRNESS_METRIC}="disparate_impact_ratio"}})'),
+        _rec(f"model_detector:{CONCEPT_DETECTIONS.removesuffix('_total')}:increase30m",
+             f"sum by ({m}, {DETECTOR}) (increase({CONCEPT_DETECTIONS}[{p.w('30m')}]))"),
+    ]
+    return [
+        {"name": "otel-ml.calls", "rules": calls + rejected},
+        {"name": "otel-ml.drift", "rules": drift},
+        {"name": "otel-ml.drift-24h", "rules": drift_day},
+        {"name": "otel-ml.drift-segment", "rules": drift_segment},
+        {"name": "otel-ml.data-quality", "rules": quality},
+        {"name": "otel-ml.performance", "rules": performance + fairness},
+    ]
+
+
+def recorded_names(p: Profile = DEFAULT) -> list[str]:
+    """Every recording rule name, in file order."""
+    return [r["record"] for g in recording_groups(p) for r in g["rules"]]
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert and its runbook (rendered into ``docs/runbooks.md`` by ``tools/gen_docs.py``).
+
+    ``expr`` and ``for_`` are callables of the :class:`Profile` so windows can be shortened.
+    """
+
+    name: str
+    severity: str
+    for_: str
+    summary: str
+    description: str
+    expr: object  # Callable[[Profile], str]
+    threshold: str
+    meaning: str
+    diagnosis: tuple[str, ...]
+    mitigation: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+
+    @property
+    def anchor(self) -> str:
+        return self.name.lower()
+
+    @property
+    def runbook_url(self) -> str:
+        return f"{RUNBOOK_BASE}#{self.anchor}"
+
+
+T = THRESHOLDS
+_PRED = contract.PREDICTION_FEATURE
+_MODEL_ID = "{{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }})"
+_FEATURE_ID = '"{{ $labels.ml_feature_name }}" of ' + _MODEL_ID
+m_ = by(MODEL)
+_PSI_1H = "model_feature:ml_feature_psi:1h"
+_OBS_1H = f"model_feature:{OBSERVATIONS.removesuffix('_total')}:increase1h"
+
+
+def _psi_expr(feature_match: str, threshold: float) -> object:
+    return lambda p: (
+        f"{_PSI_1H}{{{feature_match}}} > {threshold}\n"
+        f"and on ({by(MODEL_FEATURE)}) {_OBS_1H} >= {T.drift_min_observations}")
+
+
+_DRIFT_DIAGNOSIS = (
+    "Open the *otel-ml / Drift and data quality* dashboard for the model; the *PSI by bin* panel "
+    "shows which bins gained or lost mass.",
+    "Check *Drift by segment*: drift concentrated in one segment usually means a new or changed "
+    "data source (`model_feature_segment:ml_feature_psi:1h`).",
+    "Compare with the 24h view (`model_feature:ml_feature_psi:24h`): a short spike is often a batch "
+    "job or a test client; a sustained shift is a population change.",
+    "Look at the data-quality panels: a surge of missing or out-of-range values often shows up as "
+    "drift of the same feature.",
+)
+_DRIFT_MITIGATION = (
+    "Upstream bug (unit change, broken join, new default value): fix the producer; drift resolves "
+    "as the 1h window rolls over.",
+    "Genuine population change: check the performance dashboard once labels arrive; retrain or "
+    "recalibrate, then ship a new reference profile with the new model version.",
+    "Expected and harmless (seasonality): raise the threshold in `tools/gen_rules.py` "
+    "(`Thresholds`) and regenerate, or silence the feature in Alertmanager.",
+)
+
+ALERTS: tuple[AlertSpec, ...] = (
+    AlertSpec(
+        name="MLFeatureDriftWarning", severity="warning", for_="15m",
+        summary="Feature {{ $labels.ml_feature_name }} of {{ $labels.ml_model_name }} is drifting",
+        description=("PSI over the last hour of feature " + _FEATURE_ID + " is "
+                     "{{ $value | printf \"%.3f\" }} (warning above " + f"{T.psi_warning}" + ")."),
+        expr=_psi_expr(f'{FEATURE}!="{_PRED}"', T.psi_warning),
+        threshold=(f"PSI over 1h > {T.psi_warning} for 15m, with at least "
+                   f"{T.drift_min_observations} observations of the feature in the hour"),
+        labels=(FEATURE,),
+        meaning=("The distribution of one input feature over the last hour, pooled over every "
+                 "replica, differs from the reference profile (training data) by a population "
+                 "stability index above the warning level."),
+        diagnosis=_DRIFT_DIAGNOSIS, mitigation=_DRIFT_MITIGATION),
+    AlertSpec(
+        name="MLFeatureDriftCritical", severity="critical", for_="15m",
+        summary=("Feature {{ $labels.ml_feature_name }} of {{ $labels.ml_model_name }} "
+                 "has drifted strongly"),
+        description=("PSI over the last hour of feature " + _FEATURE_ID + " is "
+                     "{{ $value | printf \"%.3f\" }} (critical above " + f"{T.psi_critical}" + ")."),
+        expr=_psi_expr(f'{FEATURE}!="{_PRED}"', T.psi_critical),
+        threshold=(f"PSI over 1h > {T.psi_critical} for 15m, with at least "
+                   f"{T.drift_min_observations} observations of the feature in the hour"),
+        labels=(FEATURE,),
+        meaning=("Like the warning, but the shift is large: the model now sees inputs it was not "
+                 "trained on. Alertmanager inhibits the warning for the same model and feature."),
+        diagnosis=_DRIFT_DIAGNOSIS, mitigation=_DRIFT_MITIGATION),
+    AlertSpec(
+        name="MLPredictionDrift", severity="warning", for_="15m",
+        summary="Predictions of {{ $labels.ml_model_name }} have drifted",
+        description=("PSI over the last hour of the prediction distribution of " + _MODEL_ID
+                     + " is {{ $value | printf \"%.3f\" }} (warning above "
+                     + f"{T.psi_prediction}" + ")."),
+        expr=_psi_expr(f'{FEATURE}="{_PRED}"', T.psi_prediction),
+        threshold=(f"PSI over 1h of feature `{_PRED}` > {T.psi_prediction} for 15m, with at least "
+                   f"{T.drift_min_observations} predictions in the hour"),
+        labels=(FEATURE,),
+        meaning=("The model's outputs (scores or classes) no longer follow the distribution they "
+                 "had on the reference data. Without labels this is the earliest sign that the "
+                 "model behaves differently, whatever the cause."),
+        diagnosis=("Check which input features drift at the same time (feature drift alerts, "
+                   "*Top drifting features*).",
+                   "If no input drifts, look for a model or preprocessing change: compare "
+                   "`ml_model_info` versions and recent deploys.",
+                   "Check the performance dashboard once labels arrive."),
+        mitigation=("Roll back a faulty deploy; otherwise treat as feature drift (retrain, new "
+                    "reference profile).",)),
+    AlertSpec(
+        name="MLModelErrorRatioHigh", severity="critical", for_="5m",
+        summary="{{ $labels.ml_model_name }} predict calls are failing",
+        description=("{{ $value | humanizePercentage }} of predict calls of " + _MODEL_ID
+                     + " raised over the last 5 minutes (threshold "
+                     + f"{T.error_ratio:.0%}" + ")."),
+        expr=lambda p: f"model:{ERRORS.removesuffix('_total')}:ratio_rate5m > {T.error_ratio}",
+        threshold=f"error ratio over 5m > {T.error_ratio} for 5m",
+        meaning=("Predict calls raise exceptions: callers get errors instead of predictions."),
+        diagnosis=("The *Errors by type* panel of *otel-ml / Model overview* shows the exception "
+                   "types (`error_type`).",
+                   "Open an error span in Jaeger (search `error=true` for the service): the span "
+                   "holds the exception event and the pipeline stage that raised.",
+                   "Check data quality: schema mismatches (missing columns) often cause errors."),
+        mitigation=("Roll back the model or the client that sends bad payloads; fix and redeploy.",)),
+    AlertSpec(
+        name="MLModelLatencyP99High", severity="warning", for_="10m",
+        summary="{{ $labels.ml_model_name }} p99 latency above the SLO",
+        description=("p99 predict latency of " + _MODEL_ID + " is {{ $value | humanizeDuration }}"
+                     " over the last 5 minutes (SLO " + f"{T.latency_p99_seconds}s" + ")."),
+        expr=lambda p: f"model:{DURATION}:p99_5m > {T.latency_p99_seconds}",
+        threshold=f"p99 over 5m > {T.latency_p99_seconds}s for 10m",
+        meaning="The slowest 1% of predict calls exceed the latency objective.",
+        diagnosis=("*Latency* panel: use the exemplars (dots) to open slow traces in Jaeger and "
+                   "see which pipeline stage takes the time.",
+                   "Check *Batch size*: larger batches take longer.",
+                   "Check *CPU* and *Memory*: saturation or garbage collection."),
+        mitigation=("Scale out, reduce batch sizes, or roll back a slower model version.",)),
+    AlertSpec(
+        name="MLFeatureMissingValuesSurge", severity="warning", for_="15m",
+        summary="Missing values surge in {{ $labels.ml_feature_name }}",
+        description=("{{ $value | humanizePercentage }} of the values of feature " + _FEATURE_ID
+                     + " were missing over the last 5 minutes (threshold "
+                     + f"{T.missing_ratio:.0%}" + ")."),
+        expr=lambda p: f"model_feature:ml_feature_missing:ratio_rate5m > {T.missing_ratio}",
+        threshold=f"missing share over 5m > {T.missing_ratio} for 15m",
+        labels=(FEATURE,),
+        meaning=("Callers send null/NaN (or omit the column) for a feature much more often than "
+                 "acceptable. Models usually impute silently, so quality degrades without errors."),
+        diagnosis=("*Data quality* panels: which checks fire for the feature, since when, and in "
+                   "which segment.",
+                   "A missing column (schema mismatch) shows up for every row at once: look for a "
+                   "client deploy."),
+        mitigation=("Fix the producer of the feature; if missing values are now normal, retrain "
+                    "with them and raise the threshold.",)),
+    AlertSpec(
+        name="MLFeatureUnseenCategoriesSurge", severity="warning", for_="15m",
+        summary="Unseen categories surge in {{ $labels.ml_feature_name }}",
+        description=("{{ $value | humanizePercentage }} of the values of categorical feature "
+                     + _FEATURE_ID + " were categories absent from the reference over the last "
+                     "5 minutes (threshold " + f"{T.unseen_ratio:.0%}" + ")."),
+        expr=lambda p: f"model_feature:ml_feature_unseen:ratio_rate5m > {T.unseen_ratio}",
+        threshold=f"unseen-category share over 5m > {T.unseen_ratio} for 15m",
+        labels=(FEATURE,),
+        meaning=("A categorical feature receives values the model never saw in training (new "
+                 "product, new country, renamed code); they are encoded as unknown."),
+        diagnosis=("Drift of the same feature usually fires too: the `__other__` bin grows.",
+                   "Check the segment breakdown: a new data source often brings new codes."),
+        mitigation=("Map the new values to known ones upstream, or retrain with them and ship a "
+                    "new reference profile.",)),
+    AlertSpec(
+        name="MLModelPerformanceBelowReference", severity="warning", for_="15m",
+        summary=("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
+                 "below its reference"),
+        description=("{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over the last "
+                     "hour is {{ $value | printf \"%.3f\" }} below its validation value "
+                     "(threshold " + f"{T.performance_drop}" + ")."),
+        expr=lambda p: (
+            f'model:{PERF_REFERENCE}:max{{{PERF_METRIC}=~"accuracy|f1_macro"}}\n'
+            f"- on ({m_}, {PERF_METRIC}) model:ml_model_performance:1h\n"
+            f"> {T.performance_drop}\n"
+            f"and on ({m_}) model:{OUTCOMES.removesuffix('_total')}:increase1h"
+            f" >= {T.performance_min_outcomes}"),
+        threshold=(f"accuracy or macro F1 over 1h more than {T.performance_drop} below the "
+                   f"reference for 15m, with at least {T.performance_min_outcomes} labelled "
+                   "predictions in the hour"),
+        labels=(PERF_METRIC,),
+        meaning=("Labelled predictions of the last hour are less accurate than on the validation "
+                 "data stored with the reference profile."),
+        diagnosis=("*otel-ml / Performance and fairness*: which segments lose accuracy, and "
+                   "which classes (per-class F1).",
+                   "Check drift alerts and the drift dashboard for the same period.",
+                   "Late labels: the window only holds predictions whose labels arrived; a label "
+                   "pipeline bug can bias it (check `ml_model_outcomes_unmatched_total`)."),
+        mitigation=("Retrain on recent data or roll back to the previous version.",)),
+    AlertSpec(
+        name="MLModelErrorAboveReference", severity="warning", for_="15m",
+        summary=("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
+                 "above its reference"),
+        description=("{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over the last "
+                     "hour is {{ $value | printf \"%.2f\" }} times its validation value "
+                     "(threshold " + f"{T.regression_error_factor}" + ")."),
+        expr=lambda p: (
+            f'model:ml_model_performance:1h{{{PERF_METRIC}=~"mae|rmse"}}\n'
+            f"/ on ({m_}, {PERF_METRIC}) (model:{PERF_REFERENCE}:max > 0)\n"
+            f"> {T.regression_error_factor}\n"
+            f"and on ({m_}) model:{ERROR_ABS}_count:increase1h >= {T.performance_min_outcomes}"),
+        threshold=(f"MAE or RMSE over 1h above {T.regression_error_factor} x the reference for "
+                   f"15m, with at least {T.performance_min_outcomes} labelled predictions"),
+        labels=(PERF_METRIC,),
+        meaning="A regression model's errors grew beyond its validation level.",
+        diagnosis=("*MAE / RMSE by segment* panels; drift of the inputs over the same period.",),
+        mitigation=("Retrain on recent data or roll back to the previous version.",)),
+    AlertSpec(
+        name="MLFairnessGap", severity="warning", for_="30m",
+        summary=("Fairness gap on {{ $labels.ml_fairness_attribute }} for "
+                 "{{ $labels.ml_model_name }}"),
+        description=("{{ $labels.ml_fairness_metric }} across groups of "
+                     "{{ $labels.ml_fairness_attribute }} for " + _MODEL_ID
+                     + " is {{ $value | printf \"%.3f\" }} (limits: differences above "
+                     + f"{T.fairness_difference}, disparate impact below "
+                     + f"{T.fairness_impact_ratio}" + ")."),
+        expr=lambda p: (
+            f"model_attribute:{FAIRNESS_GAP}:worst"
+            f'{{{FAIRNESS_METRIC}=~"demographic_parity_difference|equalized_odds_difference"}}'
+            f" > {T.fairness_difference}\nor\n"
+            f"model_attribute:{FAIRNESS_GAP}:worst"
+            f'{{{FAIRNESS_METRIC}="disparate_impact_ratio"}} < {T.fairness_impact_ratio}'),
+        threshold=(f"demographic parity or equalized odds difference > {T.fairness_difference}, "
+                   f"or disparate impact ratio < {T.fairness_impact_ratio} (four-fifths rule), "
+                   "for 30m"),
+        labels=(FAIRNESS_ATTRIBUTE, FAIRNESS_METRIC),
+        meaning=("Outcomes differ between groups of the sensitive attribute beyond the limits: "
+                 "selection rates (demographic parity, disparate impact) or error rates "
+                 "(equalized odds)."),
+        diagnosis=("*Fairness* panels: per-group selection, true-positive and false-positive "
+                   "rates (`ml_fairness_group_rate`). Groups with too few samples are not "
+                   "reported.",
+                   "Check whether one group drifted (drift by segment) or its labels changed."),
+        mitigation=("Involve the model owner and the responsible-AI reviewer; consider "
+                    "threshold adjustment per group or retraining with reweighting.",)),
+    AlertSpec(
+        name="MLConceptDriftDetected", severity="warning", for_="0m",
+        summary="Concept drift detected for {{ $labels.ml_model_name }}",
+        description=("Detector {{ $labels.ml_detector }} found a change in the prediction "
+                     "errors of " + _MODEL_ID + " in the last 30 minutes."),
+        expr=lambda p: (
+            f"model_detector:{CONCEPT_DETECTIONS.removesuffix('_total')}:increase30m > 0\n"
+            f"or\nmax by ({m_}, {DETECTOR}) ({CONCEPT_STATE}) > 0"),
+        threshold=("any detection in 30m (`ml_concept_drift_detections_total` increased) or a "
+                   "detector in the drift state; fires at once"),
+        labels=(DETECTOR,),
+        meaning=("The relationship between inputs and labels changed: the stream of per-"
+                 "prediction errors shifted (Page-Hinkley, ADWIN or DDM). Inputs may look "
+                 "unchanged."),
+        diagnosis=("*Concept drift events* panel and accuracy/MAE over time around the "
+                   "detection.", "Compare segments: which one's accuracy moved."),
+        mitigation=("Retrain on data after the change point.",)),
+    AlertSpec(
+        name="MLRejectedRequestsSpike", severity="warning", for_="10m",
+        summary="{{ $labels.ml_model_name }} refuses many requests ({{ $labels.ml_reason }})",
+        description=("{{ $value | humanizePercentage }} of requests to " + _MODEL_ID
+                     + " were refused for reason {{ $labels.ml_reason }} over the last 5 "
+                     "minutes (threshold " + f"{T.rejected_ratio:.0%}" + ")."),
+        expr=lambda p: (
+            f"model_reason:{REJECTED.removesuffix('_total')}:ratio_rate5m > {T.rejected_ratio}\n"
+            f"and model_reason:{REJECTED.removesuffix('_total')}:rate5m"
+            f" > {T.rejected_min_rate}"),
+        threshold=(f"refusals for one reason > {T.rejected_ratio} of requests over 5m and more "
+                   f"than {T.rejected_min_rate}/s, for 10m"),
+        labels=(REASON,),
+        meaning=("Many requests are refused before predict (authentication failures, rate "
+                 "limits, invalid payloads): a misconfigured client, or abusive traffic."),
+        diagnosis=("*Rejected requests* panel: which reason, since when.",
+                   "Authentication failures from one source suggest credential stuffing; "
+                   "invalid payloads after a client deploy suggest a schema change."),
+        mitigation=("Block or rate-limit the source, or fix the client.",)),
+    AlertSpec(
+        name="MLModelTelemetryAbsent", severity="warning", for_="5m",
+        summary="No predictions from {{ $labels.ml_model_name }}",
+        description=("Model {{ $labels.ml_model_name }} ({{ $labels.job }}) was live in the last "
+                     "hour but has received no predict calls for 10 minutes."),
+        expr=lambda p: (
+            f"max by ({JOB}, {MODEL_NAME}) (max_over_time({INFO}[{p.w('1h')}]))\n"
+            f"unless on ({JOB}, {MODEL_NAME})\n"
+            f"sum by ({JOB}, {MODEL_NAME}) (increase({CALLS}[{p.w('10m')}])) > 0"),
+        threshold=("`ml_model_info` seen in the last hour, and no increase of "
+                   "`ml_model_predict_calls_total` (any version) over 10m, for 5m"),
+        meaning=("A model that was serving stopped sending telemetry or stopped receiving "
+                 "traffic: the process died, its OTLP exporter cannot reach the Collector, or "
+                 "callers stopped calling it. A version rollout does not fire it as long as "
+                 "some version of the model gets calls. It resolves by itself an hour after the "
+                 "model was last seen."),
+        diagnosis=("`up` and the Collector's own metrics (job `otel-collector-self`): is the "
+                   "Collector scraped, does it refuse data?",
+                   "The service's logs: exporter errors, crashes, restarts.",
+                   "The callers: is traffic routed elsewhere?"),
+        mitigation=("Restart the service or fix the exporter endpoint; if the model was retired "
+                    "on purpose, silence the alert for an hour.",)),
+)
+
+
+def alert_groups(p: Profile = DEFAULT) -> list[dict]:
+    rules = []
+    for a in ALERTS:
+        rule = {"alert": a.name, "expr": a.expr(p).strip(), "for": p.f(a.for_),
+                "labels": {"severity": a.severity},
+                "annotations": {"summary": a.summary, "description": a.description,
+                                "runbook_url": a.runbook_url}}
+        rules.append(rule)
+    return [{"name": "otel-ml.alerts", "rules": rules}]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+_HEADER = """\
+# GENERATED by tools/gen_rules.py from src/otel_ml/contract.py: do not edit by hand.
+# Regenerate with `python tools/gen_rules.py`; tests/test_generated.py fails when stale.
+"""
+
+
+def render(p: Profile = DEFAULT) -> dict[str, str]:
+    """File name → YAML text of each rule file."""
+    out = {}
+    for fname, groups in (("otel-ml-recording.yml", recording_groups(p)),
+                          ("otel-ml-alerts.yml", alert_groups(p))):
+        out[fname] = _HEADER + yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False,
+                                         width=1000, allow_unicode=True)
+    return out
+
+
+def render_files(out_dir: Path | str, p: Profile = FAST) -> list[Path]:
+    """Write the rule files rendered with ``p`` into ``out_dir``; returns their paths.
+
+    The end-to-end test passes these to Prometheus instead of ``prometheus/rules/*.yml`` so that
+    alerts fire and resolve within seconds (same names, same expressions, shorter windows).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fname, text in render(p).items():
+        path = out / fname
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for fname, text in render().items():
+        path = RULES_DIR / fname
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path.relative_to(REPO)))
+        else:
+            RULES_DIR.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO)}")
+    if stale:
+        print("out of date (run python tools/gen_rules.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
