@@ -76,6 +76,7 @@ UNMATCHED_REASONS: dict[str, str] = {
 _RECORD_OVERHEAD = 400  # bytes per record beyond its arrays: object, dict entry, id, context
 _OBJECT_ITEM = 64  # bytes per element of an object array (the pointed-to objects)
 _BASELINE_ROWS = 30  # regression errors that set the scale fed to the detectors
+_REGRESSION_PH_DELTA = 0.05
 
 
 class _Record:
@@ -510,6 +511,9 @@ class OutcomeMonitor:
         values = errors.tolist()
         if regression:  # scale by the MAE of the first rows, so thresholds are in its units
             if self._scale is None:
+                # |error| / MAE has a standard deviation near 0.75 (0/1 errors: at most 0.5):
+                # tolerate drifts below 5% of the MAE or Page-Hinkley false-alarms.
+                self._detectors["page_hinkley"].delta = _REGRESSION_PH_DELTA
                 self._baseline.extend(values)
                 if len(self._baseline) < _BASELINE_ROWS:
                     return
