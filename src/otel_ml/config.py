@@ -45,10 +45,15 @@ class Telemetry:
     set_global: bool = False
     exporters: list[Any] = field(default_factory=list)
     _instrumentors: list[Any] = field(default_factory=list)
+    #: The providers were built by configure() (so fork handling may renew their state).
+    _owned: bool = False
+    #: ``service.instance.id`` the providers were built with (a forked child must not keep it).
+    _instance_id: str | None = None
 
 
 _lock = threading.Lock()
 _configured: Telemetry | None = None
+_fork_hook_installed = False
 
 
 def configure(
@@ -144,7 +149,10 @@ def configure(
                 metric_exporter, export_interval_millis=export_interval_ms))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         telemetry = Telemetry(tracer_provider, meter_provider, set_global=set_global,
-                              exporters=[e for e in (span_exporter, metric_exporter) if e])
+                              exporters=[e for e in (span_exporter, metric_exporter) if e],
+                              _owned=True,
+                              _instance_id=resource.attributes.get(SERVICE_INSTANCE_ID))
+        _install_fork_hook()
         if set_global:
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
@@ -192,6 +200,79 @@ def shutdown(timeout_s: float = 5.0) -> None:
     if not done.wait(timeout_s):
         logger.warning("otel_ml: shutdown did not finish within %.1f s (collector unreachable?); "
                        "unsent telemetry is dropped", timeout_s)
+
+
+# ---------------------------------------------------------------------------- fork handling
+# A process that forks after configure() (gunicorn --preload, multiprocessing "fork") gives each
+# child a copy of the providers. The SDK restarts its export threads in the child (at-fork hooks
+# of PeriodicExportingMetricReader and BatchSpanProcessor) and empties the span queue; the monitors
+# zero their own tallies (``ModelMonitor._after_fork``). What remains is done here, for the
+# providers configure() built (never for an application's own providers):
+#   * a new ``service.instance.id``: replicas must not share a Prometheus ``instance``;
+#   * an empty metric storage: the parent's synchronous instruments (duration and batch-size
+#     histograms) would otherwise be exported again by every child;
+#   * fresh locks the parent's threads may have held at the instant of the fork.
+
+
+def _install_fork_hook() -> None:
+    global _fork_hook_installed
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_installed = True
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    telemetry = _configured
+    if telemetry is None or telemetry.disabled or not telemetry._owned:
+        return
+    try:
+        _renew_sdk_state_after_fork(telemetry)
+    except Exception:  # an SDK whose internals moved: keep the child running, say why once
+        logger.warning("otel_ml: could not renew the telemetry state in a forked child; its "
+                       "series may repeat the parent's", exc_info=True)
+
+
+def _renew_sdk_state_after_fork(telemetry: Telemetry, instance_id: str | None = None) -> None:
+    """Give the configure()-built providers a fresh identity and empty metric storage.
+
+    SDK INTERNALS, deliberately kept in this one function: the SDK's resource is immutable and
+    its per-reader storage is private. Checked against opentelemetry-sdk 1.45, which already
+    renews ``service.instance.id`` after a fork (its providers' ``_handle_fork``) but keeps the
+    parent's accumulated synchronous-instrument state; older releases do neither.
+    ``tests/test_fork.py`` proves the behaviour against the installed version.
+    """
+    new_id = Resource({SERVICE_INSTANCE_ID: instance_id or str(uuid.uuid4())})
+    tracer_provider, meter_provider = telemetry.tracer_provider, telemetry.meter_provider
+    for provider in (tracer_provider, meter_provider):
+        if provider is None:
+            continue
+        resource = _provider_resource(provider)
+        # The SDK may already have renewed it (its hook ran first): keep that one.
+        if instance_id is None and resource is not None and \
+                resource.attributes.get(SERVICE_INSTANCE_ID) != telemetry._instance_id:
+            continue
+        update = getattr(provider, "_update_resource", None)
+        if update is not None:
+            update(new_id)
+        elif isinstance(provider, TracerProvider):
+            provider._resource = provider._resource.merge(new_id)  # type: ignore[attr-defined]
+        else:
+            config = provider._sdk_config  # type: ignore[attr-defined]
+            object.__setattr__(config, "resource", config.resource.merge(new_id))
+    if meter_provider is not None:
+        consumer = meter_provider._measurement_consumer  # type: ignore[attr-defined]
+        consumer._lock = threading.Lock()
+        for storage in consumer._reader_storages.values():
+            storage._lock = threading.RLock()
+            storage._instrument_view_instrument_matches = {}
+        for reader in getattr(meter_provider, "_metric_readers", ()):
+            if isinstance(reader, PeriodicExportingMetricReader):
+                reader._export_lock = threading.Lock()
+    resource = _provider_resource(meter_provider or tracer_provider)
+    if resource is not None:  # a grandchild must renew the child's id in turn
+        telemetry._instance_id = resource.attributes.get(SERVICE_INSTANCE_ID)
 
 
 def _exporter_choice(exporter: str | None, variable: str) -> str:
@@ -289,3 +370,10 @@ def _enable_system_metrics(telemetry: Telemetry) -> None:
         telemetry._instrumentors.append(instrumentor)
     except Exception:
         logger.warning("otel_ml: system metrics could not be enabled", exc_info=True)
+
+
+def _provider_resource(provider: Any) -> Resource | None:
+    if isinstance(provider, TracerProvider):
+        return provider.resource
+    config = getattr(provider, "_sdk_config", None)
+    return getattr(config, "resource", None)
