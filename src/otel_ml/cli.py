@@ -96,10 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser(
         "profile", help="build a reference profile from training data",
         description="Build a reference profile (bins, category frequencies, prediction "
-                    "distribution; no raw rows) from one or more data files.",
+                    "distribution; no raw rows) from a data file, read in chunks.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    profile.add_argument("data", nargs="+", metavar="DATA",
-                         help="CSV, Parquet (with pyarrow) or .npy files; several are merged")
+    profile.add_argument("data", metavar="DATA",
+                         help="CSV, Parquet (with pyarrow) or .npy file of training data")
     profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
                          help="where to write the profile (JSON)")
     profile.add_argument("--predictions", metavar="COLUMN",
@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="comma-separated columns to leave out (ids, labels)")
     profile.add_argument("--chunk-rows", type=_positive(int), default=100_000, metavar="N",
                          help="rows read at a time (default: 100000)")
-    profile.add_argument("--quiet", action="store_true", help="no progress output")
+    profile.add_argument("--bins", type=_positive(int), default=10, metavar="N",
+                         help="equal-share bins per numeric feature (default: 10)")
+    profile.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report = sub.add_parser(
         "report", help="offline drift and data-quality report of a data file",
@@ -165,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"otel-ml {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except _UsageError as exc:
+        print(f"otel-ml {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"otel-ml {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -193,7 +198,72 @@ def _demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- profile
 def _profile(args: argparse.Namespace) -> int:
-    raise NotImplementedError("profile arrives with the reference profile work")
+    from .datafiles import DataFileError
+    from .reference import Reference
+
+    _require_file(args.data, "data file")
+    if args.bins < 2:
+        raise _UsageError("argument --bins: must be >= 2")
+    with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
+        try:
+            reference = Reference.from_file(
+                args.data, prediction_column=args.predictions, exclude=args.exclude,
+                categorical=args.categorical, bins=args.bins, chunk_rows=args.chunk_rows,
+                progress=progress)
+        except (DataFileError, ValueError, OSError) as exc:
+            raise InputError(str(exc)) from exc
+    try:
+        reference.save(args.output)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    kinds = [type(p).__name__.replace("Profile", "").lower() for p in reference.features.values()]
+    print(f"wrote {args.output}: {reference.rows} rows, {len(kinds)} features "
+          f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
+          f"predictions {'profiled' if reference.prediction is not None else 'not given'}")
+    return EXIT_OK
+
+
+class _UsageError(Exception):
+    """A combination of arguments argparse cannot check."""
+
+
+def _require_file(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise InputError(f"{what} {path!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{what} {path!r} is a directory, not a file")
+
+
+class _progress:  # noqa: N801 - used as a function: with _progress(...) as update
+    """A progress bar on standard error when it is a terminal and rich is installed."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.task: Any = None
+        if quiet or not sys.stderr.isatty():
+            return
+        try:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        except ImportError:
+            return
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("rows"), console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> Any:
+        if self.bar is None:
+            return None
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.label, total=None)
+        return self.update
+
+    def update(self, done: int, total: int | None) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 # ---------------------------------------------------------------------------- report

@@ -9,6 +9,7 @@ request comes from (the segment), and ``sex`` is the sensitive attribute for fai
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,7 @@ class DemoService:
     def __init__(self, model: Any, medians: dict[str, float], seed: int = 0) -> None:
         self.model = model
         self.medians = medians
+        self._medians = np.array([medians[c] for c in NUMERIC])
         self.failure_rate = 0.0
         self.slow_rate = 0.0
         self.slow_s = 0.01
@@ -131,20 +133,21 @@ class DemoService:
         with _STAGES["load"] as stage:
             stage.rows_in = len(records)
             if self.slow_rate and self._rng.random() < self.slow_rate:
-                import time
-
                 time.sleep(self.slow_s)
             if self.failure_rate and self._rng.random() < self.failure_rate:
                 raise FeatureStoreTimeout("feature store did not answer within 50 ms")
-            frame = records[list(FEATURES)]
-            stage.rows_out = len(frame)
+            numeric = records[list(NUMERIC)].to_numpy(dtype=np.float64)
+            sex = records["sex"].to_numpy()
+            stage.rows_out = len(numeric)
         with _STAGES["preprocess"] as stage:
-            stage.rows_in = len(frame)
-            frame = frame.fillna(self.medians)
-            stage.rows_out = len(frame)
+            stage.rows_in = len(numeric)
+            missing = np.isnan(numeric)
+            if missing.any():
+                numeric = np.where(missing, self._medians, numeric)
+            stage.rows_out = len(numeric)
         with _STAGES["features"] as stage:
-            stage.rows_in = len(frame)
-            matrix = _matrix(frame)
+            stage.rows_in = len(numeric)
+            matrix = np.hstack([numeric, (sex == "2").astype(np.float64)[:, None]])
             stage.rows_out = len(matrix)
         with _STAGES["predict"] as stage:
             stage.rows_in = len(matrix)

@@ -192,7 +192,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     refresh = options.refresh_s or min(1.0, max(cycle / 40, 0.05))
     reference = Reference.from_data(
         data.frame, predictions=model.predict(_features(data.frame)),
-        categorical=["sex", "source"])
+        categorical=["sex", "source"], performance={"accuracy": validation_accuracy})
 
     reader = InMemoryMetricReader()
     spans = _SpanCounter()
