@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Install the real observability stack used by the integration tests (stdlib only).
+
+    python tools/stack.py install   # idempotent; exits non-zero naming what is missing and why
+    python tools/stack.py paths     # JSON: {"otelcol": "/...", "jaeger": null, ...}
+
+``install`` does three things, each skipped when already done:
+
+1. ``apt-get install -y prometheus prometheus-alertmanager`` when ``prometheus``, ``promtool`` or
+   the Alertmanager binary (Debian: ``prometheus-alertmanager``) is missing; ``apt-get update`` runs
+   first only when apt has no package lists yet or the install fails without it. Needs root.
+2. ``go build`` of the OpenTelemetry Collector distribution in ``collector/builder/`` into
+   ``~/.cache/otel-ml/bin/otelcol-<hash of go.mod, go.sum, *.go>``.
+3. ``go build`` of Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0``) in a scratch
+   module under ``~/.cache/otel-ml/`` into ``~/.cache/otel-ml/bin/jaeger-v1.76.0``.
+
+Go's module and build caches stay at their defaults (outside the repository). The path logic lives
+in ``tests/stack/binaries.py``; ``from tools.stack import find_binaries`` re-exports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_BINARIES_PY = Path(__file__).resolve().parents[1] / "tests" / "stack" / "binaries.py"
+
+
+def _load_binaries_module():
+    name = "otel_ml_stack_binaries"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _BINARIES_PY)
+    if spec is None or spec.loader is None:  # pragma: no cover - file shipped with the repo
+        raise ImportError(f"cannot load {_BINARIES_PY}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_binaries = _load_binaries_module()
+Binaries = _binaries.Binaries
+find_binaries = _binaries.find_binaries
+
+__all__ = ["Binaries", "InstallError", "find_binaries", "install", "main"]
+
+APT_PACKAGES = ("prometheus", "prometheus-alertmanager")
+
+
+class InstallError(RuntimeError):
+    """A step of ``install`` failed; the message says what is missing and why."""
+
+
+def _log(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+def _run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+         what: str) -> None:
+    _log(f"$ {' '.join(argv)}" + (f"   (in {cwd})" if cwd else ""))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError as exc:
+        raise InstallError(f"{what}: {argv[0]} not found ({exc})") from exc
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise InstallError(f"{what}: `{' '.join(argv)}` exited {proc.returncode}\n{tail}")
+    _log(f"  ok in {time.monotonic() - started:.0f}s")
+
+
+# --------------------------------------------------------------------------- apt
+
+
+def _apt_lists_present() -> bool:
+    lists = Path("/var/lib/apt/lists")
+    return lists.is_dir() and any(p.name.endswith("Packages") or "_Packages" in p.name
+                                  for p in lists.iterdir())
+
+
+def install_debian_packages() -> None:
+    found = find_binaries()
+    missing = [n for n in ("prometheus", "promtool", "alertmanager") if getattr(found, n) is None]
+    if not missing:
+        _log(f"prometheus/promtool/alertmanager present: {found.prometheus}, {found.promtool}, "
+             f"{found.alertmanager}")
+        return
+    _log(f"missing {', '.join(missing)}: installing Debian packages {' '.join(APT_PACKAGES)}")
+    if shutil.which("apt-get") is None:
+        raise InstallError(f"{', '.join(missing)} missing and apt-get is not available: install "
+                           f"the packages {' '.join(APT_PACKAGES)} (or put the binaries on PATH)")
+    if os.geteuid() != 0:
+        raise InstallError(f"{', '.join(missing)} missing: `apt-get install` needs root; run "
+                           f"`sudo apt-get install -y {' '.join(APT_PACKAGES)}`")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
+    if not _apt_lists_present():
+        _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+    try:
+        _run(install, env=env, what="apt-get install")
+    except InstallError:
+        _log("install failed; refreshing package lists and retrying once")
+        _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+        _run(install, env=env, what="apt-get install")
+    found = find_binaries()
+    still = [n for n in ("prometheus", "promtool", "alertmanager") if getattr(found, n) is None]
+    if still:
+        raise InstallError(f"after installing {' '.join(APT_PACKAGES)}, still missing: "
+                           f"{', '.join(still)} (looked on PATH for prometheus, promtool, "
+                           f"{' or '.join(_binaries.ALERTMANAGER_NAMES)})")
+
+
+# --------------------------------------------------------------------------- go builds
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise InstallError("the `go` command is not on PATH: the Collector and Jaeger are built "
+                           "from Go modules (Go >= 1.26 needed)")
+    return go
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never let a workspace file of the surrounding checkout leak into these builds.
+    env["GOWORK"] = "off"
+    return env
+
+
+def _atomic_build(go: str, target: Path, cwd: Path, package: str, what: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        _run([go, "build", "-ldflags=-s -w", "-o", str(tmp), package],
+             cwd=cwd, env=_go_env(), what=what)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def build_collector() -> Path:
+    target = _binaries.collector_binary_path()
+    if target.is_file():
+        _log(f"collector present: {target}")
+        return target
+    builder = _binaries.BUILDER_DIR
+    if not (builder / "go.mod").is_file():
+        raise InstallError(f"collector build module missing: {builder}/go.mod")
+    _log(f"building the OpenTelemetry Collector from {builder} (several minutes on 2 cores)")
+    _atomic_build(_go(), target, builder, ".", what="collector build")
+    _log(f"collector built: {target}")
+    return target
+
+
+def build_jaeger() -> Path:
+    target = _binaries.jaeger_binary_path()
+    if target.is_file():
+        _log(f"jaeger present: {target}")
+        return target
+    go = _go()
+    version = _binaries.JAEGER_VERSION
+    scratch = _binaries.cache_dir() / f"jaeger-{version}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = _go_env()
+    _log(f"building Jaeger {version} (v2) in {scratch} (several minutes on 2 cores)")
+    if not (scratch / "go.mod").is_file():
+        _run([go, "mod", "init", "otelml.invalid/jaegerbuild"], cwd=scratch, env=env,
+             what="jaeger scratch module")
+    go_mod = (scratch / "go.mod").read_text()
+    if f"{_binaries.JAEGER_MODULE}" not in go_mod or version not in go_mod:
+        _run([go, "get", "-tool", f"{_binaries.JAEGER_MODULE}@{version}"], cwd=scratch, env=env,
+             what=f"go get -tool {_binaries.JAEGER_MODULE}@{version}")
+    _atomic_build(go, target, scratch, _binaries.JAEGER_MODULE, what="jaeger build")
+    _log(f"jaeger built: {target}")
+    return target
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def install() -> Binaries:
+    """Install everything (idempotent) and return the resolved paths; raises InstallError."""
+    started = time.monotonic()
+    errors: list[str] = []
+    for step in (install_debian_packages, build_collector, build_jaeger):
+        try:
+            step()
+        except InstallError as exc:  # keep going: report every missing piece at once
+            errors.append(str(exc))
+            _log(f"FAILED: {exc}")
+    found = find_binaries()
+    if errors or found.missing():
+        details = "\n\n".join(errors) or "(no step failed, yet binaries are not found)"
+        raise InstallError(f"stack install incomplete; missing: {', '.join(found.missing())}\n\n"
+                           f"{details}")
+    _log(f"stack installed in {time.monotonic() - started:.0f}s")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help="install/build every stack program (idempotent)")
+    sub.add_parser("paths", help="print the binaries' paths as JSON (null where missing)")
+    args = parser.parse_args(argv)
+    if args.command == "paths":
+        print(json.dumps(find_binaries().as_dict(), indent=2))
+        return 0
+    try:
+        found = install()
+    except InstallError as exc:
+        print(f"[stack] ERROR: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(json.dumps(found.as_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
