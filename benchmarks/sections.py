@@ -24,6 +24,23 @@ def reference_available() -> str | None:
 
     if not hasattr(otel_ml.Reference, "from_data"):
         return "otel_ml.Reference.from_data not available yet (issue 3 not landed)"
+    # A functional probe: the statistics must really run, or "full" would time a placeholder.
+    rng = np.random.default_rng(1)
+    p = Providers.build()
+    try:
+        ref = otel_ml.Reference.from_data(rng.standard_normal((2000, 3)), feature_names=["a", "b", "c"])
+        monitor = otel_ml.ModelMonitor("probe", "1", reference=ref, **p.kwargs())
+        monitor.observe(rng.standard_normal((500, 3)) + [3.0, 0.0, 0.0])
+        monitor.flush()
+        report = monitor.drift_report()
+        flagged = list(report.drifted_features)
+        monitor.close()
+    except Exception as exc:  # noqa: BLE001
+        return f"otel_ml feature statistics not usable yet ({type(exc).__name__}: {exc})"[:200]
+    finally:
+        p.shutdown()
+    if "a" not in flagged:
+        return f"otel_ml drift probe: a 3-sigma shift of 'a' was not flagged (got {flagged})"
     return None
 
 
