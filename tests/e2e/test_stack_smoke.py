@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 
 import pytest
+import yaml
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -168,3 +169,14 @@ def test_auth_overlay_requires_the_bearer_token(stack_binaries, tmp_path):
         assert post({}) == 401
         assert post({"Authorization": "Bearer wrong"}) == 401
         assert post({"Authorization": f"Bearer {token}"}) == 200
+
+
+def test_shipped_rule_files_are_loaded(stack):
+    """Prometheus got prometheus/rules/*.yml (the harness default) with every group."""
+    expected = {
+        group["name"]
+        for path in harness.default_rule_files()
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", [])
+    }
+    loaded = {group["name"] for group in stack.prometheus.rules()}
+    assert loaded == expected

@@ -160,7 +160,10 @@ def http_get(url: str, timeout: float = 5.0, headers: Optional[Mapping[str, str]
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        try:
+            return exc.code, exc.read()
+        finally:
+            exc.close()
 
 
 def http_get_json(url: str, params: Optional[Mapping[str, Any]] = None,
@@ -296,6 +299,7 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.running():
                 code = self.proc.returncode if self.proc else None
+                self.stop()
                 raise StackError(f"{self.name} exited with code {code} before becoming healthy\n"
                                  f"--- last lines of {self.log_path} ---\n{self.log_tail()}")
             try:
