@@ -80,8 +80,22 @@ _REGRESSION_PH_DELTA = 0.05
 
 
 class _Record:
+    """One remembered call."""
+
     __slots__ = ("t", "pred", "output", "rows", "span_context", "segment", "groups", "bins",
                  "size")
+
+    def __init__(self, t: float, pred: np.ndarray, output: str, rows: int | None,
+                 span_context: Any, segment: Any, groups: Any, bins: Any, size: int) -> None:
+        self.t = t
+        self.pred = pred
+        self.output = output
+        self.rows = rows
+        self.span_context = span_context
+        self.segment = segment
+        self.groups = groups
+        self.bins = bins
+        self.size = size
 
 
 class _Pred:
@@ -177,6 +191,10 @@ class OutcomeMonitor:
         self._store: OrderedDict[str, _Record] = OrderedDict()
         self._tombstones: OrderedDict[str, str] = OrderedDict()
         self._bytes = 0
+        self._inserts = 0
+        self._max_records = m.outcome_store_size
+        # Ids of records dropped unlabelled, so a late label is counted as expired/evicted.
+        self._max_tombstones = min(m.outcome_store_size, 10_000)
         self._evicted = 0
         self._expired = 0
         self._task: str | None = None
@@ -209,66 +227,69 @@ class OutcomeMonitor:
                  span_context: Any, segment: str | None) -> None:
         """Keep what scoring the call's label will need (O(1); never raises)."""
         try:
-            pred = _copy(result)
-            if pred is None:
-                return
+            if type(result) is np.ndarray and result.ndim == 1 and result.size == 1:
+                pred = result.copy()  # the common single-row case, without the checks
+                size = _RECORD_OVERHEAD + pred.nbytes
+            else:
+                pred = _copy(result)
+                if pred is None:
+                    return
+                size = _RECORD_OVERHEAD + _nbytes(pred)
             if self._task is None and self.monitor.task == "auto":
                 self._task = _infer_task(pred, output)
-            rec = _Record()
-            rec.pred = pred
-            rec.output = output
-            rec.rows = getattr(batch, "rows", None) if batch is not None else None
-            rec.span_context = span_context
-            rec.segment = segment
-            rec.groups = None
-            rec.bins = None
-            size = _RECORD_OVERHEAD + _nbytes(pred)
+            rows = groups = bins = None
             if batch is not None:
+                rows = getattr(batch, "rows", None)
                 segments = getattr(batch, "segments", None)
                 if segments is not None:
-                    rec.segment = segments
+                    segment = segments
                     size += _nbytes(segments)
                 if self.monitor.sensitive_attribute is not None:
-                    rec.groups = _column(batch, self.monitor.sensitive_attribute)
-                    size += _nbytes(rec.groups)
-                if getattr(self.monitor, "reference", None) is not None:
-                    rec.bins = _bins(self.monitor, batch)
-                    if rec.bins is not None:
-                        size += _nbytes(rec.bins[1])
-            rec.size = size
+                    groups = _column(batch, self.monitor.sensitive_attribute)
+                    size += _nbytes(groups)
+                if self.monitor.reference is not None:
+                    bins = _bins(self.monitor, batch)
+                    if bins is not None:
+                        size += _nbytes(bins[1])
             now = self._clock()
-            rec.t = now
+            rec = _Record(now, pred, output, rows, span_context, segment, groups, bins, size)
             with self._lock:
-                old = self._store.pop(prediction_id, None)
-                if old is not None:
-                    self._bytes -= old.size
-                self._store[prediction_id] = rec
+                store = self._store
+                if prediction_id in store:
+                    self._bytes -= store.pop(prediction_id).size
+                store[prediction_id] = rec
                 self._bytes += size
-                self._trim(now)
+                self._inserts += 1
+                if (len(store) > self._max_records or self._bytes > self.max_bytes
+                        or not self._inserts & 63):  # expiry: checked every 64 calls
+                    self._trim(now)
         except Exception as exc:
             internal_error("outcomes.remember", exc)
 
     def _trim(self, now: float) -> None:
         """Drop expired records from the old end, then the oldest while over a cap."""
-        store, ttl = self._store, self.monitor.outcome_ttl_s
+        store, tombs = self._store, self._tombstones
+        ttl, max_tombs = self.monitor.outcome_ttl_s, self._max_tombstones
         while store:
-            pid, rec = next(iter(store.items()))
+            pid = next(iter(store))
+            rec = store[pid]
             if now - rec.t > ttl:
-                reason = "expired"
+                tombs[pid] = "expired"
                 self._expired += 1
-            elif len(store) > self.monitor.outcome_store_size or self._bytes > self.max_bytes:
-                reason = "evicted"
+            elif len(store) > self._max_records or self._bytes > self.max_bytes:
+                tombs[pid] = "evicted"
                 self._evicted += 1
             else:
                 break
-            store.popitem(last=False)
+            del store[pid]
             self._bytes -= rec.size
-            self._tomb(pid, reason)
+            if len(tombs) > max_tombs:
+                tombs.popitem(last=False)
 
     def _tomb(self, pid: str, reason: str) -> None:
+        self._tombstones.pop(pid, None)
         self._tombstones[pid] = reason
-        self._tombstones.move_to_end(pid)
-        if len(self._tombstones) > min(self.monitor.outcome_store_size, 10_000):
+        if len(self._tombstones) > self._max_tombstones:
             self._tombstones.popitem(last=False)
 
     # ------------------------------------------------------------------ labels

@@ -1,0 +1,527 @@
+"""Outcomes joined to predictions: counters, gauges, span links, store bounds, bad input."""
+
+from __future__ import annotations
+
+import math
+import threading
+import tracemalloc
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import points
+from sklearn import metrics as skm
+
+import otel_ml
+from otel_ml import ModelMonitor
+from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, OTHER
+
+MODEL = {"ml.model.name": "m", "ml.model.version": "1"}
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _monitor(providers, **options) -> ModelMonitor:
+    monitor = ModelMonitor("m", "1", **providers, **options)
+    monitor._outcomes._clock = Clock()
+    return monitor
+
+
+def _clock(monitor) -> Clock:
+    return monitor._outcomes._clock
+
+
+def _by(reader, name, key):
+    return {attrs[key]: value for attrs, value in points(reader, name)}
+
+
+def _decorated(providers, fn, **options):
+    ids = []
+
+    @otel_ml.instrument_model(name="m", version="1", **providers, **options)
+    def predict(x):
+        ids.append(otel_ml.current_prediction_id())
+        return fn(x)
+
+    predict.monitor._outcomes._clock = Clock()
+    return predict, ids
+
+
+# ------------------------------------------------------------------ classification
+def test_confusion_counters_gauges_and_report_for_labels(providers, metric_reader):
+    predict, ids = _decorated(providers, lambda x: np.asarray(x) > 0)
+    for x in (1, -1, 2, -3, 4):
+        predict(np.array([x]))
+    monitor = predict.monitor
+    for pid, actual in zip(ids, (1, 1, 0, 0, 1)):  # predicted 1 0 1 0 1
+        monitor.record_outcome(pid, actual)
+
+    counts = {(a["ml.class.predicted"], a["ml.class.actual"]): v
+              for a, v in points(metric_reader, "ml.model.outcomes")}
+    assert counts == {("1", "1"): 2, ("0", "1"): 1, ("1", "0"): 1, ("0", "0"): 1}
+    attrs, _ = points(metric_reader, "ml.model.outcomes")[0]
+    assert set(attrs) == {*MODEL, "ml.segment", "ml.class.predicted", "ml.class.actual"}
+    assert attrs["ml.segment"] == NO_SEGMENT
+
+    perf = {(a["ml.segment"], a["ml.performance.metric"]): v
+            for a, v in points(metric_reader, "ml.model.performance")}
+    assert perf[(ALL_SEGMENTS, "accuracy")] == pytest.approx(3 / 5)
+    assert perf[(ALL_SEGMENTS, "precision")] == pytest.approx(2 / 3)
+    assert perf[(ALL_SEGMENTS, "recall")] == pytest.approx(2 / 3)
+    assert perf[(ALL_SEGMENTS, "count")] == 5
+    assert {s for s, _ in perf} == {ALL_SEGMENTS}  # no segments in use: no duplicate series
+
+    report = monitor.performance_report()
+    assert report.task == "classification" and report.count == 5
+    assert report.metrics["accuracy"] == pytest.approx(0.6)
+    assert report.per_class["1"]["support"] == 3
+    assert monitor.resolved_task == "classification"
+    assert _by(metric_reader, "ml.model.info", "ml.model.task") == {"classification": 1}
+
+
+def test_outcome_span_links_to_the_prediction_span(providers, span_exporter):
+    predict, ids = _decorated(providers, lambda x: np.array(["spam"]))
+    predict(np.array([0.5]))
+    predict.monitor.record_outcome(ids[0], "spam")
+    spans = span_exporter.get_finished_spans()
+    predict_span = next(s for s in spans if s.name == "ml.predict m")
+    outcome_span = next(s for s in spans if s.name == "ml.outcome m")
+    assert [link.context.span_id for link in outcome_span.links] == [predict_span.context.span_id]
+    assert outcome_span.links[0].context.trace_id == predict_span.context.trace_id
+    assert outcome_span.attributes["ml.prediction.id"] == ids[0]
+    assert outcome_span.attributes["ml.model.name"] == "m"
+    assert outcome_span.instrumentation_scope.name == "otel_ml"
+    # aggregates only: no label value on the span
+    assert "spam" not in [str(v) for v in outcome_span.attributes.values()]
+
+
+def test_user_prediction_id(providers, metric_reader):
+    monitor = _monitor(providers)
+
+    @monitor
+    def predict(x, prediction_id=None):
+        return np.array(["cat"])
+
+    predict(np.zeros(2), prediction_id="order-42")
+    monitor.record_outcome("order-42", "cat")
+    assert _by(metric_reader, "ml.model.outcomes", "ml.class.actual") == {"cat": 1}
+
+
+def test_probabilities_give_brier_and_log_loss_like_sklearn(providers):
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(0.05, 0.95, 300)
+    proba = np.column_stack([1 - p1, p1])
+    y = (rng.uniform(size=300) < p1).astype(int)
+    predict, ids = _decorated(providers, lambda x: proba[int(x[0])][None, :])
+    for i in range(300):
+        predict(np.array([i, 0.0]))
+    monitor = predict.monitor
+    for pid, actual in zip(ids, y):
+        monitor.record_outcome(pid, int(actual))
+    m = monitor.performance_report().metrics
+    assert m["brier"] == pytest.approx(skm.brier_score_loss(y, p1), abs=1e-9)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, proba), abs=1e-9)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p1 >= 0.5), abs=1e-9)
+    assert m["f1"] == pytest.approx(skm.f1_score(y, p1 >= 0.5), abs=1e-9)
+
+
+def test_threshold_turns_probability_into_the_positive_class(providers, metric_reader):
+    monitor = _monitor(providers, threshold=0.8)
+    monitor.record_outcomes([1, 1, 0], np.array([[0.3, 0.7], [0.1, 0.9], [0.85, 0.15]]))
+    counts = {(a["ml.class.predicted"], a["ml.class.actual"]): v
+              for a, v in points(metric_reader, "ml.model.outcomes")}
+    assert counts == {("0", "1"): 1, ("1", "1"): 1, ("0", "0"): 1}
+
+
+def test_batch_outcomes_match_sklearn_and_segments(providers, metric_reader):
+    rng = np.random.default_rng(1)
+    n = 1000
+    y_true = rng.integers(0, 3, n)
+    y_pred = np.where(rng.uniform(size=n) < 0.7, y_true, rng.integers(0, 3, n))
+    segments = np.where(np.arange(n) < 600, "north", "south")
+    monitor = _monitor(providers)
+    monitor.record_outcomes(y_true, y_pred, segments=segments)
+    report = monitor.performance_report()
+    assert report.metrics["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred), abs=1e-9)
+    assert report.metrics["f1_macro"] == pytest.approx(
+        skm.f1_score(y_true, y_pred, average="macro"), abs=1e-9)
+    south = segments == "south"
+    assert report.by_segment["south"]["accuracy"] == pytest.approx(
+        skm.accuracy_score(y_true[south], y_pred[south]), abs=1e-9)
+    total = sum(v for _, v in points(metric_reader, "ml.model.outcomes"))
+    assert total == n
+    by_seg = {}
+    for attrs, v in points(metric_reader, "ml.model.outcomes"):
+        by_seg[attrs["ml.segment"]] = by_seg.get(attrs["ml.segment"], 0) + v
+    assert by_seg == {"north": 600, "south": 400}
+    perf_segments = {a["ml.segment"] for a, _ in points(metric_reader, "ml.model.performance")}
+    assert perf_segments == {ALL_SEGMENTS, "north", "south"}
+
+
+def test_class_labels_are_capped(providers, metric_reader):
+    monitor = _monitor(providers)
+    labels = np.arange(80)
+    monitor.record_outcomes(labels, labels)
+    actual = {a["ml.class.actual"] for a, _ in points(metric_reader, "ml.model.outcomes")}
+    assert len(actual) == 51 and OTHER in actual
+
+
+# ------------------------------------------------------------------ regression
+def test_regression_error_histogram_in_the_outcome_span_and_squared_sum(
+        providers, metric_reader, span_exporter):
+    predict, ids = _decorated(providers, lambda x: np.array([2.0 * x[0]]), task="regression")
+    for x in (1.0, 2.0, 3.0):
+        predict(np.array([x]))  # predictions 2, 4, 6
+    monitor = predict.monitor
+    for pid, actual in zip(ids, (2.5, 3.0, 9.0)):  # errors -0.5, 1, -3
+        monitor.record_outcome(pid, actual)
+    [(attrs, hist)] = points(metric_reader, "ml.model.error.absolute")
+    assert attrs == {**MODEL, "ml.segment": NO_SEGMENT}
+    assert (hist.count, hist.sum) == (3, pytest.approx(4.5))
+    assert _by(metric_reader, "ml.model.error.squared", "ml.segment") == {
+        NO_SEGMENT: pytest.approx(10.25)}
+    m = monitor.performance_report().metrics
+    assert (m["mae"], m["rmse"]) == (pytest.approx(1.5), pytest.approx(math.sqrt(10.25 / 3)))
+    # the exemplars point at the outcome spans
+    outcome_spans = {s.context.span_id for s in span_exporter.get_finished_spans()
+                     if s.name == "ml.outcome m"}
+    assert hist.exemplars and {e.span_id for e in hist.exemplars} <= outcome_spans
+
+
+# ------------------------------------------------------------------ bad input
+def test_unmatched_reasons_are_counted_and_never_raised(providers, metric_reader, caplog):
+    predict, ids = _decorated(providers, lambda x: np.array([[0.2, 0.8]] * len(x)))
+    for _ in range(5):
+        predict(np.zeros((2, 3)))
+    monitor = predict.monitor
+    monitor.record_outcome("never-seen", 1)
+    monitor.record_outcome(ids[0], [1, 0])
+    monitor.record_outcome(ids[0], [1, 0])  # again: duplicate
+    monitor.record_outcome(ids[1], [1, 0, 1])  # 3 labels for 2 rows
+    monitor.record_outcome(ids[2], [float("nan"), 1.0])  # one row scored, one missing
+    monitor.record_outcome(ids[3], [7, 1])  # 7 is not a class of the probabilities
+    monitor.record_outcome(ids[4], object())
+    monitor.record_outcome(None, None)
+    unmatched = _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason")
+    assert unmatched == {"unknown_id": 2, "duplicate": 2, "wrong_shape": 4, "missing_label": 1,
+                         "unseen_class": 1}
+    assert sum(v for _, v in points(metric_reader, "ml.model.outcomes")) == 2 + 1 + 1
+    assert "not scored" in caplog.text
+
+
+def test_regression_rejects_non_numeric_labels(providers, metric_reader):
+    monitor = _monitor(providers, task="regression")
+    monitor.record_outcomes(["a", "b"], [1.0, 2.0])
+    assert _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason") == {"wrong_type": 2}
+    monitor.record_outcomes([1.0, None], [1.0, 2.0])
+    monitor.record_outcomes(np.array([1.0, np.nan]), [1.0, 2.0])
+    assert _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason")["missing_label"] == 2
+    assert monitor.performance_report().count == 2
+
+
+def test_late_labels_beyond_the_ttl_are_unmatched(providers, metric_reader):
+    monitor = _monitor(providers, outcome_ttl_s=60.0)
+    clock = _clock(monitor)
+    outcomes = monitor._outcomes
+    outcomes.remember("a", None, np.array([1]), "auto", None, None)
+    outcomes.remember("b", None, np.array([1]), "auto", None, None)
+    clock.t += 30
+    monitor.record_outcome("a", 1)  # in time
+    clock.t += 31
+    outcomes.remember("c", None, np.array([1]), "auto", None, None)  # purges "b"
+    monitor.record_outcome("b", 1)  # 61 s old
+    clock.t += 61
+    monitor.record_outcome("c", 1)  # expired, not purged yet
+    assert _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason") == {"expired": 2}
+    assert monitor.performance_report().store["expired"] == 2
+
+
+# ------------------------------------------------------------------ concurrency and memory
+def test_concurrent_outcomes_give_exact_counts(providers, metric_reader):
+    monitor = _monitor(providers)
+    outcomes = monitor._outcomes
+    n = 4000
+    for i in range(n):
+        outcomes.remember(str(i), None, np.array([i % 3]), "label", None, None)
+    errors = []
+
+    def label(worker: int) -> None:
+        try:
+            for i in range(worker, n, 8):
+                monitor.record_outcome(str(i), (i % 3) if i % 4 else (i + 1) % 3)
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=label, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    counts = points(metric_reader, "ml.model.outcomes")
+    assert sum(v for _, v in counts) == n
+    wrong = sum(v for a, v in counts if a["ml.class.predicted"] != a["ml.class.actual"])
+    assert wrong == n // 4
+    assert monitor.performance_report().metrics["accuracy"] == pytest.approx(0.75)
+    assert outcomes.store_stats()["records"] == 0
+
+
+def test_store_is_bounded_by_count(providers):
+    monitor = _monitor(providers, outcome_store_size=1000)
+    outcomes = monitor._outcomes
+    prediction = np.array([1.0])
+    for i in range(100_000):
+        outcomes.remember(format(i, "016x"), None, prediction, "auto", None, None)
+    stats = outcomes.store_stats()
+    assert stats["records"] == 1000 and stats["evicted"] == 99_000
+    assert stats["bytes"] <= 1000 * 500
+    # steady state: once every record and tombstone alive was allocated under tracing,
+    # 20k more calls leave nothing behind
+    tracemalloc.start()
+    try:
+        for i in range(100_000, 105_000):
+            outcomes.remember(format(i, "016x"), None, prediction, "auto", None, None)
+        before = tracemalloc.take_snapshot()
+        for i in range(105_000, 125_000):
+            outcomes.remember(format(i, "016x"), None, prediction, "auto", None, None)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert abs(grown) < 20_000, grown
+    monitor.record_outcome(format(123_500, "016x"), 1.0)  # evicted recently: said so
+    monitor.record_outcome(format(0, "016x"), 1.0)  # evicted long ago: forgotten
+    assert monitor.performance_report().unmatched == {"evicted": 1, "unknown_id": 1}
+
+
+def test_store_is_bounded_by_bytes(providers):
+    monitor = _monitor(providers)
+    monitor.outcome_store_bytes = 1_000_000
+    monitor._outcomes.max_bytes = 1_000_000
+    big = np.zeros(10_000)  # 80 kB of predictions per call
+    for i in range(50):
+        monitor._outcomes.remember(str(i), None, big, "auto", None, None)
+    stats = monitor._outcomes.store_stats()
+    assert stats["bytes"] <= 1_000_000 and stats["records"] == 12
+    # the stored predictions are a private copy
+    mutable = np.array([1.0])
+    monitor._outcomes.remember("x", None, mutable, "auto", None, None)
+    mutable[0] = 100.0
+    monitor.record_outcome("x", 1.0)
+    assert monitor.performance_report().metrics["mae"] == 0.0
+
+
+# ------------------------------------------------------------------ window
+def test_windowed_gauges_forget_old_slots_but_counters_do_not(providers, metric_reader):
+    monitor = _monitor(providers, drift_window_s=600, slot_s=60)
+    clock = _clock(monitor)
+    monitor.record_outcomes([1, 1], [1, 0])
+    clock.t += 300
+    monitor.record_outcomes([1, 1], [1, 1])
+    assert monitor.performance_report().metrics["accuracy"] == pytest.approx(0.75)
+    clock.t += 400  # the first batch left the window
+    assert monitor.performance_report().metrics["accuracy"] == 1.0
+    clock.t += 600
+    assert monitor.performance_report().count == 0
+    assert points(metric_reader, "ml.model.performance") == []
+    assert sum(v for _, v in points(metric_reader, "ml.model.outcomes")) == 4
+
+
+# ------------------------------------------------------------------ reference, attributions
+def test_reference_performance_and_attribution_drift(providers, metric_reader):
+    monitor = _monitor(providers)
+    monitor.reference = SimpleNamespace(performance={"accuracy": 0.9, "f1_macro": 0.85},
+                                        attributions={"age": 0.5, "income": 0.2})
+    monitor.record_outcomes([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert _by(metric_reader, "ml.model.performance.reference", "ml.performance.metric") == {
+        "accuracy": 0.9, "f1_macro": 0.85}
+    report = monitor.performance_report()
+    assert report.delta["accuracy"] == pytest.approx(0.6 - 0.9)
+
+    monitor.record_attributions(np.array([[0.4, -0.1, 1.0], [-0.6, 0.3, 0.0]]),
+                                feature_names=["age", "income", "tenure"])
+    assert _by(metric_reader, "ml.feature.attribution", "ml.feature.name") == {
+        "age": pytest.approx(0.5), "income": pytest.approx(0.2), "tenure": pytest.approx(0.5)}
+    monitor.record_attributions({"age": [1.5], "income": [0.2], "tenure": [0.5]})
+    drift = _by(metric_reader, "ml.feature.attribution.drift", "ml.feature.name")
+    # age: (0.4 + 0.6 + 1.5) / 3 = 5/6 against 0.5; tenure has no reference value
+    assert drift == {"age": pytest.approx((5 / 6) / 0.5 - 1), "income": pytest.approx(0.0)}
+
+
+def test_bad_attributions_are_dropped(providers, metric_reader, caplog):
+    monitor = _monitor(providers)
+    monitor.record_attributions(np.ones((2, 3)), feature_names=["a", "b"])
+    monitor.record_attributions("not numbers")
+    monitor.record_attributions(np.ones((2, 2, 2)))
+    assert points(metric_reader, "ml.feature.attribution") == []
+    assert "attributions" in caplog.text
+
+
+# ------------------------------------------------------------------ fairness
+def test_fairness_gauges_and_insufficient_groups(providers, metric_reader):
+    monitor = _monitor(providers, sensitive_attribute="sex")
+    # A: 40 rows selection .5 TPR .75 FPR .25; B: 50 rows selection .2 TPR .5 FPR 0; C: 5 rows
+    y_true = [1] * 15 + [0] * 5 + [1] * 5 + [0] * 15 + [1] * 10 + [1] * 10 + [0] * 30 + [1] * 5
+    y_pred = [1] * 15 + [1] * 5 + [0] * 5 + [0] * 15 + [1] * 10 + [0] * 10 + [0] * 30 + [1] * 5
+    groups = ["A"] * 40 + ["B"] * 50 + ["C"] * 5
+    monitor.record_outcomes(y_true, y_pred, groups=groups)
+    rates = {(a["ml.fairness.group"], a["ml.fairness.metric"]): v
+             for a, v in points(metric_reader, "ml.fairness.group.rate")}
+    assert rates == {("A", "selection_rate"): 0.5, ("A", "true_positive_rate"): 0.75,
+                     ("A", "false_positive_rate"): 0.25, ("B", "selection_rate"): 0.2,
+                     ("B", "true_positive_rate"): 0.5, ("B", "false_positive_rate"): 0.0}
+    gaps = _by(metric_reader, "ml.fairness.gap", "ml.fairness.metric")
+    assert gaps == {"demographic_parity_difference": pytest.approx(0.3),
+                    "disparate_impact_ratio": pytest.approx(0.4),
+                    "equalized_odds_difference": pytest.approx(0.25)}
+    attrs, _ = points(metric_reader, "ml.fairness.gap")[0]
+    assert attrs["ml.fairness.attribute"] == "sex"
+    fairness = monitor.performance_report().fairness
+    assert fairness.insufficient_groups == ["C"] and fairness.groups["C"].count == 5
+
+
+def test_fairness_misuse_fails_fast(providers):
+    with pytest.raises(ValueError, match="regression"):
+        ModelMonitor("m", task="regression", sensitive_attribute="sex", **providers)
+    with pytest.raises(TypeError, match="sensitive_attribute"):
+        ModelMonitor("m", sensitive_attribute=3, **providers)
+    monitor = ModelMonitor("m", **providers)
+    with pytest.raises(ValueError, match="sensitive_attribute"):
+        monitor.record_outcomes([1], [1], groups=["a"])
+
+
+# ------------------------------------------------------------------ concept drift
+def test_concept_drift_counter_and_state(providers, metric_reader):
+    monitor = _monitor(providers)
+    rng = np.random.default_rng(7)
+    y_true = rng.integers(0, 2, 2000)
+    wrong = np.concatenate([rng.uniform(size=1000) < 0.1, rng.uniform(size=1000) < 0.5])
+    y_pred = np.where(wrong, 1 - y_true, y_true)
+    monitor.record_outcomes(y_true[:1000], y_pred[:1000])
+    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 0, "adwin": 0}
+    monitor.record_outcomes(y_true[1000:], y_pred[1000:])
+    detections = _by(metric_reader, "ml.concept_drift.detections", "ml.detector")
+    assert detections["page_hinkley"] >= 1 and detections["adwin"] >= 1
+    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 1, "adwin": 1}
+    assert monitor.performance_report().concept_drift_detected
+    _clock(monitor).t += monitor.drift_window_s + 1
+    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 0, "adwin": 0}
+
+
+def test_regression_concept_drift_on_scaled_errors(providers, metric_reader):
+    monitor = _monitor(providers, task="regression")
+    rng = np.random.default_rng(3)
+    y = rng.normal(100, 10, 3000)
+    noise = np.concatenate([rng.normal(0, 1000, 1500), rng.normal(0, 3000, 1500)])
+    monitor.record_outcomes(y[:1500], y[:1500] + noise[:1500])
+    assert sum(_by(metric_reader, "ml.concept_drift.detections", "ml.detector").values()) == 0
+    monitor.record_outcomes(y[1500:], y[1500:] + noise[1500:])
+    assert _by(metric_reader, "ml.concept_drift.detections", "ml.detector")["adwin"] >= 1
+
+
+# ------------------------------------------------------------------ batches from the features side
+class _Batch:
+    """Stand-in for the feature monitor's batch: rows, per-row segments, columns."""
+
+    def __init__(self, rows, segments=None, columns=None):
+        self.rows = rows
+        self.segments = segments
+        self._columns = columns or {}
+
+    def column(self, name):
+        return self._columns.get(name)
+
+
+class _Features:
+    def __init__(self, bins):
+        self.bins = bins
+
+    def bin_rows(self, batch):
+        return ("age", "income"), self.bins
+
+    def bin_label(self, feature, index):
+        return f"b{index}"
+
+
+def test_error_rate_by_bin_segments_and_groups_from_the_batch(providers, metric_reader):
+    monitor = _monitor(providers, sensitive_attribute="sex")
+    monitor.reference = SimpleNamespace()
+    bins = np.array([[0, 2], [1, 2], [1, 0], [1, -1]])  # -1: missing value, no bin
+    monitor._features = _Features(bins)
+    batch = _Batch(4, segments=np.array(["web", "web", "app", "app"], dtype=object),
+                   columns={"sex": np.array(["f", "m", "f", "m"])})
+    monitor._outcomes.remember("p", batch, np.array([1, 1, 0, 0]), "label", None, None)
+    monitor.record_outcome("p", np.array([1, 0, 0, 1]))  # wrong: rows 1 and 3
+    by_bin = {(a["ml.feature.name"], a["ml.feature.bin"]): v
+              for a, v in points(metric_reader, "ml.model.error_rate.by_bin")}
+    assert by_bin == {("age", "b0"): 0.0, ("age", "b1"): pytest.approx(2 / 3),
+                      ("income", "b0"): 0.0, ("income", "b2"): 0.5}
+    segs = {}
+    for attrs, v in points(metric_reader, "ml.model.outcomes"):
+        segs[attrs["ml.segment"]] = segs.get(attrs["ml.segment"], 0) + v
+    assert segs == {"web": 2, "app": 2}
+    report = monitor.performance_report()
+    assert report.by_segment["app"]["accuracy"] == 0.5
+    assert report.error_by_bin["age"]["b1"] == {"count": 3.0, "error": pytest.approx(2 / 3)}
+    assert report.fairness.groups["f"].count == 2 and not report.fairness.groups["f"].sufficient
+
+
+def test_bins_are_not_requested_without_a_reference(providers):
+    monitor = _monitor(providers)
+    called = []
+    monitor._features = SimpleNamespace(bin_rows=lambda batch: called.append(1))
+    monitor._outcomes.remember("p", _Batch(1), np.array([1]), "label", None, None)
+    assert called == []
+
+
+# ------------------------------------------------------------------ access, fork
+def test_rejected_requests_by_reason(providers, metric_reader):
+    monitor = _monitor(providers)
+    for reason in ("unauthorized", "unauthorized", "rate_limited"):
+        monitor.record_rejected(reason)
+    for i in range(40):
+        monitor.record_rejected(f"r{i}")
+    got = _by(metric_reader, "ml.model.requests.rejected", "ml.reason")
+    assert got["unauthorized"] == 2 and got["rate_limited"] == 1
+    assert len(got) == 33 and got[OTHER] == 40 - 30
+    attrs, _ = points(metric_reader, "ml.model.requests.rejected")[0]
+    assert set(attrs) == {*MODEL, "ml.reason"}
+
+
+def test_after_fork_starts_empty(providers, metric_reader):
+    monitor = _monitor(providers)
+    monitor._outcomes.remember("p", None, np.array([1]), "label", None, None)
+    monitor.record_outcomes([1], [1])
+    monitor._after_fork()
+    assert points(metric_reader, "ml.model.outcomes") == []
+    assert monitor._outcomes.store_stats()["records"] == 0
+    monitor.record_outcome("p", 1)
+    assert monitor.performance_report().unmatched == {"unknown_id": 1}
+
+
+def test_every_collector_is_in_the_contract(providers):
+    from otel_ml.contract import METRICS
+
+    monitor = _monitor(providers, sensitive_attribute="g")
+    monitor.reference = SimpleNamespace(performance={"accuracy": 1.0}, attributions={"a": 1.0})
+    monitor.record_outcomes([1, 0] * 40, [1, 1] * 40, segments="s", groups=["x", "y"] * 40)
+    monitor.record_attributions([[1.0]], ["a"])
+    seen = set()
+    for name, collector in monitor._outcomes.collectors().items():
+        assert name in METRICS
+        for _, attrs in collector():
+            assert set(attrs) == set(METRICS[name].attributes) - set(MODEL), name
+            seen.add(name)
+    missing = set(monitor._outcomes.collectors()) - seen
+    # regression only, bins only with a reference and batches, nothing unmatched
+    assert missing == {"ml.model.error.squared", "ml.model.error_rate.by_bin",
+                       "ml.model.outcomes.unmatched"}
