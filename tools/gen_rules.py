@@ -89,8 +89,8 @@ MODEL_FEATURE_SEGMENT_BIN = (*MODEL_FEATURE_SEGMENT, BIN)
 MODEL_SEGMENT = (*MODEL, SEGMENT)
 
 #: ``ml.quality.check`` values the alerts select (data-quality checks of the feature monitor).
-CHECK_MISSING = "missing"
-CHECK_UNSEEN = "unseen_category"
+CHECK_MISSING = contract.Check.MISSING
+CHECK_UNSEEN = contract.Check.UNSEEN_CATEGORY
 
 # Metric series names (from the contract, never spelled out by hand).
 CALLS = _m("ml.model.predict.calls")
