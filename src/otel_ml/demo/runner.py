@@ -111,31 +111,30 @@ class DemoSummary:
     validation_accuracy: float
 
 
-class _SpanCounter:
-    """A span processor that counts ended spans by kind (for the view; exports nothing)."""
+def _span_counter() -> Any:
+    from opentelemetry.sdk.trace import SpanProcessor
 
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
+    class SpanCounter(SpanProcessor):
+        """Counts ended spans by kind (for the view; exports nothing)."""
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
+        def __init__(self) -> None:
+            self.counts: Counter[str] = Counter()
+            self._lock = threading.Lock()
 
-    def on_end(self, span: Any) -> None:
-        kind = "predict" if span.name.startswith("ml.predict") else "stage"
-        with self._lock:
-            self.counts[kind] += 1
-            if not span.status.is_ok:
-                self.counts["error"] += 1
+        def on_end(self, span: Any) -> None:
+            name = span.name
+            kind = ("predict" if name.startswith("ml.predict") else
+                    "stage" if name.startswith("ml.stage") else
+                    "outcome" if name.startswith("ml.outcome") else "other")
+            with self._lock:
+                self.counts[kind] += 1
+                if not span.status.is_ok:
+                    self.counts["error"] += 1
 
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    return SpanCounter()
 
 
-def _providers(options: DemoOptions, reader: Any, spans: _SpanCounter) -> tuple[Any, Any, str, bool]:
+def _providers(options: DemoOptions, reader: Any, spans: Any) -> tuple[Any, Any, str, bool]:
     """Tracer and meter providers: OTLP through ``configure`` when asked, else in process."""
     endpoint = options.otlp or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if endpoint:
@@ -189,13 +188,13 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     cycle = options.cycle_s or options.duration_s or ENDLESS_CYCLE_S
     clock = PhaseClock(options.phases, cycle)
     window = max(cycle / 5, 0.5)
-    refresh = options.refresh_s or min(1.0, max(cycle / 40, 0.05))
+    refresh = options.refresh_s or min(1.0, max(cycle / 40, 0.25))
     reference = Reference.from_data(
         data.frame, predictions=model.predict(_features(data.frame)),
         categorical=["sex", "source"], performance={"accuracy": validation_accuracy})
 
     reader = InMemoryMetricReader()
-    spans = _SpanCounter()
+    spans = _span_counter()
     tracer_provider, meter_provider, destination, configured = _providers(options, reader, spans)
     monitor = ModelMonitor(
         MODEL_NAME, MODEL_VERSION, task="classification", reference=reference,

@@ -115,6 +115,7 @@ class LiveView:
 def render(state: ViewState) -> Any:
     """The rich renderable for one refresh."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -134,7 +135,7 @@ def render(state: ViewState) -> Any:
         traffic.add_row(f"latency {q}", _ms(s.latency.get(q)))
     traffic.add_row("errors", f"{s.total_errors:,.0f} ({s.error_rate:.0%} now)")
     for etype, n in sorted(s.errors.items()):
-        traffic.add_row(f"  {etype}", f"{n:,.0f}")
+        traffic.add_row(escape(f"  {etype}"), f"{n:,.0f}")
     traffic.add_row("labels", f"{s.outcomes:,.0f} joined, {state.labels_pending} pending")
     if state.spans:
         traffic.add_row("spans", ", ".join(f"{k} {v:,}" for k, v in sorted(state.spans.items())))
@@ -146,14 +147,14 @@ def render(state: ViewState) -> Any:
         pvalue = s.pvalues.get((feature, segment), {})
         p = min(pvalue.values(), default=float("nan"))
         psi = scores.get("psi", max(scores.values(), default=float("nan")))
-        drift.add_row(_feature(feature), _segment(segment), _fmt(psi), _fmt(p),
+        drift.add_row(escape(_feature(feature)), escape(_segment(segment)), _fmt(psi), _fmt(p),
                       Text("yes", style="bold red") if drifted else Text("no", style="green"))
 
     quality = Table(title="Data quality", expand=True, title_justify="left")
     for col in ("feature", "check", "total", "new"):
         quality.add_column(col)
     for (feature, check), n in sorted(s.quality.items(), key=lambda kv: -kv[1])[:5]:
-        quality.add_row(feature, check, f"{n:,.0f}", f"{s.quality_delta.get((feature, check), 0):,.0f}")
+        quality.add_row(escape(feature), check, f"{n:,.0f}", f"{s.quality_delta.get((feature, check), 0):,.0f}")
     if not s.quality:
         quality.add_row("-", "none so far", "", "")
 
@@ -163,23 +164,26 @@ def render(state: ViewState) -> Any:
         if metric in ("accuracy", "f1_macro"):
             ref = s.reference_performance.get(metric)
             tail = f" (validation {ref:.2f})" if ref is not None and segment == ALL_SEGMENTS else ""
-            perf.add_row(f"{metric} [{_segment(segment)}]", f"{value:.3f}{tail}")
+            perf.add_row(escape(f"{metric} [{_segment(segment)}]"), f"{value:.3f}{tail}")
     for (attribute, metric), value in sorted(s.fairness.items()):
-        perf.add_row(f"{metric} [{attribute}]", _fmt(value))
+        perf.add_row(escape(f"{metric} [{attribute}]"), _fmt(value))
     for detector, value in sorted(s.concept_drift.items()):
-        perf.add_row(f"concept drift [{detector}]", "DETECTED" if value >= 1 else "stable")
+        perf.add_row(escape(f"concept drift [{detector}]"),
+                     Text("DETECTED", style="bold red") if value >= 1 else Text("stable"))
     if not s.performance and not s.fairness:
         perf.add_row("waiting for labels", "")
 
-    alerts = Table(title="Shipped alert conditions (now)", expand=True, title_justify="left")
-    alerts.add_column("alert")
-    alerts.add_column("state")
+    alerts = Table(title="Shipped alert conditions (now)", expand=True, title_justify="left",
+                   show_header=False)
+    alerts.add_column("alert", ratio=1)
+    alerts.add_column("state", ratio=3)
     on = {c.name: detail for c, detail in firing(s)}
     for condition in ALERTS:
         if condition.name in on:
             alerts.add_row(condition.name, Text(f"HOLDS: {on[condition.name]}", style="bold red"))
-        else:
-            alerts.add_row(Text(condition.name, style="dim"), Text("ok", style="green"))
+    quiet = [c.name for c in ALERTS if c.name not in on]
+    if quiet:
+        alerts.add_row(Text("ok", style="green"), Text(", ".join(quiet), style="dim"))
 
     grid = Table.grid(expand=True)
     grid.add_column(ratio=1)
