@@ -461,7 +461,7 @@ def _psi_expr(feature_match: str, threshold: float) -> object:
 _DRIFT_DIAGNOSIS = (
     "Open the *otel-ml / Drift and data quality* dashboard for the model; the *PSI by bin* panel "
     "shows which bins gained or lost mass.",
-    "Check *Drift by segment*: drift concentrated in one segment usually means a new or changed "
+    "Check *PSI by segment*: drift concentrated in one segment usually means a new or changed "
     "data source (`model_feature_segment:ml_feature_psi:1h`).",
     "Compare with the 24h view (`model_feature:ml_feature_psi:24h`): a short spike is often a batch "
     "job or a test client; a sustained shift is a population change.",
@@ -547,10 +547,10 @@ ALERTS: tuple[AlertSpec, ...] = (
         expr=lambda p: f"model:{DURATION}:p99_5m > {T.latency_p99_seconds}",
         threshold=f"p99 over 5m > {T.latency_p99_seconds}s for 10m",
         meaning="The slowest 1% of predict calls exceed the latency objective.",
-        diagnosis=("*Latency* panel: use the exemplars (dots) to open slow traces in Jaeger and "
+        diagnosis=("*Predict latency* panel: use the exemplars (dots) to open slow traces in Jaeger and "
                    "see which pipeline stage takes the time.",
-                   "Check *Batch size*: larger batches take longer.",
-                   "Check *CPU* and *Memory*: saturation or garbage collection."),
+                   "Check *Mean batch size*: larger batches take longer.",
+                   "Check *Process CPU* and *Process memory*: saturation or garbage collection."),
         mitigation=("Scale out, reduce batch sizes, or roll back a slower model version.",)),
     AlertSpec(
         name="MLFeatureMissingValuesSurge", severity="warning", for_="15m",
@@ -563,7 +563,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         labels=(FEATURE,),
         meaning=("Callers send null/NaN (or omit the column) for a feature much more often than "
                  "acceptable. Models usually impute silently, so quality degrades without errors."),
-        diagnosis=("*Data quality* panels: which checks fire for the feature, since when, and in "
+        diagnosis=("*Quality issues* panels: which checks fire for the feature, since when, and in "
                    "which segment.",
                    "A missing column (schema mismatch) shows up for every row at once: look for a "
                    "client deploy."),
@@ -625,7 +625,7 @@ ALERTS: tuple[AlertSpec, ...] = (
                    f"15m, with at least {T.performance_min_outcomes} labelled predictions"),
         labels=(PERF_METRIC,),
         meaning="A regression model's errors grew beyond its validation level.",
-        diagnosis=("*MAE / RMSE by segment* panels; drift of the inputs over the same period.",),
+        diagnosis=("*MAE by segment* and *MAE and RMSE* panels; drift of the inputs over the same period.",),
         mitigation=("Retrain on recent data or roll back to the previous version.",)),
     AlertSpec(
         name="MLFairnessGap", severity="warning", for_="30m",
@@ -649,7 +649,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         meaning=("Outcomes differ between groups of the sensitive attribute beyond the limits: "
                  "selection rates (demographic parity, disparate impact) or error rates "
                  "(equalized odds)."),
-        diagnosis=("*Fairness* panels: per-group selection, true-positive and false-positive "
+        diagnosis=("*Fairness gaps* and *Group rates* panels: per-group selection, true-positive and false-positive "
                    "rates (`ml_fairness_group_rate`). Groups with too few samples are not "
                    "reported.",
                    "Check whether one group drifted (drift by segment) or its labels changed."),
@@ -669,7 +669,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         meaning=("The relationship between inputs and labels changed: the stream of per-"
                  "prediction errors shifted (Page-Hinkley, ADWIN or DDM). Inputs may look "
                  "unchanged."),
-        diagnosis=("*Concept drift events* panel and accuracy/MAE over time around the "
+        diagnosis=("*Concept drift detections* panel and accuracy/MAE over time around the "
                    "detection.", "Compare segments: which one's accuracy moved."),
         mitigation=("Retrain on data after the change point.",)),
     AlertSpec(
@@ -687,7 +687,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         labels=(REASON,),
         meaning=("Many requests are refused before predict (authentication failures, rate "
                  "limits, invalid payloads): a misconfigured client, or abusive traffic."),
-        diagnosis=("*Rejected requests* panel: which reason, since when.",
+        diagnosis=("*Rejected requests* panel of *otel-ml / Model overview*: which reason, since when.",
                    "Authentication failures from one source suggest credential stuffing; "
                    "invalid payloads after a client deploy suggest a schema change."),
         mitigation=("Block or rate-limit the source, or fix the client.",)),

@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Grafana dashboards for otel-ml, as code.
+
+    python tools/gen_dashboards.py           # rewrite grafana/dashboards/*.json
+    python tools/gen_dashboards.py --check   # exit 1 when the committed files are out of date
+
+Four dashboards (model overview; drift and data quality; performance and fairness; pipeline)
+share the template variables ``service`` (the ``job`` label: ``service.namespace/service.name``),
+``model``, ``version`` and ``segment``. Queries use the series names of
+:mod:`otel_ml.contract` and the recording rules of ``tools/gen_rules.py``; no query hard-codes
+``job``. Every query is a plain PromQL expression once the variables are substituted (no
+Grafana-only macros such as ``$__rate_interval``), so ``tests/dashboard_queries.py`` can run
+each one against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "src") not in sys.path:
+    sys.path.insert(0, str(REPO / "src"))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from otel_ml import contract  # noqa: E402
+from tools import gen_rules as R  # noqa: E402
+
+__all__ = ["DASHBOARDS", "DASHBOARDS_DIR", "PROMETHEUS", "JAEGER", "SCHEMA_VERSION", "render"]
+
+DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
+#: Datasource uids, as provisioned in grafana/provisioning/datasources/datasources.yml.
+PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
+JAEGER = {"type": "jaeger", "uid": "jaeger"}
+SCHEMA_VERSION = 39
+
+ALL = contract.ALL_SEGMENTS
+PRED = contract.PREDICTION_FEATURE
+
+# Selectors (defined once).
+SEL = 'job=~"$service", ml_model_name=~"$model", ml_model_version=~"$version"'
+SEL_SEG = f'{SEL}, ml_segment=~"$segment"'
+#: Per-segment series of windowed gauges, without the all-segments aggregate.
+SEL_SEG_ONLY = f'{SEL_SEG}, ml_segment!="{ALL}"'
+SEL_FEATURE = f'{SEL}, ml_feature_name=~"$feature"'
+
+
+def _m(name: str) -> str:
+    return contract.by_name(name).prometheus
+
+
+def _variable(name: str, label: str, query: str, *, include_all: bool = True) -> dict:
+    return {
+        "name": name, "label": label, "type": "query", "datasource": PROMETHEUS,
+        "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+        "refresh": 2, "sort": 1, "multi": True, "includeAll": include_all,
+        "allValue": ".*" if include_all else None,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {},
+        "options": [], "hide": 0,
+    }
+
+
+def variables(extra: tuple[dict, ...] = ()) -> list[dict]:
+    """Template variables: each query uses only variables defined before it."""
+    info = _m("ml.model.info")
+    obs = _m("ml.feature.observations")
+    return [
+        _variable("service", "Service", f"label_values({info}, job)"),
+        _variable("model", "Model", f'label_values({info}{{job=~"$service"}}, ml_model_name)'),
+        _variable("version", "Version", f'label_values({info}{{job=~"$service", '
+                                        f'ml_model_name=~"$model"}}, ml_model_version)'),
+        _variable("segment", "Segment", f"label_values({obs}{{{SEL}}}, ml_segment)"),
+        *extra,
+    ]
+
+
+FEATURE_VAR = _variable("feature", "Feature",
+                        f'label_values({_m("ml.feature.observations")}{{{SEL}}}, ml_feature_name)')
+
+
+class _Panels:
+    """Lays panels out on the 24-column grid and numbers them."""
+
+    def __init__(self) -> None:
+        self.panels: list[dict] = []
+        self.x = self.y = self.row_h = 0
+
+    def _place(self, w: int, h: int) -> dict:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        self.panels.append({"id": len(self.panels) + 1, "type": "row", "title": title,
+                            "collapsed": False, "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1},
+                            "panels": []})
+        self.y += 1
+
+    def add(self, title: str, targets: list[tuple[str, str]], *, kind: str = "timeseries",
+            unit: str = "short", description: str = "", w: int = 12, h: int = 8,
+            exemplar: bool = False, instant: bool = False, links: list[dict] | None = None,
+            options: dict | None = None, field_config: dict | None = None) -> None:
+        panel = {
+            "id": len(self.panels) + 1, "type": kind, "title": title, "description": description,
+            "datasource": PROMETHEUS, "gridPos": self._place(w, h),
+            "fieldConfig": {"defaults": {"unit": unit, **(field_config or {})}, "overrides": []},
+            "options": options or {},
+            "targets": [
+                {"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": expr,
+                 "legendFormat": legend, "exemplar": exemplar, "instant": instant,
+                 "range": not instant}
+                for i, (expr, legend) in enumerate(targets)],
+        }
+        if links:
+            panel["links"] = links
+        self.panels.append(panel)
+
+
+def _dashboard(uid: str, title: str, description: str, panels: _Panels,
+               extra_vars: tuple[dict, ...] = ()) -> dict:
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["otel-ml"],
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": False,
+        "time": {"from": "now-1h", "to": "now"}, "refresh": "30s", "timezone": "",
+        "graphTooltip": 1,
+        "links": [{"title": "otel-ml", "type": "dashboards", "tags": ["otel-ml"], "asDropdown": True,
+                   "includeVars": True, "keepTime": True}],
+        "templating": {"list": variables(extra_vars)},
+        "annotations": {"list": [{
+            "name": "Alerts", "datasource": PROMETHEUS, "enable": True, "iconColor": "red",
+            "expr": f'ALERTS{{alertstate="firing", {SEL}}}', "titleFormat": "{{alertname}}",
+            "step": "60s"}]},
+        "panels": panels.panels,
+    }
+
+
+LEGEND_MODEL = "{{ml_model_name}} {{ml_model_version}}"
+RATE = "5m"
+
+
+def overview() -> dict:
+    p = _Panels()
+    calls = _m("ml.model.predict.calls")
+    dur = _m("ml.model.predict.duration")
+    p.row("Traffic")
+    p.add("Predict calls /s", [(f"sum by (ml_model_name, ml_model_version) "
+                                f"(model:ml_model_predict_calls:rate5m{{{SEL}}})", LEGEND_MODEL)],
+          unit="reqps", w=8)
+    p.add("Predictions (rows) /s", [(f"sum by (ml_model_name, ml_model_version) "
+                                     f"(model:ml_model_predictions:rate5m{{{SEL}}})",
+                                     LEGEND_MODEL)], unit="short", w=8)
+    p.add("Live versions", [(f"count by (ml_model_name, ml_model_version, ml_model_task) "
+                             f"({_m('ml.model.info')}{{{SEL}}})",
+                             "{{ml_model_name}} {{ml_model_version}} ({{ml_model_task}})")],
+          kind="table", instant=True, w=8,
+          description="Replicas reporting each model version (ml_model_info).")
+    p.row("Latency and errors")
+    p.add("Predict latency", [
+        (f"max by (ml_model_name, ml_model_version) (model:{dur}:p{q}_5m{{{SEL}}})",
+         f"p{q} {LEGEND_MODEL}") for q in (50, 90, 99)] + [
+        (f"histogram_quantile(0.99, sum by (le) (rate({dur}_bucket{{{SEL}}}[{RATE}])))",
+         "p99 with exemplars")],
+          unit="s", exemplar=True, w=12,
+          description="Percentiles from the latency histogram; dots are exemplars: click one to "
+                      "open its trace in Jaeger.",
+          field_config={"custom": {"drawStyle": "line"}})
+    p.add("Error ratio", [(f"max by (ml_model_name, ml_model_version) "
+                           f"(model:ml_model_predict_errors:ratio_rate5m{{{SEL}}})", LEGEND_MODEL)],
+          unit="percentunit", w=6,
+          field_config={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "green", "value": None},
+              {"color": "red", "value": R.THRESHOLDS.error_ratio}]}})
+    p.add("Errors by type /s", [(f"sum by (error_type) (rate({_m('ml.model.predict.errors')}"
+                                 f"{{{SEL}}}[{RATE}]))", "{{error_type}}")], unit="reqps", w=6)
+    p.row("Batches and resources")
+    p.add("Mean batch size", [(f"max by (ml_model_name, ml_model_version) "
+                               f"(model:{_m('ml.model.batch.size')}:mean5m{{{SEL}}})",
+                               LEGEND_MODEL)], unit="short", w=8)
+    p.add("CPU inside predict (s/s)", [(f"sum by (instance) (rate("
+                                        f"{_m('ml.model.predict.cpu.time')}{{{SEL}}}[{RATE}]))",
+                                        "{{instance}}")], unit="percentunit", w=8)
+    p.add("Process CPU (s/s)", [('sum by (instance) (rate(process_cpu_time_seconds_total'
+                                 f'{{job=~"$service"}}[{RATE}]))', "{{instance}}")],
+          unit="percentunit", w=8,
+          description="Whole-process CPU from opentelemetry-instrumentation-system-metrics.")
+    p.add("Process memory", [('sum by (instance) (process_memory_usage_bytes{job=~"$service"})',
+                              "{{instance}}")], unit="bytes", w=12,
+          description="Resident memory from opentelemetry-instrumentation-system-metrics.")
+    p.add("Rejected requests /s", [(f"sum by (ml_reason) (model_reason:"
+                                    f"ml_model_requests_rejected:rate5m{{{SEL}}})",
+                                    "{{ml_reason}}")], unit="reqps", w=6)
+    p.add("otel-ml internal errors /s", [(f"sum by (ml_reason) (rate("
+                                          f"{_m('ml.telemetry.errors')}{{job=~\"$service\"}}"
+                                          f"[{RATE}])) or vector(0)", "{{ml_reason}}")],
+          unit="short", w=6,
+          description="Failures inside otel_ml itself (never raised to the caller).")
+    return _dashboard("otel-ml-overview", "otel-ml / Model overview",
+                      "Traffic, latency, errors, batch size, live versions and resources.", p)
+
+
+def drift() -> dict:
+    p = _Panels()
+    q = R.THRESHOLDS
+    psi_steps = {"thresholds": {"mode": "absolute", "steps": [
+        {"color": "green", "value": None}, {"color": "orange", "value": q.psi_warning},
+        {"color": "red", "value": q.psi_critical}]}}
+    p.row("Drift (fleet-wide, from the exported bin counts)")
+    p.add("PSI per feature (1h)", [(f'max by (ml_feature_name) (model_feature:ml_feature_psi:1h'
+                                    f'{{{SEL_FEATURE}, ml_feature_name!="{PRED}"}})',
+                                    "{{ml_feature_name}}")],
+          w=12, field_config=psi_steps,
+          description=f"Population stability index; warning above {q.psi_warning}, critical "
+                      f"above {q.psi_critical}.")
+    p.add("Top drifting features (PSI 1h / 24h, JS 1h)", [
+        (f'topk(10, max by (ml_feature_name) (model_feature:ml_feature_psi:1h{{{SEL}, '
+         f'ml_feature_name!="{PRED}"}}))', "psi 1h"),
+        (f'max by (ml_feature_name) (model_feature:ml_feature_psi:24h{{{SEL}, '
+         f'ml_feature_name!="{PRED}"}})', "psi 24h"),
+        (f'max by (ml_feature_name) (model_feature:ml_feature_js:1h{{{SEL}, '
+         f'ml_feature_name!="{PRED}"}})', "js 1h")],
+          kind="table", instant=True, w=12, field_config=psi_steps,
+          options={"sortBy": [{"displayName": "Value #A", "desc": True}]})
+    p.add("PSI by segment (1h)", [(f"max by (ml_feature_name, ml_segment) "
+                                   f"(model_feature_segment:ml_feature_psi:1h{{{SEL_FEATURE}, "
+                                   f'ml_segment=~"$segment"}})',
+                                   "{{ml_feature_name}} / {{ml_segment}}")],
+          w=12, field_config=psi_steps,
+          description="Drift concentrated in one segment points at its data source.")
+    p.add("PSI by bin (1h)", [(f"sum by (ml_feature_name, ml_feature_bin) "
+                               f"(model_feature_bin:ml_feature_psi_term:1h{{{SEL_FEATURE}}})",
+                               "{{ml_feature_name}} bin {{ml_feature_bin}}")],
+          kind="barchart", instant=True, w=12,
+          description="Each bin's share of the PSI: which value ranges gained or lost mass.")
+    p.add("In-process drift score (all segments)", [
+        (f'max by (ml_feature_name, ml_drift_method) ({_m("ml.feature.drift.score")}'
+         f'{{{SEL_FEATURE}, ml_segment="{ALL}"}})', "{{ml_feature_name}} {{ml_drift_method}}")],
+          w=12, description="Computed by each replica over its own drift window.")
+    p.add("Drifted features (in-process decision)", [
+        (f'sum by (ml_feature_name) ({_m("ml.feature.drifted")}{{{SEL_FEATURE}, '
+         f'ml_segment="{ALL}"}})', "{{ml_feature_name}}")], kind="stat", instant=True, w=12)
+    p.row("Prediction distribution")
+    p.add("Predictions vs reference (share per bin, 1h)", [
+        (f'sum by (ml_feature_bin) (model_feature_bin:ml_feature_observations:share1h'
+         f'{{{SEL}, ml_feature_name="{PRED}"}})', "observed"),
+        (f'max by (ml_feature_bin) (model_feature_bin:{_m("ml.reference.bin.share")}:max'
+         f'{{{SEL}, ml_feature_name="{PRED}"}})', "reference")],
+          kind="barchart", instant=True, w=12)
+    p.add("Prediction PSI (1h)", [(f'max by (ml_model_name, ml_model_version) '
+                                   f'(model_feature:ml_feature_psi:1h{{{SEL}, '
+                                   f'ml_feature_name="{PRED}"}})', LEGEND_MODEL)],
+          w=12, field_config=psi_steps)
+    p.row("Data quality")
+    p.add("Quality issues /s by check", [(f"sum by (ml_feature_name, ml_quality_check) "
+                                          f"(model_feature_check:ml_data_quality_issues:rate5m"
+                                          f"{{{SEL_FEATURE}}})",
+                                          "{{ml_feature_name}} {{ml_quality_check}}")],
+          w=12, description="Missing, non-finite, out-of-range, unseen categories, type and "
+                            "schema mismatches.")
+    p.add("Missing share", [(f"max by (ml_feature_name) "
+                             f"(model_feature:ml_feature_missing:ratio_rate5m{{{SEL_FEATURE}}})",
+                             "{{ml_feature_name}}")], unit="percentunit", w=6)
+    p.add("Unseen-category share", [(f"max by (ml_feature_name) "
+                                     f"(model_feature:ml_feature_unseen:ratio_rate5m"
+                                     f"{{{SEL_FEATURE}}})", "{{ml_feature_name}}")],
+          unit="percentunit", w=6)
+    p.add("Quality issues by segment /s", [(f"sum by (ml_segment, ml_quality_check) (rate("
+                                            f"{_m('ml.data_quality.issues')}{{{SEL_SEG}}}"
+                                            f"[{RATE}]))",
+                                            "{{ml_segment}} {{ml_quality_check}}")], w=12)
+    p.add("Outlier rows /s", [(f"sum by (ml_segment) (rate({_m('ml.model.outliers')}"
+                               f"{{{SEL_SEG}}}[{RATE}]))", "{{ml_segment}}")], w=12)
+    return _dashboard("otel-ml-drift", "otel-ml / Drift and data quality",
+                      "Drift per feature and segment against the reference profile, the "
+                      "prediction distribution, and data quality.", p, (FEATURE_VAR,))
+
+
+def performance() -> dict:
+    p = _Panels()
+    p.row("Classification (from the confusion counters)")
+    p.add("Accuracy and macro F1 (1h)", [
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_accuracy:ratio1h{{{SEL}}})",
+         f"accuracy {LEGEND_MODEL}"),
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_f1_macro:ratio1h{{{SEL}}})",
+         f"macro F1 {LEGEND_MODEL}"),
+        (f'max by (ml_model_name, ml_model_version, ml_performance_metric) '
+         f'(model:{_m("ml.model.performance.reference")}:max{{{SEL}, '
+         f'ml_performance_metric=~"accuracy|f1_macro"}})',
+         "reference {{ml_performance_metric}}")],
+          unit="percentunit", w=12)
+    p.add("Accuracy by segment (1h)", [(f"max by (ml_segment) "
+                                        f"(model_segment:ml_model_accuracy:ratio1h{{{SEL_SEG}}})",
+                                        "{{ml_segment}}")], unit="percentunit", w=12)
+    p.add("F1 per class (1h)", [(f"max by (ml_class) (model_class:ml_model_f1:ratio1h{{{SEL}}})",
+                                 "{{ml_class}}")], unit="percentunit", w=8)
+    p.add("Precision and recall per class (1h)", [
+        (f"max by (ml_class) (model_class:ml_model_precision:ratio1h{{{SEL}}})",
+         "precision {{ml_class}}"),
+        (f"max by (ml_class) (model_class:ml_model_recall:ratio1h{{{SEL}}})",
+         "recall {{ml_class}}")], unit="percentunit", w=8)
+    p.add("Macro F1 by segment (1h)", [(f"max by (ml_segment) "
+                                        f"(model_segment:ml_model_f1_macro:ratio1h{{{SEL_SEG}}})",
+                                        "{{ml_segment}}")], unit="percentunit", w=8)
+    p.add("Windowed performance (in-process, per segment)", [
+        (f'max by (ml_segment, ml_performance_metric) ({_m("ml.model.performance")}'
+         f'{{{SEL_SEG}}})', "{{ml_performance_metric}} {{ml_segment}}")], w=12)
+    p.add("Labelled predictions /h", [(f"sum by (ml_segment) "
+                                       f"(model_segment:ml_model_outcomes:increase1h{{{SEL_SEG}}})",
+                                       "{{ml_segment}}"),
+                                      (f"sum by (ml_reason) (increase("
+                                       f"{_m('ml.model.outcomes.unmatched')}{{{SEL}}}[1h]))",
+                                       "unmatched {{ml_reason}}")], w=12)
+    p.row("Regression")
+    p.add("MAE and RMSE (1h)", [
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_mae:1h{{{SEL}}})",
+         f"MAE {LEGEND_MODEL}"),
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_rmse:1h{{{SEL}}})",
+         f"RMSE {LEGEND_MODEL}")], w=12)
+    p.add("MAE by segment (1h)", [(f"max by (ml_segment) (model_segment:ml_model_mae:1h"
+                                   f"{{{SEL_SEG}}})", "{{ml_segment}}")], w=12)
+    p.row("Fairness and concept drift")
+    p.add("Fairness gaps (worst replica)", [
+        (f"max by (ml_fairness_attribute, ml_fairness_metric) "
+         f"(model_attribute:{_m('ml.fairness.gap')}:worst{{{SEL}}})",
+         "{{ml_fairness_attribute}} {{ml_fairness_metric}}")], w=12,
+          description=f"Limits: differences above {R.THRESHOLDS.fairness_difference}, disparate "
+                      f"impact below {R.THRESHOLDS.fairness_impact_ratio}.")
+    p.add("Group rates", [(f"max by (ml_fairness_attribute, ml_fairness_group, ml_fairness_metric)"
+                           f" ({_m('ml.fairness.group.rate')}{{{SEL}}})",
+                           "{{ml_fairness_group}} {{ml_fairness_metric}}")],
+          kind="table", instant=True, w=12)
+    p.add("Concept drift detections (30m)", [
+        (f"sum by (ml_detector) (model_detector:ml_concept_drift_detections:increase30m{{{SEL}}})",
+         "{{ml_detector}}"),
+        (f"max by (ml_detector) ({_m('ml.concept_drift.state')}{{{SEL}}})",
+         "in drift: {{ml_detector}}")], w=12)
+    p.add("Error rate by reference bin", [
+        (f"topk(10, max by (ml_feature_name, ml_feature_bin) ("
+         f"{_m('ml.model.error_rate.by_bin')}{{{SEL}}}))",
+         "{{ml_feature_name}} bin {{ml_feature_bin}}")], kind="table", instant=True, w=12,
+          description="Which feature ranges the model gets wrong most.")
+    return _dashboard("otel-ml-performance", "otel-ml / Performance and fairness",
+                      "Accuracy, F1, MAE/RMSE over time and per segment, fairness gaps and "
+                      "concept drift, from labels joined to predictions.", p)
+
+
+def pipeline() -> dict:
+    p = _Panels()
+    stage = _m("ml.pipeline.stage.duration")
+    jaeger_link = [{"title": "Traces of this service in Jaeger", "targetBlank": True,
+                    "url": "/explore?left=" + json.dumps(
+                        {"datasource": "jaeger", "queries": [{"refId": "A",
+                                                              "queryType": "search",
+                                                              "service": "${service}"}]},
+                        separators=(",", ":"))}]
+    p.row("Stages")
+    p.add("Stage duration p95", [(f"max by (ml_stage_name) (model_stage:{stage}:p95_5m{{{SEL}}})",
+                                  "{{ml_stage_name}}")], unit="s", w=12, links=jaeger_link)
+    p.add("Stage duration p99 (exemplars link to traces)", [
+        (f"histogram_quantile(0.99, sum by (ml_stage_name, le) (rate({stage}_bucket{{{SEL}}}"
+         f"[{RATE}])))", "{{ml_stage_name}}")], unit="s", w=12, exemplar=True, links=jaeger_link,
+          description="Click an exemplar to open the trace with its nested stages in Jaeger.")
+    p.add("Rows in / out per stage /s", [(f"sum by (ml_stage_name, ml_stage_direction) (rate("
+                                          f"{_m('ml.pipeline.stage.rows')}{{{SEL}}}[{RATE}]))",
+                                          "{{ml_stage_name}} {{ml_stage_direction}}")], w=12)
+    p.add("Stage errors /s", [(f"sum by (ml_stage_name, error_type) (rate("
+                               f"{_m('ml.pipeline.stage.errors')}{{{SEL}}}[{RATE}]))",
+                               "{{ml_stage_name}} {{error_type}}")], w=12)
+    p.add("Stage calls /s", [(f"sum by (ml_stage_name) (rate({stage}_count{{{SEL}}}[{RATE}]))",
+                              "{{ml_stage_name}}")], unit="reqps", w=12)
+    p.add("Rows dropped per stage (out / in, 5m)", [
+        (f'sum by (ml_stage_name) (rate({_m("ml.pipeline.stage.rows")}{{{SEL}, '
+         f'ml_stage_direction="out"}}[{RATE}]))\n/ sum by (ml_stage_name) (rate('
+         f'{_m("ml.pipeline.stage.rows")}{{{SEL}, ml_stage_direction="in"}}[{RATE}]))',
+         "{{ml_stage_name}}")], unit="percentunit", w=12)
+    return _dashboard("otel-ml-pipeline", "otel-ml / Pipeline",
+                      "Traced pipeline stages: durations, rows in and out, errors, and links to "
+                      "the traces in Jaeger.", p)
+
+
+DASHBOARDS = {"otel-ml-overview.json": overview, "otel-ml-drift.json": drift,
+              "otel-ml-performance.json": performance, "otel-ml-pipeline.json": pipeline}
+
+
+def render() -> dict[str, str]:
+    return {fname: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+            for fname, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for fname, text in render().items():
+        path = DASHBOARDS_DIR / fname
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path.relative_to(REPO)))
+        else:
+            DASHBOARDS_DIR.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO)}")
+    if stale:
+        print("out of date (run python tools/gen_dashboards.py): " + ", ".join(stale),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
