@@ -115,7 +115,8 @@ class _Panels:
             "options": options or {},
             "targets": [
                 {"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": expr,
-                 "legendFormat": legend, "exemplar": exemplar, "instant": instant,
+                 "legendFormat": legend, "exemplar": exemplar and "_bucket" in expr,
+                 "instant": instant,
                  "range": not instant}
                 for i, (expr, legend) in enumerate(targets)],
         }
