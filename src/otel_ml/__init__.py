@@ -10,20 +10,29 @@ Importing this package has no side effects and reads no environment variable.
 
 from ._context import current_prediction_id
 from .config import Telemetry, configure, shutdown
+from .detectors import ADWIN, DDM, PageHinkley
+from .fairness import FairnessReport
 from .monitor import ModelMonitor, instrument_model
+from .performance import PerformanceReport, reference_performance
 from .proxy import wrap_model
 from .reference import Reference
 from .stages import trace_stage
 from .version import __version__
 
 __all__ = [
+    "ADWIN",
+    "DDM",
+    "FairnessReport",
     "ModelMonitor",
+    "PageHinkley",
+    "PerformanceReport",
     "Reference",
     "Telemetry",
     "__version__",
     "configure",
     "current_prediction_id",
     "instrument_model",
+    "reference_performance",
     "shutdown",
     "trace_stage",
     "wrap_model",

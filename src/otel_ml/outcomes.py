@@ -53,7 +53,7 @@ __all__ = ["DEFAULT_STORE_BYTES", "MAX_CLASSES", "MAX_GROUPS", "OutcomeMonitor",
 
 #: Memory cap of the prediction store (``ModelMonitor`` attribute ``outcome_store_bytes``
 #: overrides it); the count cap is ``outcome_store_size``.
-DEFAULT_STORE_BYTES = 64 * 1024 * 1024
+DEFAULT_STORE_BYTES = 32 * 1024 * 1024
 
 #: Distinct class labels reported (``ml.class.predicted``/``ml.class.actual``).
 MAX_CLASSES = 50
@@ -73,7 +73,7 @@ UNMATCHED_REASONS: dict[str, str] = {
     "unseen_class": "the label is not one of the model's classes",
 }
 
-_RECORD_OVERHEAD = 400  # bytes per record beyond its arrays: object, dict entry, id, context
+_RECORD_OVERHEAD = 700  # bytes per record beyond its arrays (measured: object, entry, id, context)
 _OBJECT_ITEM = 64  # bytes per element of an object array (the pointed-to objects)
 _BASELINE_ROWS = 30  # regression errors that set the scale fed to the detectors
 _REGRESSION_PH_DELTA = 0.05
@@ -150,8 +150,9 @@ class OutcomeMonitor:
 
     Reads its configuration from the monitor: ``task``, ``positive_class``, ``threshold``,
     ``sensitive_attribute``, ``outcome_store_size``, ``outcome_ttl_s``, ``drift_window_s``,
-    ``slot_s``, ``segment_values``, ``reference`` (its ``performance``, ``attributions`` and
-    ``classes`` when present) and, when set, ``classes`` (labels of probability columns),
+    ``slot_s``, ``segment_values``, ``reference`` (its ``performance`` and ``attributions``)
+    and, when set, ``classes`` (labels of the probability columns, in column order; labels
+    outside them are ``unseen_class``),
     ``outcome_store_bytes`` and ``fairness_min_group_size``.
 
     Raises:
@@ -178,8 +179,6 @@ class OutcomeMonitor:
         if self.max_bytes < 1:
             raise ValueError(f"outcome_store_bytes must be positive, got {self.max_bytes}")
         declared = getattr(monitor, "classes", None)
-        if declared is None:
-            declared = getattr(getattr(monitor, "reference", None), "classes", None)
         self._declared: tuple[str, ...] = tuple(label_str(c) for c in declared or ())
         self._positive = label_str(getattr(monitor, "positive_class", 1))
         self._clock: Callable[[], float] = time.monotonic
