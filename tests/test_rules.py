@@ -6,6 +6,7 @@ is missing the promtool tests are skipped, or fail when ``OTEL_ML_REQUIRE_STACK=
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ def _promtool() -> str:
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def _groups(path: Path) -> list[dict]:
     return yaml.safe_load(path.read_text())["groups"]
 
@@ -98,6 +100,7 @@ def test_fast_profile_renders_valid_rules_with_the_same_names(tmp_path):
 # ----------------------------------------------------------------------------- coverage
 
 
+@functools.lru_cache(maxsize=None)
 def _alert_tests() -> list[tuple[str, str, list]]:
     """(alertname, eval_time, exp_alerts) of every alert_rule_test in prometheus/tests."""
     out = []

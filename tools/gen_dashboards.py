@@ -116,10 +116,12 @@ class _Panels:
             "targets": [
                 {"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": expr,
                  "legendFormat": legend, "exemplar": exemplar and "_bucket" in expr,
-                 "instant": instant,
-                 "range": not instant}
+                 "instant": instant, "range": not instant,
+                 **({"format": "table"} if kind == "table" else {})}
                 for i, (expr, legend) in enumerate(targets)],
         }
+        if kind == "table":  # one row per series, the targets' values side by side
+            panel["transformations"] = [{"id": "merge", "options": {}}]
         if links:
             panel["links"] = links
         self.panels.append(panel)
@@ -238,7 +240,7 @@ def drift() -> dict:
     p.add("PSI by bin (1h)", [(f"sum by (ml_feature_name, ml_feature_bin) "
                                f"(model_feature_bin:ml_feature_psi_term:1h{{{SEL_FEATURE}}})",
                                "{{ml_feature_name}} bin {{ml_feature_bin}}")],
-          kind="barchart", instant=True, w=12,
+          kind="bargauge", instant=True, w=12,
           description="Each bin's share of the PSI: which value ranges gained or lost mass.")
     p.add("In-process drift score (all segments)", [
         (f'max by (ml_feature_name, ml_drift_method) ({_m("ml.feature.drift.score")}'
@@ -250,10 +252,10 @@ def drift() -> dict:
     p.row("Prediction distribution")
     p.add("Predictions vs reference (share per bin, 1h)", [
         (f'sum by (ml_feature_bin) (model_feature_bin:ml_feature_observations:share1h'
-         f'{{{SEL}, ml_feature_name="{PRED}"}})', "observed"),
+         f'{{{SEL}, ml_feature_name="{PRED}"}})', "observed {{ml_feature_bin}}"),
         (f'max by (ml_feature_bin) (model_feature_bin:{_m("ml.reference.bin.share")}:max'
-         f'{{{SEL}, ml_feature_name="{PRED}"}})', "reference")],
-          kind="barchart", instant=True, w=12)
+         f'{{{SEL}, ml_feature_name="{PRED}"}})', "reference {{ml_feature_bin}}")],
+          kind="bargauge", instant=True, w=12)
     p.add("Prediction PSI (1h)", [(f'max by (ml_model_name, ml_model_version) '
                                    f'(model_feature:ml_feature_psi:1h{{{SEL}, '
                                    f'ml_feature_name="{PRED}"}})', LEGEND_MODEL)],
