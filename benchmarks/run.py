@@ -349,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                        "note": f"flagged {hits}/10 shifted, {false} false; {r.get('rule', '')}"}
                 if r["tool"] == "otel_ml":
                     row["ratio"] = "1.0x otel_ml"
+                    m = r.get("methods") or {}
+                    row["note"] = (f"flagged {hits}/10 shifted, {false} false; methods "
+                                   f"{', '.join(m.get('scores', []))} (p-values: "
+                                   f"{', '.join(m.get('pvalues', [])) or 'none'})")
                     row.update(target("drift_eval_ms", ev * 1e3, ev * 1e3 <= 5.0, ms(ev)))
                 rows.append(row)
                 if r["tool"] == "otel_ml":

@@ -203,15 +203,13 @@ def otel_ml_drift(reference: Any, cur: np.ndarray, *, repeats: int) -> dict:
             "rule": "otel_ml default decision (significance after correction + minimum effect size)"}
 
 
-def _methods_of(report: Any) -> list[str]:
-    """Names of the drift methods a report carries (best effort, for the table's note)."""
+def _methods_of(report: Any) -> dict:
+    """Drift methods a report carries, and those with a p-value (for the table's note)."""
     try:
-        features = getattr(report, "features", None)
-        first = next(iter(features.values())) if isinstance(features, dict) else features[0]
-        scores = getattr(first, "scores", None) or getattr(first, "methods", None)
-        return sorted(str(k) for k in scores) if scores else []
-    except Exception:
-        return []
+        first = next(iter(report.features.values()))
+        return {"scores": sorted(first.scores), "pvalues": sorted(first.pvalues)}
+    except Exception:  # noqa: BLE001
+        return {"scores": [], "pvalues": []}
 
 
 def scipy_drift(ref: np.ndarray, cur: np.ndarray, *, repeats: int) -> dict:
