@@ -185,3 +185,57 @@ def test_recording_rule_names_follow_level_metric_operation():
 def test_no_rule_groups_by_the_scope_labels():
     for path in RULES:
         assert "otel_scope" not in path.read_text(), path
+
+
+def test_fleet_psi_rule_agrees_with_the_library(tmp_path):
+    """The PromQL PSI over the exported bin counters equals the monitor's in-process PSI."""
+    np = pytest.importorskip("numpy")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import otel_ml
+
+    rng = np.random.default_rng(7)
+    ref = otel_ml.Reference.from_data(rng.normal(size=(5000, 2)), feature_names=["a", "b"])
+    reader = InMemoryMetricReader()
+    monitor = otel_ml.ModelMonitor("m", "1", task="classification", reference=ref,
+                                   meter_provider=MeterProvider(metric_readers=[reader]),
+                                   tracer_provider=TracerProvider())
+    predict = monitor(lambda x: (x[:, 0] > 0).astype(int))
+    for _ in range(8):
+        predict(rng.normal(size=(500, 2)) + [0.6, 0.0])  # feature a shifted
+    series, psi = [], {}
+    labels = 'job="ns/svc", instance="i", ml_model_name="m", ml_model_version="1"'
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    a = p.attributes
+                    if metric.name == "ml.feature.observations":
+                        series.append({"series": f'ml_feature_observations_total{{{labels}, '
+                                       f'ml_feature_name="{a["ml.feature.name"]}", ml_segment='
+                                       f'"{a["ml.segment"]}", ml_feature_bin="{a["ml.feature.bin"]}"}}',
+                                       "values": f"0 {p.value}x5"})
+                    elif metric.name == "ml.reference.bin.share":
+                        series.append({"series": f'ml_reference_bin_share{{{labels}, '
+                                       f'ml_feature_name="{a["ml.feature.name"]}", '
+                                       f'ml_feature_bin="{a["ml.feature.bin"]}"}}',
+                                       "values": f"{p.value!r}x5"})
+                    elif (metric.name == "ml.feature.drift.score"
+                          and a["ml.drift.method"] == "psi" and a["ml.segment"] == "__all__"):
+                        psi[a["ml.feature.name"]] = p.value
+    assert psi["a"] > 0.1 > psi["b"]
+    recording = str(REPO / "prometheus/rules/otel-ml-recording.yml")
+    test = {"rule_files": [recording], "evaluation_interval": "1m",
+            "group_eval_order": [g["name"] for g in gen_rules.recording_groups()],
+            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [
+                {"expr": f'abs(model_feature:ml_feature_psi:1h{{ml_feature_name="{f}"}} - {v!r})'
+                         " < bool 1e-6", "eval_time": "3m",
+                 "exp_samples": [{"labels": '{job="ns/svc", ml_model_name="m", '
+                                  f'ml_model_version="1", ml_feature_name="{f}"}}', "value": 1}]}
+                for f, v in psi.items()]}]}
+    path = tmp_path / "psi_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = _run("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
