@@ -53,7 +53,8 @@ def test_call_span_and_metrics_have_exact_attributes(predict, span_exporter, met
 
     assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 1)]
     assert points(metric_reader, "ml.model.predictions") == [(MODEL, 3)]
-    assert points(metric_reader, "ml.model.info") == [({**MODEL, "ml.model.task": "auto"}, 1)]
+    # Integer labels: the task is inferred from the predictions.
+    assert points(metric_reader, "ml.model.info") == [({**MODEL, "ml.model.task": "classification"}, 1)]
     (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
     assert attrs == MODEL and hist.count == 1
     assert tuple(hist.explicit_bounds) == contract.LATENCY_BUCKETS
