@@ -46,6 +46,8 @@ _CHUNK_ROWS = 8192
 _SNAPSHOT_TTL_S = 1.0
 #: Grid cells per numeric column for the lookup-table binning (see ``_Layout``).
 _MAX_GRID = 8192
+#: Fewer cells than this leave too many values in cells holding an edge.
+_MIN_GRID = 2048
 #: Largest payload attribute, characters; rows captured per call.
 _PAYLOAD_CHARS = 4096
 _PAYLOAD_ROWS = 10
@@ -134,6 +136,8 @@ class _Layout:
                 w[lower < p.p_low] = 1
                 w[lower >= p.p_high] = 1
                 w[0] = w[-1] = 1000  # beyond the reference range: an outlier on its own
+                if c >= self.F:
+                    w[:] = 0  # the prediction is not part of the outlier score
                 ext_sizes.append(len(ext) + 1)
                 low_bins.append((c, 0))
                 high_bins.append((c, len(ext)))
@@ -184,9 +188,29 @@ class _Layout:
         self.outlier_k = _outlier_k(n_num)
         weight = np.minimum(weight, self.outlier_k).astype(np.int16)
         weight[self.dump] = 0
-        self.weight = weight
+        # Renumber the extended bins so that the bins that weigh in the outlier score come
+        # first: "is this value flagged?" is then one comparison (b < n_flagged).
+        flagged = np.flatnonzero(weight[: self.total_ext] > 0)
+        others = np.flatnonzero(weight[: self.total_ext] == 0)
+        order = np.concatenate((flagged, others, [self.dump])).astype(np.intp)
+        self.remap = np.empty(self.total_ext + 1, dtype=np.intp)  # old flat index -> new
+        self.remap[order] = np.arange(self.total_ext + 1)
+        self.n_flagged = int(flagged.size)
+        self.weight = weight[order]
+        if self.total_ext:
+            e2r = np.empty(self.total_ext, dtype=np.int64)
+            e2r[self.remap[: self.total_ext]] = self.ext2ref
+            self.ext2ref = e2r
+        self.low_idx = self.remap[self.low_idx]
+        self.high_idx = self.remap[self.high_idx]
+        self.unseen_idx = self.remap[self.unseen_idx]
         self.has_outliers = bool(binned_cols) and any(self.binned[: self.F])
         self._build_grid()
+        # Sums of squares of raw values are precise enough when every |shift| <= 1000 std.
+        stds = np.array([p.std if isinstance(p, NumericProfile) else 0.0
+                         for p in all_profiles[: self.F]])
+        self.raw_moments = bool(self.F) and not self.is_cat[: self.F].any() and bool(
+            np.all(np.isfinite(stds)) and np.all(np.abs(self.shift[: self.F]) <= 1000 * stds))
         self.bin_labels = [[str(j) for j in range(int(n))] for n in self.ref_sizes]
         self.drift_ref: BinnedReference | None = None
         if binned_cols:
@@ -205,45 +229,75 @@ class _Layout:
                 self.row_min[c], self.row_max[c] = p.min, p.max
 
     def _build_grid(self) -> None:
-        """Lookup tables for numeric binned columns whose edges a uniform grid separates."""
+        """Lookup tables for numeric binned columns whose edges a uniform grid separates.
+
+        Every grid column gets the same number of cells ``G`` (so clipping uses scalars);
+        cell ``i`` of column ``c`` covers ``[origin_c + i*w_c, origin_c + (i+1)*w_c)`` with
+        ``origin_c`` one cell below the first extended edge. ``lut`` maps a (column, cell) to
+        the flat extended bin of the cell's lower bound; an edge inside the cell (at most one,
+        as edges are at least two cells apart) is fixed by one comparison with ``next_edge``.
+        """
         self.grid_cols: list[int] = []
         self.search_cols: list[int] = []
-        luts, scales, origins, cell_offsets = [], [], [], []
-        nxt = np.full(self.total_ext + 1, np.inf)
-        offset = 0
+        wanted: dict[int, int] = {}
         for c in range(self.C):
             ext = self.ext_edges[c]
             if ext is None:
                 continue
-            base = self.ext_offsets[c]
-            nxt[base: base + len(ext)] = ext
             if len(ext) < 2:
                 self.search_cols.append(c)
                 continue
-            span = ext[-1] - ext[0]
-            gap = np.diff(ext).min()
+            span = float(ext[-1] - ext[0])
+            gap = float(np.diff(ext).min())
             cells = int(math.ceil(2 * span / gap)) + 2 if gap > 0 else _MAX_GRID + 1
             if not math.isfinite(span) or span <= 0 or cells > _MAX_GRID:
                 self.search_cols.append(c)
                 continue
-            cells = max(cells, 64)
-            w = span / (cells - 2)
+            wanted[c] = cells
+        cells = max([_MIN_GRID, *wanted.values()])
+        self.grid_n = cells
+        luts, scales, origins, offsets = [], [], [], []
+        edge_lo: list[int] = []
+        edge_hi: list[int] = []
+        edge_at: list[float] = []
+        for i, (c, _) in enumerate(sorted(wanted.items())):
+            ext = self.ext_edges[c]
+            base = self.ext_offsets[c]
+            w = float(ext[-1] - ext[0]) / (cells - 2)
             origin = ext[0] - w
             lower = origin + np.arange(cells) * w
-            lut = np.searchsorted(ext, lower, side="right") + base
-            lut[0] = base  # the cell below the minimum
-            luts.append(lut.astype(np.int32))
+            lut = self.remap[np.searchsorted(ext, lower, side="right") + base]
+            # Cells with an edge inside (or within rounding of a bound) answer by comparison.
+            tol = w * 1e-6
+            first = np.searchsorted(lower, ext - w - tol, side="left")
+            for k, e in enumerate(ext):
+                for cell in range(max(int(first[k]) - 1, 0), cells):
+                    lo_b, hi_b = lower[cell] - tol, lower[cell] + w + tol
+                    if lo_b > e:
+                        break
+                    if e <= hi_b:
+                        lut[cell] = -1 - len(edge_at)
+                        edge_lo.append(int(self.remap[base + k]))
+                        edge_hi.append(int(self.remap[base + k + 1]))
+                        edge_at.append(float(e))
+            luts.append(lut.astype(np.intp))
             scales.append(1.0 / w)
             origins.append(origin / w)
-            cell_offsets.append(offset)
-            offset += cells
+            offsets.append(i * cells)
             self.grid_cols.append(c)
-        self.next_edge = nxt
-        self.lut = np.concatenate(luts) if luts else np.zeros(1, dtype=np.int32)
+        self.lut = np.concatenate(luts) if luts else np.zeros(1, dtype=np.intp)
+        self.edge_lo = np.array(edge_lo, dtype=np.intp)
+        self.edge_hi = np.array(edge_hi, dtype=np.intp)
+        self.edge_at = np.array(edge_at, dtype=np.float64)
         self.grid_scale = np.array(scales)
         self.grid_origin = np.array(origins)
-        self.grid_cells = np.array([len(x) for x in luts], dtype=np.float64)
-        self.grid_offsets = np.array(cell_offsets, dtype=np.int32)
+        self.grid_offsets = np.array(offsets, dtype=np.intp)
+        # The common case: every feature column on the grid, in order.
+        prefix = 0
+        while prefix < len(self.grid_cols) and self.grid_cols[prefix] == prefix:
+            prefix += 1
+        self.grid_prefix = prefix  # columns 0..prefix-1 are all on the grid
+        self._tiles: dict[int, tuple] = {}  # per-column constants tiled, by block width
 
     # ------------------------------------------------------------------ kernel
     def delta(self, V: np.ndarray, cols: list[int] | None, outliers: bool,
@@ -284,79 +338,114 @@ class _Layout:
     def _chunk(self, block: np.ndarray, cols: list[int], d: Delta, ext: np.ndarray,
                outliers: bool) -> np.ndarray | None:
         rows = block.shape[0]
-        col_idx = np.asarray(cols)
+        width = block.shape[1]
+        leading = cols == list(range(width))  # columns 0..width-1: slices, not fancy indexing
+        col_idx = slice(0, width) if leading else np.asarray(cols)
         # Missing / non-finite, found cheaply: a column whose sum is finite has neither.
-        sums = block.sum(axis=0)
-        bad = ~np.isfinite(sums)
+        ones = _ones(rows)
+        sums = ones @ block
         clean = block
         finite_mask = None
-        if bad.any():
+        if not np.isfinite(sums).all():
             finite_mask = np.isfinite(block)
-            nan = np.isnan(block)
-            n_nan = nan.sum(axis=0)
-            n_inf = rows - finite_mask.sum(axis=0) - n_nan
+            n_nan = np.isnan(block).sum(axis=0)
+            n_ok = finite_mask.sum(axis=0)
             d.issues[col_idx, _MISSING] += n_nan
-            d.issues[col_idx, _NON_FINITE] += n_inf
-            fill = self.shift[col_idx]
-            clean = np.where(finite_mask, block, fill)
-            d.n[col_idx] += rows - n_nan - n_inf
+            d.issues[col_idx, _NON_FINITE] += rows - n_ok - n_nan
+            clean = np.where(finite_mask, block, self.shift[col_idx])
+            d.n[col_idx] += n_ok
         else:
             d.n[col_idx] += rows
         cat = self.is_cat[col_idx]
-        num = ~cat
-        # Moments of numeric columns (shifted for precision).
-        if num.all():
+        # Moments of numeric columns, as sums of x - shift (categorical ones are ignored).
+        if not cat.any() and self.raw_moments and finite_mask is None:
+            # One pass: sums of squares of the raw values, shifted algebraically (exact enough
+            # when |shift| <= 1000 std: relative error of the variance ~ 1e-16 * 1e6).
+            shift = self.shift[col_idx]
+            squares = np.einsum("ij,ij->j", clean, clean)
+            d.s1[col_idx] += sums - rows * shift
+            d.s2[col_idx] += squares - 2 * shift * sums + rows * shift * shift
+        elif not cat.any():
             dev = clean - self.shift[col_idx]
-            d.s1[col_idx] += dev.sum(axis=0)
+            d.s1[col_idx] += ones @ dev
             d.s2[col_idx] += np.einsum("ij,ij->j", dev, dev)
-        elif num.any():
-            sub = clean[:, num]
-            dev = sub - self.shift[col_idx[num]]
-            d.s1[col_idx[num]] += dev.sum(axis=0)
-            d.s2[col_idx[num]] += np.einsum("ij,ij->j", dev, dev)
-        if not self.total_ext:
-            return None
-        binned = self.binned[col_idx]
-        if not binned.any():
+        elif not cat.all():
+            num = np.flatnonzero(~cat)
+            dev = clean[:, num] - self.shift[np.asarray(cols)[num]]
+            d.s1[np.asarray(cols)[num]] += ones @ dev
+            d.s2[np.asarray(cols)[num]] += np.einsum("ij,ij->j", dev, dev)
+        if not self.total_ext or not self.binned[col_idx].any():
             return None
         # Extended bin of every value, as a flat index (missing -> dump).
-        flat = np.empty(clean.shape, dtype=np.int32)
-        positions = {c: j for j, c in enumerate(cols)}
-        grid = [g for g, c in enumerate(self.grid_cols) if c in positions]
-        if grid:
-            js = [positions[self.grid_cols[g]] for g in grid]
-            if len(js) == clean.shape[1] and js == list(range(clean.shape[1])):
-                sub = clean
-            else:
-                sub = clean[:, js]
-            g_idx = np.asarray(grid)
-            z = sub * self.grid_scale[g_idx]
-            z -= self.grid_origin[g_idx]
-            np.clip(z, 0, self.grid_cells[g_idx] - 1, out=z)
-            cell = z.astype(np.int32)
-            cell += self.grid_offsets[g_idx]
-            b = np.take(self.lut, cell)
-            b += sub >= np.take(self.next_edge, b)
-            if sub is clean:
-                flat = b
-            else:
-                flat[:, js] = b
-        for c in self.search_cols:
-            j = positions.get(c)
-            if j is not None:
-                flat[:, j] = np.searchsorted(self.ext_edges[c], clean[:, j], side="right") \
-                    + self.ext_offsets[c]
-        for j, c in enumerate(cols):
-            if self.is_cat[c] and self.binned[c]:
-                flat[:, j] = clean[:, j].astype(np.int32) + self.ext_offsets[c]
-            elif not self.binned[c]:
-                flat[:, j] = self.dump
+        if leading and width <= self.grid_prefix and clean.flags.c_contiguous:
+            flat = self._grid_bins_tiled(clean)
+        else:
+            flat = np.empty(clean.shape, dtype=np.intp)
+            positions = {c: j for j, c in enumerate(cols)}
+            grid = [g for g, c in enumerate(self.grid_cols) if c in positions]
+            if grid:
+                js = [positions[self.grid_cols[g]] for g in grid]
+                flat[:, js] = self._grid_bins(clean[:, js], np.asarray(grid))
+            for c in self.search_cols:
+                j = positions.get(c)
+                if j is not None:
+                    flat[:, j] = self.remap[np.searchsorted(self.ext_edges[c], clean[:, j],
+                                                            side="right") + self.ext_offsets[c]]
+            for j, c in enumerate(cols):
+                if self.is_cat[c] and self.binned[c]:
+                    flat[:, j] = self.remap[clean[:, j].astype(np.intp) + self.ext_offsets[c]]
+                elif not self.binned[c]:
+                    flat[:, j] = self.dump
         if finite_mask is not None:
             flat[~finite_mask] = self.dump
         ext += np.bincount(flat.ravel(), minlength=self.total_ext + 1)
         if outliers and self.has_outliers:
-            return np.take(self.weight, flat).sum(axis=1)
+            # Outlier score of each row: the weights of its flagged values (few of them).
+            hits = np.flatnonzero(flat.reshape(-1) < self.n_flagged)
+            return np.bincount(hits // flat.shape[1], weights=self.weight[flat.reshape(-1)[hits]],
+                               minlength=flat.shape[0])
         return None
+
+    def _grid_bins_tiled(self, block: np.ndarray) -> np.ndarray:
+        """:meth:`_grid_bins` for a C-contiguous block of all the features, with per-column
+        constants tiled to the block's size (numpy broadcasting a short row over many rows is
+        several times slower than an elementwise operation)."""
+        rows, width = block.shape
+        tiles = self._tiles.get(width)
+        if tiles is None or tiles[0] < rows:
+            n = max(rows, BUFFER_ROWS)
+            g = slice(0, width)
+            tiles = self._tiles[width] = (n, np.tile(self.grid_scale[g], n),
+                                          np.tile(self.grid_origin[g], n),
+                                          np.tile(self.grid_offsets[g], n))
+        size = rows * width
+        x = block.reshape(-1)
+        z = x * tiles[1][:size]
+        z -= tiles[2][:size]
+        np.clip(z, 0, self.grid_n - 1, out=z)
+        cell = z.astype(np.intp)
+        cell += tiles[3][:size]
+        return self._resolve(np.take(self.lut, cell), x).reshape(rows, width)
+
+    def _resolve(self, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Settle the values that fell in a cell holding an edge (negative lookups)."""
+        pending = np.flatnonzero(b < 0)
+        if pending.size:
+            j = -1 - b[pending]
+            b[pending] = np.where(x[pending] >= self.edge_at[j], self.edge_hi[j],
+                                  self.edge_lo[j])
+        return b
+
+    def _grid_bins(self, sub: np.ndarray, g: Any) -> np.ndarray:
+        """Flat extended bins of ``sub`` whose columns are grid columns ``g``."""
+        z = sub * self.grid_scale[g]
+        z -= self.grid_origin[g]
+        np.clip(z, 0, self.grid_n - 1, out=z)
+        cell = z.astype(np.intp)
+        cell += self.grid_offsets[g]
+        b = np.take(self.lut, cell)
+        return self._resolve(b.reshape(-1), np.ascontiguousarray(sub).reshape(-1)
+                             ).reshape(sub.shape)
 
     # ------------------------------------------------------------------ per-row bins
     def bins_of(self, V: np.ndarray) -> np.ndarray:
@@ -372,6 +461,26 @@ class _Layout:
             else:
                 out[ok, c] = np.searchsorted(self.ref_edges[c], col[ok], side="right")
         return out
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones(n: int) -> np.ndarray:
+    """A cached vector of ones (column sums as one matrix-vector product)."""
+    v = _ONES.get(n)
+    if v is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        v = _ONES[n] = np.ones(n)
+    return v
+
+
+def _ones32(n: int) -> np.ndarray:
+    v = _ONES.get(-n)
+    if v is None:
+        v = _ONES[-n] = np.ones(n, dtype=np.float32)
+    return v
 
 
 def _folded(p: Any, k: int) -> Any:
@@ -479,6 +588,7 @@ class FeatureMonitor:
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
+        self._fast = False
         self._lock = threading.Lock()
         self._snap_lock = threading.Lock()
         self._layout: _Layout | None = getattr(self, "_layout", None)
@@ -493,11 +603,14 @@ class FeatureMonitor:
     def _allocate(self) -> None:
         lay = self._layout
         assert lay is not None
-        self._buf = np.zeros((BUFFER_ROWS, max(lay.F, 1)))
-        self._buf_pred = np.zeros(BUFFER_ROWS)
-        self._buf_has_pred = np.zeros(BUFFER_ROWS, dtype=bool)
+        self._buf = np.zeros((BUFFER_ROWS, lay.F))
+        self._buf_pred = np.zeros(BUFFER_ROWS)  # +inf: no prediction for the row
         self._buf_seg: list[str] = [NO_SEGMENT] * BUFFER_ROWS
         self._buf_n = 0
+        self._fast_width = lay.F
+        self._fast_pred = lay.pred_kind
+        self._fast = lay.F > 0 and lay.all_numeric and not isinstance(
+            getattr(self.monitor, "segment_by", None), str)
 
     def after_fork(self) -> None:
         """In a forked child: drop what the parent counted; fresh locks."""
@@ -565,61 +678,51 @@ class FeatureMonitor:
     def observe(self, x: Any, predictions: Any, *, segment: str | None, output: str
                 ) -> Batch | None:
         """Feed one call's inputs (``x``, may be ``None``) and predictions. Never raises."""
-        lay = self._layout
-        seg = NO_SEGMENT if segment is None else segment
-        # Fast path: one numeric row into the buffer.
-        if lay is not None and lay.all_numeric and self._row_ok(x, lay) and \
-                not isinstance(self.monitor.segment_by, str) and \
-                (self._task is not None or predictions is None):
-            p = _scalar_prediction(predictions, lay, output)
-            if p is not _NO_FAST:
-                full = None
-                with self._lock:
-                    i = self._buf_n
-                    try:
-                        self._buf[i, : lay.F] = x
-                    except (TypeError, ValueError):
-                        i = -1
-                    if i >= 0:
-                        if p is None:
-                            self._buf_has_pred[i] = False
-                        else:
-                            self._buf_pred[i] = p
-                            self._buf_has_pred[i] = True
-                        self._buf_seg[i] = seg
+        # Fast path: one numeric row (numpy 1-D, or a list/tuple of floats) into the buffer.
+        if self._fast and (predictions is None or self._task is not None):
+            t = type(x)
+            F = self._fast_width
+            if t is np.ndarray:
+                ok = x.ndim == 1 and x.shape[0] == F and x.dtype.kind in "fiub"
+            elif t is list or t is tuple:
+                ok = len(x) == F and all(type(v) is float or type(v) is int for v in x)
+            else:
+                ok = False
+            if ok:
+                p = _scalar_prediction(predictions, self._fast_pred)
+                if p is not _NO_FAST:
+                    full = None
+                    with self._lock:
+                        i = self._buf_n
+                        self._buf[i] = x
+                        self._buf_pred[i] = p
+                        self._buf_seg[i] = NO_SEGMENT if segment is None else segment
                         self._buf_n = i + 1
                         if i + 1 == BUFFER_ROWS:
                             full = self._take_buffer()
-                if i >= 0:
                     if full is not None:
                         self._process_buffer(full)
                     return Batch(1, x, self, segment)
+        seg = NO_SEGMENT if segment is None else segment
         return self._observe_general(x, predictions, segment, seg, output)
 
-    @staticmethod
-    def _row_ok(x: Any, lay: _Layout) -> bool:
+    def _row_ok(self, x: Any, lay: _Layout) -> bool:
         t = type(x)
         if t is np.ndarray:
             return x.ndim == 1 and x.shape[0] == lay.F and x.dtype.kind in "fiub"
         if t is list or t is tuple:
-            if len(x) != lay.F:
-                return False
-            for v in x:
-                if type(v) is not float and type(v) is not int:
-                    return False
-            return True
+            return len(x) == lay.F and all(type(v) is float or type(v) is int for v in x)
         return False
 
     def _take_buffer(self) -> tuple:
         n = self._buf_n
-        out = (self._buf[:n].copy(), self._buf_pred[:n].copy(), self._buf_has_pred[:n].copy(),
-               self._buf_seg[:n])
+        out = (self._buf[:n].copy(), self._buf_pred[:n].copy(), self._buf_seg[:n])
         self._buf_seg = [NO_SEGMENT] * BUFFER_ROWS
         self._buf_n = 0
         return out
 
     def _process_buffer(self, taken: tuple) -> None:
-        V, P, has_pred, segs = taken
+        V, P, segs = taken
         lay = self._layout
         assert lay is not None
         keys = set(segs)
@@ -627,12 +730,16 @@ class FeatureMonitor:
             [(k, np.array([s == k for s in segs])) for k in keys]
         for key, mask in groups:
             rows_v = V if mask is None else V[mask]
-            hp = has_pred if mask is None else has_pred[mask]
             pv = P if mask is None else P[mask]
-            d, _ = lay.delta(rows_v, None, outliers=True)
-            if lay.pred_kind is not None and hp.any():
-                pd_, _ = lay.delta(pv[hp].reshape(-1, 1), [lay.F], outliers=False)
-                _combine(d, pd_)
+            has_pred = ~np.isinf(pv)  # +inf marks "no prediction for this row"
+            if lay.pred_kind is not None and has_pred.all():
+                # Features and predictions as one block: one pass over both.
+                d, _ = lay.delta(np.column_stack((rows_v, pv)), None, outliers=True)
+            else:
+                d, _ = lay.delta(rows_v, None, outliers=True)
+                if lay.pred_kind is not None and has_pred.any():
+                    pd_, _ = lay.delta(pv[has_pred].reshape(-1, 1), [lay.F], outliers=False)
+                    _combine(d, pd_)
             self._merge(key, d)
 
     def _merge(self, key: str, d: Delta, schema: Iterable[tuple[str, str, int]] = ()) -> None:
@@ -722,15 +829,9 @@ class FeatureMonitor:
             full = None
             with self._lock:
                 i = self._buf_n
-                self._buf[i, : lay.F] = V[r]
-                if P is not None and not math.isnan(P[r]):
-                    self._buf_pred[i] = P[r]
-                    self._buf_has_pred[i] = True
-                elif P is not None:
-                    self._buf_pred[i] = np.nan
-                    self._buf_has_pred[i] = True
-                else:
-                    self._buf_has_pred[i] = False
+                self._buf[i] = V[r]
+                self._buf_pred[i] = P[r] if P is not None and P[r] != np.inf else \
+                    (np.inf if P is None else np.finfo(np.float64).max)
                 self._buf_seg[i] = seg
                 self._buf_n = i + 1
                 if i + 1 == BUFFER_ROWS:
@@ -1167,23 +1268,29 @@ class FeatureMonitor:
 _NO_FAST = object()
 
 
-def _scalar_prediction(p: Any, lay: _Layout, output: str) -> Any:
-    """The single-row prediction as a float for the buffer; ``None`` when there is none;
+def _scalar_prediction(p: Any, kind: str | None) -> Any:
+    """The single-row prediction as a float for the buffer (+inf: none, or not profiled);
     :data:`_NO_FAST` when it needs the general path."""
-    if p is None:
-        return None
-    if lay.pred_kind is None:
-        return None  # not profiled (the task is inferred on the general path first)
-    if lay.pred_kind == "numeric":
+    if p is None or kind is None:
+        return np.inf
+    if kind == "numeric":
         t = type(p)
         if t is float or t is np.float64 or t is np.float32:
-            return float(p)
+            return p if p != np.inf else _HUGE
         if t is np.ndarray and p.dtype.kind == "f":
             if p.shape == (1,) or p.shape == ():
-                return float(p.reshape(-1)[0])
-            if p.shape == (1, 2):
-                return float(p[0, 1])
+                v = float(p.reshape(-1)[0])
+            elif p.shape == (1, 2):
+                v = float(p[0, 1])
+            else:
+                return _NO_FAST
+            return v if v != np.inf else _HUGE
     return _NO_FAST
+
+
+#: A +inf prediction is stored as the largest float (+inf marks "no prediction" in the buffer);
+#: both count as out of range of any reference.
+_HUGE = float(np.finfo(np.float64).max)
 
 
 def _combine(d: Delta, other: Delta) -> None:
