@@ -277,7 +277,7 @@ class OTLPReceiver:
             def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (grpc API)
                 return handle("traces", request, context, ExportTraceServiceResponse())
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp-receiver"),
                              options=[("grpc.so_reuseport", 0)])
         mgrpc.add_MetricsServiceServicer_to_server(Metrics(), server)
         tgrpc.add_TraceServiceServicer_to_server(Traces(), server)
