@@ -8,7 +8,7 @@ batch, feature statistics and drift against the training profile), store the pre
 with their ids, and record the labels of an earlier day when they come in, with
 ``monitor.record_outcomes(y_true, y_pred, segments=...)``. The wine data bundled with
 scikit-learn (three cultivars, 13 chemical measurements) plays the part of the production
-data; from day 2 one supplier's alcohol readings are 1.5 points high.
+data; from day 2 one supplier's alcohol readings are 2.5 points high.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ def main() -> None:
     monitor = otel_ml.ModelMonitor("wine-cultivar", "3.2.0", reference=reference,
                                    task="classification", segment_by="supplier")
 
+    predict_stage = otel_ml.trace_stage("predict")
+
     @monitor
     def score_batch(batch: pd.DataFrame) -> np.ndarray:
-        with otel_ml.trace_stage("predict"):
+        with predict_stage:
             return model.predict(batch.drop(columns=["supplier"]))
 
     rng = np.random.default_rng(0)
@@ -59,11 +61,16 @@ def main() -> None:
         batch["supplier"] = rng.choice(["north", "south"], size=len(batch))
         if day >= 2:  # the southern supplier's alcohol meter reads high from day 2
             south = batch["supplier"] == "south"
-            batch.loc[south, "alcohol"] += 1.5
+            batch.loc[south, "alcohol"] += 2.5
         predictions = score_batch(batch)
         stored[day] = (batch, predictions, y_pool.iloc[idx].to_numpy())
-        drifted = monitor.drift_report().drifted_features
-        print(f"day {day}: scored {len(batch)} rows; drifted: {', '.join(drifted) or 'none'}")
+        report = monitor.drift_report()  # over the drift window (default: the last hour)
+        by_supplier = "; ".join(f"{name}: {', '.join(sub.drifted_features)}"
+                                for name, sub in sorted(report.segments.items())
+                                if sub.drifted_features)
+        print(f"day {day}: scored {len(batch)} rows; drifted: "
+              f"{', '.join(report.drifted_features) or 'none'}"
+              + (f" ({by_supplier})" if by_supplier else ""))
 
         # Labels for the day before arrive today, in one file: record them in bulk.
         if day - 1 in stored:

@@ -38,13 +38,21 @@ MODEL = RandomForestClassifier(n_estimators=30, random_state=0).fit(IRIS.data.to
 REFERENCE = otel_ml.Reference.from_data(IRIS.data, predictions=MODEL.predict(IRIS.data.to_numpy()))
 
 
+# Stage objects are made once and reused by every request.
+FEATURES_STAGE = otel_ml.trace_stage("features")
+MODEL_STAGE = otel_ml.trace_stage("model")
+
+
 @otel_ml.instrument_model(name="iris", version="1.0.0", reference=REFERENCE,
                           task="classification")
-async def predict(rows: list[dict]) -> list[int]:
-    """Predict the species of each row; the model runs in a worker thread."""
-    with otel_ml.trace_stage("features"):
+async def predict(rows: list[dict], prediction_id: str | None = None) -> list[int]:
+    """Predict the species of each row; the model runs in a worker thread.
+
+    ``prediction_id`` is read by the monitor: the label endpoint quotes it.
+    """
+    with FEATURES_STAGE:
         matrix = np.array([[float(row[name]) for name in FEATURES] for row in rows])
-    with otel_ml.trace_stage("model"):
+    with MODEL_STAGE:
         labels = await asyncio.to_thread(MODEL.predict, matrix)
     return [int(v) for v in labels]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -60,3 +61,107 @@ def test_usage_errors_exit_2_with_a_message(argv, message, capsys):
         code = exc.code
     assert code == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- profile / report
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    pd = pytest.importorskip("pandas")
+    tmp_path = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    n = 4000
+    pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.normal(5, 2, n),
+                  "c": rng.choice(["x", "y", "z"], n), "pred": rng.integers(0, 2, n),
+                  "id": np.arange(n)}).to_csv(tmp_path / "train.csv", index=False)
+    shifted = pd.DataFrame({"a": rng.normal(0.5, 1, n), "b": rng.normal(5, 2, n),
+                            "c": rng.choice(["x", "y", "w"], n), "pred": rng.integers(0, 2, n),
+                            "id": np.arange(n)})
+    shifted.loc[:99, "b"] = np.nan
+    shifted.to_csv(tmp_path / "shifted.csv", index=False)
+    pd.read_csv(tmp_path / "train.csv").iloc[:1500].to_csv(tmp_path / "same.csv", index=False)
+    pd.DataFrame({"p": [1.0], "q": [2.0]}).to_csv(tmp_path / "other.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "broken.json").write_text('{"format": "otel_ml.reference", ')
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def ref(data_dir) -> Path:
+    d = data_dir
+    proc = cli("profile", str(d / "train.csv"), "-o", str(d / "ref.json"), "--predictions",
+               "pred", "--exclude", "id", "--categorical", "c")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    return d / "ref.json"
+
+
+def test_profile_writes_a_reference_without_raw_rows(data_dir, ref):
+    from otel_ml import Reference
+
+    ref_path = ref
+    proc_out = cli("profile", str(data_dir / "train.csv"), "-o", str(data_dir / "r2.json"))
+    assert proc_out.stdout.startswith(f"wrote {data_dir / 'r2.json'}: 4000 rows, 5 features")
+    ref = Reference.load(ref_path)
+    assert ref.feature_names == ("a", "b", "c") and ref.rows == 4000
+    assert ref.prediction is not None
+    text = ref_path.read_text()
+    train = (data_dir / "train.csv").read_text().splitlines()[1]
+    assert train.split(",")[0] not in text  # no raw value of the first row
+
+
+def test_report_table_and_json_flag_the_drifted_features(data_dir, ref):
+    proc = cli("report", str(ref), str(data_dir / "shifted.csv"), "--predictions", "pred")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()
+             if len(line.split()) > 2 and line.split()[1] in ("numeric", "categorical")}
+    assert lines["a"].endswith("DRIFT") and lines["c"].endswith("DRIFT")
+    assert lines["b"].endswith("no") and lines["(predictions)"].endswith("no")
+    assert "drifted: a, c" in proc.stdout
+    assert re.search(r"^  c +unseen_category +[0-9,]+$", proc.stdout, re.M)
+    proc = cli("report", str(ref), str(data_dir / "shifted.csv"), "--predictions", "pred",
+               "--json", "--fail-on-drift")
+    assert proc.returncode == EXIT_DRIFT
+    body = json.loads(proc.stdout)
+    assert body["rows"] == 4000 and body["drifted"] is True
+    assert body["drifted_features"] == ["a", "c"] and body["prediction_drifted"] is False
+    quality = {(q["feature"], q["check"]): q["count"] for q in body["data_quality"]}
+    assert quality[("b", "missing")] == 100
+    assert quality[("c", "unseen_category")] > 1000
+    assert body["drift"]["features"]["a"]["drifted"] is True
+
+
+def test_report_on_data_like_the_reference_passes_the_gate(data_dir, ref):
+    proc = cli("report", str(ref), str(data_dir / "same.csv"), "--predictions", "pred",
+               "--fail-on-drift")
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("no drift")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["profile", "{d}/missing.csv", "-o", "{d}/x.json"], "data file '{d}/missing.csv' does not exist"),
+    (["profile", "{d}/empty.csv", "-o", "{d}/x.json"], "empty.csv: the file is empty"),
+    (["profile", "{d}/train.csv", "-o", "{d}/x.json", "--predictions", "nope"], "'nope'"),
+    (["report", "{d}/broken.json", "{d}/same.csv"], "broken.json: not valid JSON"),
+    (["report", "{d}/missing.json", "{d}/same.csv"], "reference '{d}/missing.json' does not exist"),
+    (["report", "{ref}", "{d}/other.csv"], "none of the reference's features are in the file"),
+    (["report", "{ref}", "{d}/same.csv", "--predictions", "nope"], "no column 'nope'"),
+    (["report", "{ref}", "{d}/train.txt"], "does not exist"),
+])
+def test_input_errors_exit_3_naming_the_file(data_dir, ref, args, message):
+    fill = {"d": str(data_dir), "ref": str(ref)}
+    proc = cli(*[a.format(**fill) for a in args])
+    assert proc.returncode == EXIT_INPUT, proc.stdout + proc.stderr
+    assert message.format(**fill) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------- demo
+def test_demo_command_runs_the_phases_and_prints_a_summary():
+    pytest.importorskip("sklearn")
+    proc = cli("demo", "--duration", "3", "--rate", "200", "--no-live", "--seed", "1")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    out = proc.stdout
+    assert out.count("phase=") >= 3
+    assert "otel-ml demo finished after" in out
+    for phase in ("normal", "drift", "new-source", "error-burst", "recovery"):
+        assert f"\n  {phase:<11} from" in out
+    assert "Traceback" not in proc.stderr

@@ -53,7 +53,8 @@ def test_batch_job_records_late_labels_and_sees_the_supplier_drift():
     out = run_example("batch_job.py", "--days", "3")
     lines = out.splitlines()
     assert lines[0] == "day 1: scored 400 rows; drifted: none"
-    assert "alcohol" in re.search(r"day 2: scored 400 rows; drifted: (.*)", out).group(1)
+    day2 = re.search(r"day 2: scored 400 rows; drifted: (.*)", out).group(1)
+    assert day2.startswith("alcohol") and "(south: alcohol)" in day2 and "north" not in day2
     recorded = [line for line in lines if "labels of day" in line]
     assert [line.split(";")[0] for line in recorded] == [
         "day 2: labels of day 1 recorded", "day 3: labels of day 2 recorded"]

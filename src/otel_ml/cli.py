@@ -268,7 +268,135 @@ class _progress:  # noqa: N801 - used as a function: with _progress(...) as upda
 
 # ---------------------------------------------------------------------------- report
 def _report(args: argparse.Namespace) -> int:
-    raise NotImplementedError("report arrives with the reference profile work")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from .contract import Attr
+    from .datafiles import DataFileError, read_table
+    from .demo.snapshot import read_points
+    from .monitor import ModelMonitor
+    from .reference import InvalidReferenceError, Reference
+
+    _require_file(args.reference, "reference")
+    _require_file(args.data, "data file")
+    try:
+        reference = Reference.load(args.reference)
+    except (InvalidReferenceError, OSError) as exc:
+        raise InputError(str(exc)) from exc
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    tracer_provider = TracerProvider()
+    # One slot covering any run time: every row of the file is in the window.
+    monitor = ModelMonitor("offline-report", "file", reference=reference,
+                           segment_by=args.segment_by, drift_window_s=1e9, slot_s=1e9,
+                           tracer_provider=tracer_provider, meter_provider=meter_provider)
+    rows = 0
+    warned = False
+    try:
+        for chunk in read_table(args.data, chunk_rows=args.chunk_rows):
+            columns = set(chunk)
+            if args.predictions and args.predictions not in columns:
+                raise InputError(f"{args.data}: no column {args.predictions!r} "
+                                 f"(columns: {', '.join(chunk)})")
+            if args.segment_by and args.segment_by not in columns:
+                raise InputError(f"{args.data}: no column {args.segment_by!r} "
+                                 f"(columns: {', '.join(chunk)})")
+            missing = [n for n in reference.feature_names if n not in columns]
+            if len(missing) == len(reference.feature_names):
+                raise InputError(
+                    f"{args.data}: none of the reference's features are in the file "
+                    f"(reference: {', '.join(reference.feature_names[:8])}"
+                    f"{', ...' if len(reference.feature_names) > 8 else ''}; "
+                    f"file: {', '.join(list(chunk)[:8])}{', ...' if len(chunk) > 8 else ''})")
+            if missing and not warned:
+                print(f"otel-ml report: warning: {args.data} lacks reference features "
+                      f"{', '.join(missing)} (reported as schema problems)", file=sys.stderr)
+                warned = True
+            predictions = chunk.pop(args.predictions) if args.predictions else None
+            monitor.observe(chunk, predictions=predictions)
+            rows += len(next(iter(chunk.values()))) if chunk else 0
+    except DataFileError as exc:
+        raise InputError(str(exc)) from exc
+    if rows == 0:
+        raise InputError(f"{args.data}: no rows")
+    monitor.flush()
+    report = monitor.drift_report()
+    quality: dict[tuple[str, str], int] = {}
+    for point in read_points(reader).get("ml.data_quality.issues", ()):
+        key = (str(point.attributes.get(Attr.FEATURE)), str(point.attributes.get(Attr.CHECK)))
+        quality[key] = quality.get(key, 0) + int(point.value)
+    monitor.close()
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+
+    if args.json:
+        json.dump({
+            "reference": args.reference, "data": args.data, "rows": rows,
+            "drifted": report.drifted, "drifted_features": report.drifted_features,
+            "prediction_drifted": bool(report.prediction and report.prediction.drifted),
+            "drift": report.to_dict(),
+            "data_quality": [{"feature": f, "check": c, "count": n}
+                             for (f, c), n in sorted(quality.items())],
+        }, sys.stdout, indent=2, default=_json_default)
+        print()
+    else:
+        _print_report(args, reference, rows, report, quality)
+    return EXIT_DRIFT if args.fail_on_drift and report.drifted else EXIT_OK
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _num(value: float | None, pvalue: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if pvalue and value < 1e-3:
+        return f"{value:.1e}"
+    return f"{value:.3f}"
+
+
+def _print_report(args: argparse.Namespace, reference: Any, rows: int, report: Any,
+                  quality: dict[tuple[str, str], int]) -> None:
+    print(f"{args.data}: {rows:,} rows against {args.reference} "
+          f"({len(reference.feature_names)} features, {reference.rows:,} reference rows)")
+    print(f"decision: a test significant at {report.alpha_per_test:.2g} per feature "
+          "(Bonferroni) and an effect size above its minimum; see docs/drift.md\n")
+    header = f"{'feature':<24} {'kind':<11} {'rows':>9} {'psi':>7} {'js':>7} {'test p':>8} " \
+             f"{'effect':>7}  drifted"
+    print(header)
+    print("-" * len(header))
+    items = list(report.features.values())
+    if report.prediction is not None:
+        items.append(report.prediction)
+    for f in items:
+        test = "ks" if f.kind == "numeric" else "chi2"
+        effect = "wasserstein" if f.kind == "numeric" else "jensen_shannon"
+        name = "(predictions)" if f is report.prediction else f.feature
+        print(f"{name[:24]:<24} {f.kind:<11} {f.rows:>9,} {_num(f.scores.get('psi')):>7} "
+              f"{_num(f.scores.get('jensen_shannon')):>7} "
+              f"{_num(f.pvalues.get(test), pvalue=True):>8} {_num(f.scores.get(effect)):>7}  "
+              f"{'DRIFT' if f.drifted else 'no'}")
+    for segment, sub in sorted(report.segments.items()):
+        if sub.drifted_features:
+            print(f"segment {segment}: drifted {', '.join(sub.drifted_features)}")
+    print()
+    if quality:
+        print("data quality:")
+        for (feature, check), n in sorted(quality.items(), key=lambda kv: -kv[1]):
+            print(f"  {feature:<24} {check:<20} {n:>9,}")
+    else:
+        print("data quality: no problems found")
+    drifted = report.drifted_features
+    pred = " and the predictions" if report.prediction and report.prediction.drifted else ""
+    print(f"\ndrifted: {', '.join(drifted) or 'none'}{pred}" if drifted or pred
+          else "\nno drift")
 
 
 if __name__ == "__main__":  # pragma: no cover

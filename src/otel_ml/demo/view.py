@@ -175,8 +175,8 @@ def render(state: ViewState) -> Any:
 
     alerts = Table(title="Shipped alert conditions (now)", expand=True, title_justify="left",
                    show_header=False)
-    alerts.add_column("alert", ratio=1)
-    alerts.add_column("state", ratio=3)
+    alerts.add_column("alert", no_wrap=True, min_width=32)
+    alerts.add_column("state", ratio=1)
     on = {c.name: detail for c, detail in firing(s)}
     for condition in ALERTS:
         if condition.name in on:
