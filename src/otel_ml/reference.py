@@ -299,6 +299,8 @@ class ReferenceBuilder:
                 return profile.kind
         if name in self.categorical:
             return "categorical"
+        if position < 0 and getattr(column, "dtype", np.dtype(float)).kind in "iub":
+            return "categorical"  # integer predictions are class labels
         return "categorical" if is_categorical(column) else "numeric"
 
     def _add(self, name: str, acc: Any, column: Any, position: int) -> Any:
@@ -539,9 +541,15 @@ def _sorted_quantiles(sorted_values: np.ndarray, qs: Sequence[float]) -> np.ndar
 
 def _edges(sorted_sample: np.ndarray, bins: int, minimum: float) -> np.ndarray:
     """Interior edges at the quantiles ``i/bins``, ties removed, none at or below the min
-    (a bin below the smallest reference value would be empty)."""
+    (a bin below the smallest reference value would be empty).
+
+    Edges are sample values (the order statistic just above each quantile position), so
+    discrete data gets one bin per distinct value instead of empty bins between values.
+    """
     qs = np.arange(1, bins) / bins
-    edges = np.unique(_sorted_quantiles(sorted_sample, qs))
+    n = sorted_sample.shape[0]
+    positions = np.minimum(np.ceil(qs * (n - 1) - 1e-9).astype(np.int64), n - 1)
+    edges = np.unique(sorted_sample[positions])
     return edges[edges > minimum]
 
 
@@ -1002,13 +1010,17 @@ def _profile_from(v: _Validator, where: str, item: Any) -> Profile:
     if (shares < 0).any() or (shares > 1 + _SHARE_TOLERANCE).any():
         v.fail(f"{where}.shares", "every share must be within [0, 1]")
     total = float(shares.sum())
-    if valid and abs(total - 1.0) > _SHARE_TOLERANCE:
-        v.fail(f"{where}.shares", f"shares sum to {total:.9g}, not 1")
+
+    def check_total() -> None:
+        if valid and abs(total - 1.0) > _SHARE_TOLERANCE:
+            v.fail(f"{where}.shares", f"shares sum to {total:.9g}, not 1")
+
     if kind == "numeric":
         edges = v.numbers(f"{where}.edges", item.get("edges"))
         if len(shares) != len(edges) + 1:
             v.fail(f"{where}.shares", f"{len(shares)} shares for {len(edges)} edges "
                                       f"(expected {len(edges) + 1}: one per bin)")
+        check_total()
         if len(edges) > 1 and not (np.diff(edges) > 0).all():
             v.fail(f"{where}.edges", "edges must be strictly increasing")
         centroids = v.numbers(f"{where}.centroids", item.get("centroids"), optional=True)
@@ -1039,6 +1051,7 @@ def _profile_from(v: _Validator, where: str, item: Any) -> Profile:
             v.fail(f"{where}.shares", f"{len(shares)} shares for {len(cats)} categories "
                                       f"(expected {len(cats) + 1}: one per category, then "
                                       "other)")
+        check_total()
         other = v.count(f"{where}.other_categories", item.get("other_categories", 0))
         return CategoricalProfile(name, count, missing, tuple(cats), shares, other)
     return v.fail(f"{where}.kind", f"must be 'numeric' or 'categorical', got {kind!r}")
