@@ -114,7 +114,8 @@ def machine() -> dict:
         "blas": blas,
         "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                          if k in os.environ},
-        "git": cmd("git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"),
+        "git": cmd("git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD") + (
+            "+dirty" if cmd("git", "-C", str(HERE.parent), "status", "--porcelain", "src") else ""),
     }
 
 
