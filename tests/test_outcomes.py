@@ -525,3 +525,40 @@ def test_every_collector_is_in_the_contract(providers):
     # regression only, bins only with a reference and batches, nothing unmatched
     assert missing == {"ml.model.error.squared", "ml.model.error_rate.by_bin",
                        "ml.model.outcomes.unmatched"}
+
+
+def test_real_batches_give_segments_groups_and_bins(providers, metric_reader):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.normal(40, 10, 1000), "income": rng.normal(50, 5, 1000),
+                          "sex": rng.choice(["f", "m"], 1000),
+                          "source": rng.choice(["web", "app"], 1000)})
+    reference = otel_ml.Reference.from_data(frame[["age", "income"]])
+    predict, ids = _decorated(providers, lambda df: (df["age"].to_numpy() > 40).astype(int),
+                              reference=reference, segment_by="source",
+                              sensitive_attribute="sex")
+    batch, singles = frame.iloc[:300], frame.iloc[300:340]
+    predict(batch)
+    for i in range(len(singles)):
+        predict(singles.iloc[i:i + 1])
+    labelled = frame.iloc[:340]
+    y = (labelled["income"].to_numpy() > 50).astype(int)
+    monitor = predict.monitor
+    monitor.record_outcome(ids[0], y[:300])
+    for pid, actual in zip(ids[1:], y[300:]):
+        monitor.record_outcome(pid, actual)
+    wrong = int(((labelled["age"].to_numpy() > 40).astype(int) != y).sum())
+
+    segs = {}
+    for attrs, v in points(metric_reader, "ml.model.outcomes"):
+        segs[attrs["ml.segment"]] = segs.get(attrs["ml.segment"], 0) + v
+    assert segs == labelled["source"].value_counts().to_dict()
+    report = monitor.performance_report()
+    assert {g: r.count for g, r in report.fairness.groups.items()} == \
+        labelled["sex"].value_counts().to_dict()
+    assert set(report.error_by_bin) == {"age", "income"}
+    for cells in report.error_by_bin.values():
+        assert sum(c["count"] for c in cells.values()) == 340
+        assert sum(c["count"] * c["error"] for c in cells.values()) == pytest.approx(wrong)
+    features = {a["ml.feature.name"] for a, _ in points(metric_reader, "ml.model.error_rate.by_bin")}
+    assert features == {"age", "income"}

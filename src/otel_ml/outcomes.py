@@ -5,9 +5,10 @@ a store bounded by count, bytes and age). When its label arrives, :meth:`record_
 scores it: confusion counts (classification) or errors (regression) go into cumulative
 counters for Prometheus and into a ring of time slots for the windowed gauges and
 :meth:`performance_report`; the per-row error feeds the concept-drift detectors; the fairness
-and error-by-bin tallies use the sensitive attribute and the reference bins captured with the
-call. A short ``ml.outcome <model>`` span links to the prediction's span, and the regression
-error histogram is recorded inside it, so an exemplar leads to the trace.
+and error-by-bin tallies use the sensitive attribute and the reference bins of the call's input
+(held until the label arrives and read then: reading them on every call would cost more than
+the rest of the hot path). A short ``ml.outcome <model>`` span links to the prediction's span,
+and the regression error histogram is recorded inside it, so an exemplar leads to the trace.
 
 Conventions:
 
@@ -48,12 +49,16 @@ from .performance import (
     log_loss_rows,
 )
 
-__all__ = ["DEFAULT_STORE_BYTES", "MAX_CLASSES", "MAX_GROUPS", "OutcomeMonitor",
+__all__ = ["DEFAULT_STORE_BYTES", "MAX_CLASSES", "MAX_HELD_INPUT_BYTES", "MAX_GROUPS", "OutcomeMonitor",
            "UNMATCHED_REASONS"]
 
 #: Memory cap of the prediction store (``ModelMonitor`` attribute ``outcome_store_bytes``
 #: overrides it); the count cap is ``outcome_store_size``.
 DEFAULT_STORE_BYTES = 32 * 1024 * 1024
+
+#: Largest input kept with a remembered call for error analysis by reference bin (bigger
+#: batches are scored without it).
+MAX_HELD_INPUT_BYTES = 1024 * 1024
 
 #: Distinct class labels reported (``ml.class.predicted``/``ml.class.actual``).
 MAX_CLASSES = 50
@@ -82,19 +87,17 @@ _REGRESSION_PH_DELTA = 0.05
 class _Record:
     """One remembered call."""
 
-    __slots__ = ("t", "pred", "output", "rows", "span_context", "segment", "groups", "bins",
-                 "size")
+    __slots__ = ("t", "pred", "output", "rows", "span_context", "segment", "batch", "size")
 
     def __init__(self, t: float, pred: np.ndarray, output: str, rows: int | None,
-                 span_context: Any, segment: Any, groups: Any, bins: Any, size: int) -> None:
+                 span_context: Any, segment: Any, batch: Any, size: int) -> None:
         self.t = t
         self.pred = pred
         self.output = output
         self.rows = rows
         self.span_context = span_context
         self.segment = segment
-        self.groups = groups
-        self.bins = bins
+        self.batch = batch  # held for the sensitive column and the reference bins, or None
         self.size = size
 
 
@@ -236,22 +239,23 @@ class OutcomeMonitor:
                 size = _RECORD_OVERHEAD + _nbytes(pred)
             if self._task is None and self.monitor.task == "auto":
                 self._task = _infer_task(pred, output)
-            rows = groups = bins = None
+            rows = held = None
             if batch is not None:
                 rows = getattr(batch, "rows", None)
                 segments = getattr(batch, "segments", None)
                 if segments is not None:
                     segment = segments
                     size += _nbytes(segments)
-                if self.monitor.sensitive_attribute is not None:
-                    groups = _column(batch, self.monitor.sensitive_attribute)
-                    size += _nbytes(groups)
-                if self.monitor.reference is not None:
-                    bins = _bins(self.monitor, batch)
-                    if bins is not None:
-                        size += _nbytes(bins[1])
+                if self.monitor.sensitive_attribute is not None or self.monitor.reference is not None:
+                    # The sensitive column and the reference bins are read when the label
+                    # arrives (reading them here would cost more than the rest of the call);
+                    # the batch holds the call's input until then.
+                    nbytes = _input_nbytes(getattr(batch, "_x", None))
+                    if nbytes <= MAX_HELD_INPUT_BYTES:
+                        held = batch
+                        size += nbytes
             now = self._clock()
-            rec = _Record(now, pred, output, rows, span_context, segment, groups, bins, size)
+            rec = _Record(now, pred, output, rows, span_context, segment, held, size)
             with self._lock:
                 store = self._store
                 if prediction_id in store:
@@ -328,8 +332,15 @@ class OutcomeMonitor:
                 if segments is None:
                     self._unmatch("wrong_shape", _label_count(actual))
                     return
-                groups = None if rec.groups is None else _per_row(rec.groups, pred.n, self._groups)
-                self._score(pred, truth, segments, groups, _rows_of_bins(rec.bins, pred.n), now)
+                groups = bins = None
+                if rec.batch is not None:
+                    if self.monitor.sensitive_attribute is not None:
+                        column = _column(rec.batch, self.monitor.sensitive_attribute)
+                        if column is not None:
+                            groups = _per_row(column, pred.n, self._groups)
+                    if self.monitor.reference is not None:
+                        bins = _rows_of_bins(_bins(self.monitor, rec.batch), pred.n)
+                self._score(pred, truth, segments, groups, bins, now)
         except Exception as exc:
             internal_error("outcomes.record", exc)
 
@@ -1005,6 +1016,25 @@ def _bins(monitor: Any, batch: Any) -> tuple[tuple[str, ...], np.ndarray] | None
     if matrix.shape[1] != len(names):
         return None
     return tuple(str(n) for n in names), matrix
+
+
+def _input_nbytes(x: Any) -> int:
+    """Memory a call's input holds (estimated without converting it)."""
+    if x is None:
+        return 0
+    nbytes = getattr(x, "nbytes", None)  # numpy, torch (via __array__ types), polars
+    if isinstance(nbytes, (int, np.integer)):
+        return int(nbytes)
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) == 2:  # pandas: 8 bytes a cell, object cells more
+        return int(shape[0]) * int(shape[1]) * _OBJECT_ITEM
+    try:
+        n = len(x)
+    except TypeError:
+        return _OBJECT_ITEM
+    if n and isinstance(x, (list, tuple)) and isinstance(x[0], (list, tuple, dict)):
+        return n * len(x[0]) * _OBJECT_ITEM
+    return n * _OBJECT_ITEM
 
 
 def _rows_of_bins(bins: Any, n: int) -> Any:
