@@ -164,7 +164,7 @@ def test_traffic_phases_change_the_data_as_described():
     assert drift["bmi"].mean() > normal["bmi"].mean() * 1.12
     assert drift["bp"].mean() > normal["bp"].mean() + 10
     assert abs(drift["age"].mean() - normal["age"].mean()) < 1.5
-    rows = [gen.request(phases["new-source"], 1)[0] for _ in range(3000)]
+    rows = [gen.request(phases["new-source"], 1)[0] for _ in range(1200)]
     import pandas as pd
 
     mixed = pd.concat(rows)
@@ -207,3 +207,58 @@ def test_service_runs_the_stages_and_fails_in_the_error_burst(providers, span_ex
     with pytest.raises(FeatureStoreTimeout):
         predict(frame)
     assert set(FEATURES) < set(COLUMNS)
+
+
+# ---------------------------------------------------------------------------- a whole run
+def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
+    """5 s at 200 calls/s: drift in bmi and bp, then in clinic-b, errors only in the burst."""
+    from otel_ml.demo import DemoOptions, run_demo
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    out = io.StringIO()
+    summary = run_demo(DemoOptions(duration_s=5.0, rate=200, seed=0, live=False), out=out)
+    phases = {p.name: p for p in summary.phases}
+    assert list(phases) == ["normal", "drift", "new-source", "error-burst", "recovery"]
+    assert not summary.interrupted and summary.calls == sum(p.calls for p in summary.phases)
+
+    assert not {"bmi", "bp"} & set(phases["normal"].drifted)
+    drift = phases["drift"]
+    assert {"bmi", "bp"} <= set(drift.drifted), out.getvalue()
+    assert drift.detected_after_s is not None and drift.detected_after_s < 1.0
+    assert "MLFeatureDriftWarning" in drift.alerts
+
+    new_source = phases["new-source"]
+    assert {"s3", "s5"} <= set(new_source.drifted_by_segment.get("clinic-b", [])), out.getvalue()
+    assert not {"s3", "s5"} & set(new_source.drifted_by_segment.get("clinic-a", []))
+    assert new_source.quality.get(("source", "unseen_category"), 0) > 0
+    assert new_source.quality.get(("bp", "missing"), 0) > 0
+
+    assert phases["error-burst"].errors > 0
+    assert summary.errors == phases["error-burst"].errors
+    assert "MLModelErrorRatioHigh" in phases["error-burst"].alerts
+    assert summary.final.errors == {"FeatureStoreTimeout": summary.errors}
+
+    assert summary.labels_sent > 0.3 * (summary.calls - summary.errors)
+    assert summary.final.outcomes > 0 and summary.final.performance
+    text = out.getvalue()
+    assert "otel-ml demo finished after" in text
+    assert "bmi+bp detected after" in text and "s3+s5 detected after" in text
+
+
+def test_without_rich_the_demo_prints_plain_lines(monkeypatch):
+    from otel_ml.demo import DemoOptions, run_demo, view
+
+    monkeypatch.setattr("otel_ml.demo.runner.rich_available", lambda: False)
+    out = io.StringIO()
+    run_demo(DemoOptions(duration_s=1.0, rate=50, live=True), out=out)
+    text = out.getvalue()
+    assert text.startswith("otel-ml demo: rich is not installed (pip install 'otel-ml[demo]')")
+    assert "phase=normal" in text
+
+
+def test_options_are_validated():
+    from otel_ml.demo import DemoOptions
+
+    for bad in (DemoOptions(rate=0), DemoOptions(duration_s=-1), DemoOptions(label_share=2)):
+        with pytest.raises(ValueError):
+            bad.validate()
