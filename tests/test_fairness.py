@@ -69,7 +69,8 @@ def test_agrees_with_direct_computation_on_random_data():
     n = 3000
     groups = rng.choice(["x", "y", "z"], n)
     y_true = rng.integers(0, 2, n)
-    y_pred = np.where(groups == "x", rng.uniform(size=n) < 0.7, rng.uniform(size=n) < 0.4).astype(int)
+    y_pred = np.where(groups == "x", rng.uniform(size=n) < 0.7,
+                      rng.uniform(size=n) < 0.4).astype(int)
     report = fairness_report(y_true, y_pred, groups)
     sel = {g: y_pred[groups == g].mean() for g in "xyz"}
     tpr = {g: y_pred[(groups == g) & (y_true == 1)].mean() for g in "xyz"}

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import points
+from conftest import collect, points
 from sklearn import metrics as skm
 
 import otel_ml
@@ -560,5 +560,22 @@ def test_real_batches_give_segments_groups_and_bins(providers, metric_reader):
     for cells in report.error_by_bin.values():
         assert sum(c["count"] for c in cells.values()) == 340
         assert sum(c["count"] * c["error"] for c in cells.values()) == pytest.approx(wrong)
-    features = {a["ml.feature.name"] for a, _ in points(metric_reader, "ml.model.error_rate.by_bin")}
+    by_bin = points(metric_reader, "ml.model.error_rate.by_bin")
+    features = {attrs["ml.feature.name"] for attrs, _ in by_bin}
     assert features == {"age", "income"}
+
+
+def test_disabled_monitor_records_nothing(providers, metric_reader):
+    monitor = _monitor(providers)
+    monitor._disabled = True
+    monitor.record_outcome("p", 1)
+    monitor.record_outcomes([1, 0], [1, 1])
+    monitor.record_rejected("unauthorized")
+    monitor.record_attributions([[1.0]], ["a"])
+    assert collect_names(metric_reader) & {
+        "ml.model.outcomes", "ml.model.outcomes.unmatched", "ml.model.requests.rejected",
+        "ml.feature.attribution"} == set()
+
+
+def collect_names(reader):
+    return {name for name, pts in collect(reader).items() if pts}

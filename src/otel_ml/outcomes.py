@@ -49,8 +49,14 @@ from .performance import (
     log_loss_rows,
 )
 
-__all__ = ["DEFAULT_STORE_BYTES", "MAX_CLASSES", "MAX_HELD_INPUT_BYTES", "MAX_GROUPS", "OutcomeMonitor",
-           "UNMATCHED_REASONS"]
+__all__ = [
+    "DEFAULT_STORE_BYTES",
+    "MAX_CLASSES",
+    "MAX_GROUPS",
+    "MAX_HELD_INPUT_BYTES",
+    "UNMATCHED_REASONS",
+    "OutcomeMonitor",
+]
 
 #: Memory cap of the prediction store (``ModelMonitor`` attribute ``outcome_store_bytes``
 #: overrides it); the count cap is ``outcome_store_size``.
@@ -87,7 +93,7 @@ _REGRESSION_PH_DELTA = 0.05
 class _Record:
     """One remembered call."""
 
-    __slots__ = ("t", "pred", "output", "rows", "span_context", "segment", "batch", "size")
+    __slots__ = ("batch", "output", "pred", "rows", "segment", "size", "span_context", "t")
 
     def __init__(self, t: float, pred: np.ndarray, output: str, rows: int | None,
                  span_context: Any, segment: Any, batch: Any, size: int) -> None:
@@ -104,7 +110,7 @@ class _Record:
 class _Pred:
     """Predictions of one call, interpreted."""
 
-    __slots__ = ("n", "labels", "proba", "columns", "pos_col", "values")
+    __slots__ = ("columns", "labels", "n", "pos_col", "proba", "values")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -118,7 +124,7 @@ class _Pred:
 class _Slot:
     """Statistics of one time slot of the window ring."""
 
-    __slots__ = ("tag", "tallies", "fairness", "bin_n", "bin_err", "attr_sum", "attr_n")
+    __slots__ = ("attr_n", "attr_sum", "bin_err", "bin_n", "fairness", "tag", "tallies")
 
     def __init__(self, tag: int) -> None:
         self.tag = tag
@@ -177,7 +183,8 @@ class OutcomeMonitor:
                                  f"{sensitive!r} was given for a regression model")
         self.min_group_size = int(getattr(monitor, "fairness_min_group_size", MIN_GROUP_SIZE))
         if self.min_group_size < 1:
-            raise ValueError(f"fairness_min_group_size must be at least 1, got {self.min_group_size}")
+            raise ValueError("fairness_min_group_size must be at least 1, got "
+                             f"{self.min_group_size}")
         self.max_bytes = int(getattr(monitor, "outcome_store_bytes", DEFAULT_STORE_BYTES))
         if self.max_bytes < 1:
             raise ValueError(f"outcome_store_bytes must be positive, got {self.max_bytes}")
@@ -246,7 +253,8 @@ class OutcomeMonitor:
                 if segments is not None:
                     segment = segments
                     size += _nbytes(segments)
-                if self.monitor.sensitive_attribute is not None or self.monitor.reference is not None:
+                if (self.monitor.sensitive_attribute is not None
+                        or self.monitor.reference is not None):
                     # The sensitive column and the reference bins are read when the label
                     # arrives (reading them here would cost more than the rest of the call);
                     # the batch holds the call's input until then.
@@ -298,6 +306,8 @@ class OutcomeMonitor:
     # ------------------------------------------------------------------ labels
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
         """Score the label of one remembered call (never raises; any thread)."""
+        if self.monitor._disabled:
+            return
         try:
             pid = str(prediction_id)
             now = self._clock()
@@ -360,6 +370,8 @@ class OutcomeMonitor:
         if groups is not None and self.monitor.sensitive_attribute is None:
             raise ValueError("groups were given but the monitor has no sensitive_attribute: "
                              "pass sensitive_attribute='column' to ModelMonitor")
+        if self.monitor._disabled:
+            return
         try:
             pred_arr = _copy(y_pred)
             if pred_arr is None:
@@ -608,7 +620,8 @@ class OutcomeMonitor:
             cells = {}
             for b in np.nonzero(win.bin_n[row])[0].tolist():
                 n = float(win.bin_n[row, b])
-                cells[self._bin_label(feature, b)] = {"count": n, "error": float(win.bin_err[row, b]) / n}
+                error = float(win.bin_err[row, b]) / n
+                cells[self._bin_label(feature, b)] = {"count": n, "error": error}
             if cells:
                 out[feature] = cells
         return out
@@ -621,6 +634,8 @@ class OutcomeMonitor:
         Mean absolute attribution per feature goes to ``ml.feature.attribution``. Bad input
         is logged and dropped, never raised.
         """
+        if self.monitor._disabled:
+            return
         try:
             names, values = _attribution_matrix(attributions, feature_names, self.monitor)
             if values is None:
@@ -644,7 +659,7 @@ class OutcomeMonitor:
 
     def _attributions(self, win: _Window) -> tuple[dict[str, float], dict[str, float]]:
         current = {f: win.attr_sum[f] / n for f, n in win.attr_n.items() if n}
-        reference = _mapping(getattr(getattr(self.monitor, "reference", None), "attributions", None))
+        reference = _mapping(getattr(self.monitor.reference, "attributions", None))
         drift = {f: current[f] / ref - 1.0 for f, ref in reference.items()
                  if f in current and ref > 0}
         return current, drift
@@ -652,6 +667,8 @@ class OutcomeMonitor:
     # ------------------------------------------------------------------ access
     def record_rejected(self, reason: str) -> None:
         """Count one request refused before predict (``ml.model.requests.rejected``)."""
+        if self.monitor._disabled:
+            return
         try:
             value = self._reasons(str(reason))
             attrs = self._attrs.get("\0" + value)

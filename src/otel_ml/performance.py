@@ -147,7 +147,7 @@ class Tally:
     Not thread-safe by itself: the monitor holds its lock around every use.
     """
 
-    __slots__ = ("confusion", "n_proba", "brier_sum", "log_loss_sum", "n_reg", "abs_sum", "sq_sum")
+    __slots__ = ("abs_sum", "brier_sum", "confusion", "log_loss_sum", "n_proba", "n_reg", "sq_sum")
 
     def __init__(self) -> None:
         self.confusion: dict[tuple[str, str], int] = {}  # (predicted, actual) -> rows
@@ -196,7 +196,8 @@ class Tally:
         self.sq_sum += other.sq_sum
         return self
 
-    def metrics(self, positive: str | None = None) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    def metrics(self, positive: str | None = None,
+                ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Metrics and per-class figures (see the module docstring for the names).
 
         Args:
@@ -218,7 +219,8 @@ class Tally:
         return out, per_class
 
 
-def _pair_counts(predicted: np.ndarray, actual: np.ndarray) -> Iterable[tuple[tuple[str, str], int]]:
+def _pair_counts(predicted: np.ndarray, actual: np.ndarray,
+                 ) -> Iterable[tuple[tuple[str, str], int]]:
     p_names, p_idx = np.unique(np.asarray(predicted, dtype=str), return_inverse=True)
     a_names, a_idx = np.unique(np.asarray(actual, dtype=str), return_inverse=True)
     codes = p_idx.ravel() * len(a_names) + a_idx.ravel()
