@@ -165,3 +165,28 @@ def test_demo_command_runs_the_phases_and_prints_a_summary():
     for phase in ("normal", "drift", "new-source", "error-burst", "recovery"):
         assert f"\n  {phase:<11} from" in out
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_ends_the_demo_cleanly_with_a_summary():
+    pytest.importorskip("sklearn")
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_ML_SYSTEM_METRICS"] = "false"
+    proc = subprocess.Popen([sys.executable, "-m", "otel_ml.cli", "demo", "--duration", "0",
+                             "--no-live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        first = proc.stdout.readline()  # the first refresh line: the loop is running
+        assert "phase=normal" in first or time.monotonic() > deadline
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_OK, err
+    assert "otel-ml demo interrupted after" in out
+    assert "\n  normal      from" in out
+    assert "Traceback" not in err
