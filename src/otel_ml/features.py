@@ -776,7 +776,7 @@ class FeatureMonitor:
         if predictions is not None:
             pcol, pred_kind = _prediction_values(predictions, output)
             if self._task is None and pred_kind is not None:
-                self._task = _task_of(pred_kind, pcol, output)
+                self._task = _task_of(pred_kind, predictions, output)
             if table is None:
                 rows = 0 if pcol is None else pcol.shape[0]
             elif pcol is not None and pcol.shape[0] != rows:
@@ -1333,8 +1333,12 @@ def _prediction_values(predictions: Any, output: str) -> tuple[np.ndarray | None
     return None, None
 
 
-def _task_of(kind: str, values: np.ndarray | None, output: str) -> str:
-    if kind == "categorical" or output in ("proba", "label"):
+def _task_of(kind: str, predictions: Any, output: str) -> str:
+    """Labels, probabilities (2-D, one column per class) and ``proba`` outputs are
+    classification; other numeric predictions are regression."""
+    shape = getattr(predictions, "shape", None)
+    if kind == "categorical" or output in ("proba", "label") or (
+            shape is not None and len(shape) == 2 and shape[1] >= 2):
         return "classification"
     return "regression"
 
