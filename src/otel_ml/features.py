@@ -30,8 +30,8 @@ from .contract import (ALL_SEGMENTS, INPUT_FEATURE, NO_SEGMENT, OTHER, PREDICTIO
                        Attr, Check)
 from .drift import (METHODS, BinnedReference, DriftConfig, DriftReport,
                     binned_reference_from_profiles, evaluate)
-from .inputs import (InputError, Table, category_key, default_names, is_categorical,
-                     to_categories, to_float, to_table)
+from .inputs import (InputError, Table, default_names, is_categorical, to_categories,
+                     to_float, to_float_masked, to_table)
 from .reference import CategoricalProfile, NumericProfile, Reference
 
 __all__ = ["Batch", "FeatureMonitor", "BUFFER_ROWS"]
@@ -301,7 +301,7 @@ class _Layout:
 
     # ------------------------------------------------------------------ kernel
     def delta(self, V: np.ndarray, cols: list[int] | None, outliers: bool,
-              mismatch: np.ndarray | None = None) -> tuple[Delta, np.ndarray | None]:
+              flagged: tuple | None = None) -> tuple[Delta, np.ndarray | None]:
         """Statistics of the block ``V`` (rows x len(cols)) whose columns are ``cols``
         (``None``: the first ``V.shape[1]`` columns of the layout).
 
@@ -321,8 +321,16 @@ class _Layout:
             score = self._chunk(block, cols, d, ext, outliers)
             if outliers and score is not None:
                 flags[start: start + block.shape[0]] = score >= self.outlier_k
-        if mismatch is not None:
-            d.issues[:, _MISMATCH] += mismatch
+        if flagged is not None:
+            # Values that are NaN because they were not numbers, or because their column was
+            # absent: type mismatches / schema issues, not "missing".
+            bad, absent = flagged
+            if bad is not None:
+                n_bad = bad.sum(axis=0)
+                d.issues[: n_bad.shape[0], _MISMATCH] += n_bad
+                d.issues[: n_bad.shape[0], _MISSING] -= n_bad
+            for c in absent:
+                d.issues[c, _MISSING] -= n_rows
         if self.total_ref:
             d.bins = np.bincount(self.ext2ref, weights=ext[: self.total_ext],
                                  minlength=self.total_ref).astype(np.int64)
@@ -794,20 +802,21 @@ class FeatureMonitor:
                     self._allocate()
             lay = self._layout
         segs = None
+        flagged = None
         if table is not None:
-            V, mismatch, issues = self._matrix(table, lay)
+            V, flagged, issues = self._matrix(table, lay)
             schema.extend(issues)
         else:
-            V, mismatch = np.empty((rows, lay.F)), None
+            V = np.empty((rows, lay.F))
         if isinstance(self.monitor.segment_by, str) and table is not None:
             segs = self._row_segments(table, rows)
         P = None
         if pcol is not None and lay.pred_kind is not None:
             P = self._prediction_matrix(pcol, lay)
-        if rows <= _SMALL_BATCH and table is not None and segs is None:
-            self._buffer_rows(V, P, seg, mismatch, schema)
+        if rows <= _SMALL_BATCH and table is not None and segs is None and flagged is None:
+            self._buffer_rows(V, P, seg, schema)
             return Batch(rows, x, self, segment)
-        rate = self._ingest(V if table is not None else None, P, seg, segs, mismatch, schema)
+        rate = self._ingest(V if table is not None else None, P, seg, segs, flagged, schema)
         return Batch(rows, x, self, segment, segments=segs, rate=rate)
 
     def _ensure_stats_only(self, seg: str, schema: list[tuple[str, str, int]]) -> None:
@@ -817,14 +826,11 @@ class FeatureMonitor:
                 self._schema_issues[k] = self._schema_issues.get(k, 0) + n
 
     def _buffer_rows(self, V: np.ndarray, P: np.ndarray | None, seg: str,
-                     mismatch: np.ndarray | None, schema: list) -> None:
+                     schema: list) -> None:
         lay = self._layout
         assert lay is not None
-        if mismatch is not None and mismatch.any() or schema:
-            d = Delta(lay.C, lay.total_ref)
-            if mismatch is not None:
-                d.issues[:, _MISMATCH] += mismatch
-            self._merge(seg, d, schema)
+        if schema:
+            self._merge(seg, Delta(lay.C, lay.total_ref), schema)
         for r in range(V.shape[0]):
             full = None
             with self._lock:
@@ -840,7 +846,7 @@ class FeatureMonitor:
                 self._process_buffer(full)
 
     def _ingest(self, V: np.ndarray | None, P: np.ndarray | None, seg: str,
-                segs: np.ndarray | None, mismatch: np.ndarray | None,
+                segs: np.ndarray | None, flagged: tuple | None,
                 schema: list) -> float | None:
         lay = self._layout
         assert lay is not None
@@ -855,7 +861,10 @@ class FeatureMonitor:
         for key, mask in groups:
             if V is not None:
                 block = V if mask is None else V[mask]
-                d, flags = lay.delta(block, None, outliers=True)
+                part = flagged
+                if flagged is not None and mask is not None:
+                    part = (None if flagged[0] is None else flagged[0][mask], flagged[1])
+                d, flags = lay.delta(block, None, outliers=True, flagged=part)
                 if flags is not None:
                     outliers += int(flags.sum())
                 rows += block.shape[0]
@@ -867,8 +876,6 @@ class FeatureMonitor:
                 pblock = P if mask is None else P[mask]
                 pd_, _ = lay.delta(pblock.reshape(-1, 1), [lay.F], outliers=False)
                 _combine(d, pd_)
-            if first and mismatch is not None:
-                d.issues[:, _MISMATCH] += mismatch
             self._merge(key, d, schema if first else ())
             first = False
         if V is None or not lay.has_outliers or rows == 0:
@@ -876,47 +883,51 @@ class FeatureMonitor:
         return outliers / rows
 
     # ------------------------------------------------------------------ conversion
-    def _matrix(self, table: Table, lay: _Layout
-                ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[str, str, int]]]:
-        """The input as an (rows x F) float matrix in layout order, plus type mismatches per
-        column and schema issues."""
+    def _matrix(self, table: Table, lay: _Layout) -> tuple[np.ndarray, tuple | None, list]:
+        """The input as an (rows x F) float matrix in layout order, the values that are NaN
+        for another reason than being missing (``(type-mismatch mask or None, absent
+        columns)``, ``None`` when there are none) and the schema issues."""
         rows = table.rows
         issues: list[tuple[str, str, int]] = []
-        mismatch = None
+        bad: np.ndarray | None = None
+        absent: list[int] = []
         matrix = table.matrix
+        V = None
         if table.names is None:
             width = table.width
             if width != lay.F:
                 issues.append((INPUT_FEATURE, Check.SCHEMA_FEATURE_COUNT, rows))
+                absent = list(range(width, lay.F))
             if matrix is not None and lay.all_numeric and matrix.dtype.kind in "fiub" \
                     and width == lay.F:
                 V = matrix if matrix.dtype == np.float64 else matrix.astype(np.float64)
                 return V, None, issues
             V = np.full((rows, lay.F), np.nan)
-            for c in range(min(width, lay.F)):
-                bad = self._fill(V, c, table.column(c), lay)
-                if bad:
-                    if mismatch is None:
-                        mismatch = np.zeros(lay.C, dtype=np.int64)
-                    mismatch[c] += bad
-            return V, mismatch, issues
-        V = np.full((rows, lay.F), np.nan)
-        present = {n: i for i, n in enumerate(table.names)}
-        for c, name in enumerate(lay.names):
-            i = present.get(name)
-            if i is None:
-                issues.append((name, Check.SCHEMA_MISSING_COLUMN, rows))
-                continue
-            bad = self._fill(V, c, table.column(i), lay)
-            if bad:
-                if mismatch is None:
-                    mismatch = np.zeros(lay.C, dtype=np.int64)
-                mismatch[c] += bad
-        ignored = {self.monitor.segment_by, getattr(self.monitor, "sensitive_attribute", None)}
-        for name in table.names:
-            if name not in lay.index and name not in ignored:
-                issues.append((self._extra_name(name), Check.SCHEMA_EXTRA_COLUMN, rows))
-        return V, mismatch, issues
+            pairs = [(c, c) for c in range(min(width, lay.F))]
+        else:
+            V = np.full((rows, lay.F), np.nan)
+            present = {n: i for i, n in enumerate(table.names)}
+            pairs = []
+            for c, name in enumerate(lay.names):
+                i = present.get(name)
+                if i is None:
+                    issues.append((name, Check.SCHEMA_MISSING_COLUMN, rows))
+                    absent.append(c)
+                else:
+                    pairs.append((c, i))
+            ignored = {self.monitor.segment_by,
+                       getattr(self.monitor, "sensitive_attribute", None)}
+            for name in table.names:
+                if name not in lay.index and name not in ignored:
+                    issues.append((self._extra_name(name), Check.SCHEMA_EXTRA_COLUMN, rows))
+        for c, i in pairs:
+            mask = self._fill(V, c, table.column(i), lay)
+            if mask is not None:
+                if bad is None:
+                    bad = np.zeros((rows, lay.F), dtype=bool)
+                bad[:, c] = mask[:rows]
+        flagged = (bad, absent) if bad is not None or absent else None
+        return V, flagged, issues
 
     def _extra_name(self, name: str) -> str:
         if name in self._extra_names:
@@ -926,7 +937,7 @@ class FeatureMonitor:
         self._extra_names.add(name)
         return name
 
-    def _fill(self, V: np.ndarray, c: int, col: Any, lay: _Layout) -> int:
+    def _fill(self, V: np.ndarray, c: int, col: Any, lay: _Layout) -> np.ndarray | None:
         if lay.is_cat[c]:
             mapping = lay.cat_maps[c]
             codes, keys = to_categories(col)
@@ -937,8 +948,8 @@ class FeatureMonitor:
                 lookup = np.array([float(mapping.get(k, other)) if k is not None else np.nan
                                    for k in keys] + [np.nan])
             V[:, c] = lookup[codes]
-            return 0
-        values, bad = to_float(col)
+            return None
+        values, bad = to_float_masked(col)
         V[:, c] = values.reshape(-1)[: V.shape[0]]
         return bad
 

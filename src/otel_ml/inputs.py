@@ -26,6 +26,7 @@ __all__ = [
     "is_categorical",
     "to_categories",
     "to_float",
+    "to_float_masked",
     "to_table",
 ]
 
@@ -297,6 +298,21 @@ def is_categorical(col: Any) -> bool:
         if not isinstance(v, (int, float, np.number)):
             return True
     return False
+
+
+def to_float_masked(col: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`to_float`, with the mask of the values that were not numbers (``None``: none)."""
+    values, bad = to_float(col)
+    if not bad:
+        return values, None
+    arr = col.to_numpy(dtype=object) if hasattr(col, "to_numpy") else np.asarray(col, dtype=object)
+    flat = arr.reshape(-1)
+    mask = np.zeros(flat.shape[0], dtype=bool)
+    for i in np.flatnonzero(np.isnan(values.reshape(-1))):
+        v = flat[i]
+        if v is not None and not _is_na(v):
+            mask[i] = True
+    return values, mask
 
 
 def to_float(col: Any) -> tuple[np.ndarray, int]:
