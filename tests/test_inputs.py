@@ -1,0 +1,146 @@
+"""Input adapters: every shape people pass to predict gives the same statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from otel_ml import ModelMonitor, Reference
+from otel_ml.contract import NO_SEGMENT
+from otel_ml.inputs import (InputError, category_key, count_rows, is_categorical, to_categories,
+                            to_float, to_table)
+
+polars = pytest.importorskip("polars")
+
+
+class TensorLike:
+    """Stands in for a torch tensor: only ``__array__``."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = data
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=2_000), "y": rng.uniform(size=2_000),
+                       "kind": rng.choice(["a", "b", "c"], 2_000)})
+    return Reference.from_data(df)
+
+
+DATA = {"x": [0.1, -1.5, 2.5, 0.0], "y": [0.2, 0.9, 0.5, 0.0], "kind": ["a", "c", "b", "zz"]}
+
+
+def _forms() -> dict[str, object]:
+    rows = [dict(zip(DATA, values)) for values in zip(*DATA.values())]
+    return {
+        "pandas": pd.DataFrame(DATA),
+        "pandas_categorical": pd.DataFrame({**DATA, "kind": pd.Categorical(DATA["kind"])}),
+        "polars": polars.DataFrame(DATA),
+        "dict_of_lists": dict(DATA),
+        "dict_of_arrays": {k: np.asarray(v) for k, v in DATA.items()},
+        "list_of_dicts": rows,
+        "reordered_pandas": pd.DataFrame(DATA)[["kind", "y", "x"]],
+        "object_array": np.array(list(zip(*DATA.values())), dtype=object),
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms()))
+def test_every_form_gives_the_same_statistics(ref, providers, form) -> None:
+    monitor = ModelMonitor("m", reference=ref, **providers)
+    monitor.observe(_forms()[form])
+    fm = monitor._features
+    fm.flush()
+    st = fm._stats[NO_SEGMENT]
+    baseline = ModelMonitor("b", reference=ref, **providers)
+    baseline.observe(pd.DataFrame(DATA))
+    baseline._features.flush()
+    expected = baseline._features._stats[NO_SEGMENT]
+    np.testing.assert_array_equal(st.bins, expected.bins)
+    np.testing.assert_array_equal(st.issues, expected.issues)
+    assert st.rows == 4
+
+
+def test_single_rows_in_every_form(ref, providers) -> None:
+    monitor = ModelMonitor("m", reference=ref, **providers)
+    for values in zip(*DATA.values()):
+        monitor.observe(dict(zip(DATA, values)))
+    monitor.observe({k: [v[0]] for k, v in DATA.items()})
+    monitor.observe(pd.DataFrame({k: [v[1]] for k, v in DATA.items()}))
+    assert monitor.drift_report().rows == 6
+
+
+def test_numeric_forms_and_tensors(providers) -> None:
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    ref = Reference.from_data(X)
+    results = []
+    # (float32 input is accepted too, but rounding moves values that sit on an edge.)
+    for form in (X, X.tolist(), TensorLike(X), polars.DataFrame(X),
+                 pd.DataFrame(X, columns=["f0", "f1", "f2"])):
+        monitor = ModelMonitor("m", reference=ref, **providers)
+        monitor.observe(form)
+        monitor.flush()
+        results.append(monitor._features._stats[NO_SEGMENT].bins.copy())
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    row_monitor = ModelMonitor("r", reference=ref, **providers)
+    for row in X:
+        row_monitor.observe(TensorLike(row))
+    row_monitor.flush()
+    np.testing.assert_array_equal(row_monitor._features._stats[NO_SEGMENT].bins, results[0])
+
+
+def test_feature_names_from_monitor_for_positional_input(providers) -> None:
+    monitor = ModelMonitor("m", feature_names=["a", "b"], **providers)
+    monitor.observe(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert monitor._features.feature_names == ("a", "b")
+    unnamed = ModelMonitor("u", **providers)
+    unnamed.observe(np.zeros((2, 3)))
+    assert unnamed._features.feature_names == ("f0", "f1", "f2")
+
+
+def test_count_rows_semantics_are_unchanged() -> None:
+    assert count_rows(np.zeros(5)) == 1
+    assert count_rows(np.zeros((7, 3))) == 7
+    assert count_rows(pd.DataFrame({"a": [1, 2, 3]})) == 3
+    assert count_rows([{"a": 1}, {"a": 2}]) == 2
+    assert count_rows({"a": [1, 2, 3, 4], "b": [1, 2, 3, 4]}) == 4
+    assert count_rows([1.0, 2.0]) == 1
+    assert count_rows(object()) == 1
+
+
+def test_tables() -> None:
+    t = to_table(np.zeros((4, 2)))
+    assert (t.names, t.rows, t.width) == (None, 4, 2) and t.matrix.shape == (4, 2)
+    assert to_table(np.zeros(3)).rows == 1
+    t = to_table({"a": 1.0, "b": "x"})
+    assert (t.names, t.rows) == (["a", "b"], 1) and list(t.column(1)) == ["x"]
+    t = to_table([{"a": 1}, {"b": 2}])
+    assert t.names == ["a", "b"] and list(t.column(0)) == [1, None]
+    structured = np.array([(1.0, 2)], dtype=[("p", "f8"), ("q", "i4")])
+    assert to_table(structured).names == ["p", "q"]
+    with pytest.raises(InputError):
+        to_table([[1, 2], [3]])
+    with pytest.raises(InputError, match="__array__ raised"):
+        class Bad:
+            def __array__(self, dtype=None, copy=None):
+                raise RuntimeError("no")
+        to_table(Bad())
+
+
+def test_column_conversions() -> None:
+    values, bad = to_float(np.array([1, "x", None, 2.5, True], dtype=object))
+    assert bad == 1
+    np.testing.assert_array_equal(np.isnan(values), [False, True, True, False, False])
+    assert to_float(pd.Series([1, None], dtype="Int64"))[0].tolist()[0] == 1.0
+    codes, keys = to_categories(pd.Series(["a", None, "b", "a"]))
+    assert [keys[c] if c >= 0 else None for c in codes] == ["a", None, "b", "a"]
+    assert [category_key(v) for v in (3, 3.0, np.int64(3), True, "s", None, float("nan"), 2.5)] \
+        == ["3", "3", "3", "True", "s", None, None, "2.5"]
+    assert is_categorical(np.array(["a"])) and is_categorical(np.array([True]))
+    assert not is_categorical(np.array([1, None], dtype=object))
+    assert is_categorical(polars.Series(["a", "b"]))
