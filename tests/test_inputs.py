@@ -79,7 +79,7 @@ def test_numeric_forms_and_tensors(providers) -> None:
     ref = Reference.from_data(X)
     results = []
     # (float32 input is accepted too, but rounding moves values that sit on an edge.)
-    for form in (X, X.tolist(), TensorLike(X), polars.DataFrame(X),
+    for form in (X, X.tolist(), TensorLike(X), polars.DataFrame(X, schema=["f0", "f1", "f2"]),
                  pd.DataFrame(X, columns=["f0", "f1", "f2"])):
         monitor = ModelMonitor("m", reference=ref, **providers)
         monitor.observe(form)
