@@ -525,3 +525,14 @@ def test_public_api():
                                     "trace_stage", "ModelMonitor", "current_prediction_id"}
     for name in otel_ml.__all__:
         assert hasattr(otel_ml, name)
+
+
+def test_stage_objects_made_in_a_loop_leave_nothing_in_the_context(providers):
+    import contextvars
+
+    monitor = ModelMonitor("churn", **providers)
+    before = len(contextvars.copy_context())
+    for i in range(1000):
+        with trace_stage(f"step{i % 3}", monitor=monitor):
+            pass
+    assert len(contextvars.copy_context()) <= before + 1

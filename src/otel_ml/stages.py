@@ -27,6 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _STAGE_NAMES = CappedValues("stage name", 100)
 
 
+
 class StageRun:
     """One run of a stage; ``with trace_stage("load") as run: run.rows_out = len(df)``.
 
@@ -41,6 +42,12 @@ class StageRun:
     def __init__(self) -> None:
         self.rows_in: int | None = None
         self.rows_out: int | None = None
+
+
+#: Runs of context-manager stages in progress in this context, innermost last. One variable for
+#: every stage object: a variable per object would leave an entry in the context per object.
+_OPEN_RUNS: contextvars.ContextVar[tuple[tuple[Any, StageRun], ...]] = contextvars.ContextVar(
+    "otel_ml_stage_runs", default=())
 
 
 class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features")
@@ -77,8 +84,6 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         self._monitor = monitor
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        self._runs: contextvars.ContextVar[tuple[StageRun, ...]] = contextvars.ContextVar(
-            f"otel_ml_stage_{name}", default=())
         self._wrapped_func = func
 
     # A bare ``@trace_stage`` received the function itself: behave as the wrapped function.
@@ -123,16 +128,18 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         if run is None:  # telemetry failed: hand back a run that records nothing
             run = StageRun()
             run._token = None
-        self._runs.set((*self._runs.get(), run))
+        _OPEN_RUNS.set((*_OPEN_RUNS.get(), (self, run)))
         return run
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        runs = self._runs.get()
-        if runs:
-            run = runs[-1]
-            self._runs.set(runs[:-1])
-            if getattr(run, "_token", None) is not None:
-                self._finish(run, exc)
+        runs = _OPEN_RUNS.get()
+        for i in range(len(runs) - 1, -1, -1):
+            if runs[i][0] is self:
+                run = runs[i][1]
+                _OPEN_RUNS.set(runs[:i] + runs[i + 1:])
+                if getattr(run, "_token", None) is not None:
+                    self._finish(run, exc)
+                return
 
     async def __aenter__(self) -> StageRun:
         return self.__enter__()
