@@ -579,3 +579,22 @@ def test_disabled_monitor_records_nothing(providers, metric_reader):
 
 def collect_names(reader):
     return {name for name, pts in collect(reader).items() if pts}
+
+
+def test_declared_classes_name_the_probability_columns(providers, metric_reader):
+    monitor = otel_ml.ModelMonitor("churn", "1", classes=["stay", "leave"],
+                                   positive_class="leave", **providers)
+    ids = []
+
+    def proba(X):
+        ids.append(otel_ml.current_prediction_id())
+        return np.array([[0.2, 0.8]] * len(X))
+
+    predict_proba = monitor.instrument_method(proba, "predict_proba", "proba")
+    for _ in range(3):
+        predict_proba(np.zeros((1, 2)))
+    for pid, actual in zip(ids, ["leave", "stay", "leave"]):
+        monitor.record_outcome(pid, actual)
+    confusion = {(a["ml.class.predicted"], a["ml.class.actual"]): v
+                 for a, v in points(metric_reader, "ml.model.outcomes")}
+    assert confusion == {("leave", "leave"): 2, ("leave", "stay"): 1}

@@ -70,6 +70,8 @@ class ModelMonitor:
         max_segments: Cap on distinct segment values when none are declared.
         sensitive_attribute: Column holding the group used for fairness metrics.
         positive_class: Positive class for binary metrics and fairness (default: ``1``).
+        classes: Class labels in the order of the columns of ``predict_proba`` (default: the
+            column indices ``0..k-1``).
         threshold: Probability threshold that turns a score into the positive class.
         prediction_id_arg: Keyword argument of the decorated function that carries the
             caller's own prediction id, if any.
@@ -106,6 +108,7 @@ class ModelMonitor:
         max_segments: int = 20,
         sensitive_attribute: str | None = None,
         positive_class: Any = 1,
+        classes: Sequence[Any] | None = None,
         threshold: float = 0.5,
         prediction_id_arg: str | None = "prediction_id",
         drift_window_s: float | None = None,
@@ -156,6 +159,7 @@ class ModelMonitor:
         self.segment_by = segment_by
         self.sensitive_attribute = sensitive_attribute
         self.positive_class = positive_class
+        self.classes = tuple(classes) if classes is not None else None
         self.threshold = float(threshold)
         self.prediction_id_arg = prediction_id_arg
         self.drift_window_s = float(drift_window_s)
