@@ -323,7 +323,7 @@ class _Layout:
                 flags[start: start + block.shape[0]] = score >= self.outlier_k
         if flagged is not None:
             # Values that are NaN because they were not numbers, or because their column was
-            # absent: type mismatches / schema issues, not "missing".
+            # absent: type mismatches / schema issues, not also "missing".
             bad, absent = flagged
             if bad is not None:
                 n_bad = bad.sum(axis=0)

@@ -214,6 +214,8 @@ def to_table(x: Any) -> Table:
             return Table([str(k) for k in keys], len(x), len(keys), get)
         try:
             a = np.asarray(x)
+            if a.dtype.kind in "US":  # mixed rows: keep each value's own type
+                a = np.asarray(x, dtype=object)
         except Exception as exc:  # ragged
             raise InputError(f"cannot read a {type(x).__name__} of rows as a table: {exc}") from exc
         if a.dtype == object and a.ndim == 1 and not all(_is_scalar(v) for v in a):
@@ -247,11 +249,11 @@ def _as_column(v: Any) -> Any:
         return np.asarray(v).reshape(-1)
     try:
         a = np.asarray(v)
-        if a.ndim == 1 and a.dtype != object:
+        if a.ndim == 1 and a.dtype != object and a.dtype.kind not in "US":
             return a
     except Exception:
         pass
-    return _object_column(list(v))
+    return _object_column(list(v))  # text or mixed values keep their own types
 
 
 # ---------------------------------------------------------------------------------- columns
