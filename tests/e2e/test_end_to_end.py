@@ -247,6 +247,22 @@ def test_drift_alert_fires_for_the_drifted_feature_only(fast_stack, scenario):
     assert notified["labels"]["ml_model_name"] == CLASSIFIER
     assert payload["receiver"] == f"ml-{notified['labels']['severity']}", payload
 
+    # PSI keeps rising past the critical level; Alertmanager then inhibits the warning for the
+    # same model and feature (alertmanager/alertmanager.yml inhibit_rules).
+    critical = "MLFeatureDriftCritical"
+    _wait(stack, lambda: _firing(stack, critical, ml_model_name=CLASSIFIER,
+                                 ml_feature_name=DRIFTED), 90, f"{critical} for {DRIFTED!r}", psi)
+    _log(f"{critical} firing {time.monotonic() - started:.1f}s after the drift started")
+
+    def inhibited_warning() -> dict | None:
+        return next((a for a in stack.am_alerts()
+                     if a["labels"].get("alertname") == "MLFeatureDriftWarning"
+                     and a["labels"].get("ml_feature_name") == DRIFTED
+                     and a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]),
+                    None)
+
+    _wait(stack, inhibited_warning, 30, "Alertmanager to inhibit the drift warning")
+
     # PSI of every other feature stays under the warning level.
     values = {r["metric"]["ml_feature_name"]: float(r["value"][1]) for r in stack.prom_query(psi)}
     _log("PSI over the window: " + ", ".join(f"{f}={v:.3f}" for f, v in sorted(values.items())))

@@ -161,6 +161,11 @@ class Scenario:
 
         self._system = SystemMetricsInstrumentor(config={
             "process.cpu.time": ["user", "system"], "process.memory.usage": None})
+        if self._system.is_instrumented_by_opentelemetry:
+            # The instrumentor is a process-wide singleton: an earlier test in this process
+            # (e.g. configure() without shutdown()) still holds it, and instrument() would
+            # silently do nothing. Take it over for our provider.
+            self._system.uninstrument()
         self._system.instrument(meter_provider=self.meter_provider)
 
         # --- classifier: reference with predictions, validation performance, attributions
