@@ -16,4 +16,4 @@ USER otelml
 WORKDIR /home/otelml
 
 ENTRYPOINT []
-CMD ["otel-ml", "demo", "--otlp", "http://otel-collector:4317"]
+CMD ["otel-ml", "demo", "--otlp", "http://otel-collector:4317", "--duration", "0", "--no-live"]
