@@ -1178,11 +1178,14 @@ class FeatureMonitor:
             for c in range(lay.C):
                 if lay.is_cat[c] or n[c] == 0:
                     continue
-                mean_dev = s1[c] / n[c]
-                if which == "mean":
-                    value = lay.shift[c] + mean_dev
-                else:
-                    value = math.sqrt(max(s2[c] / n[c] - mean_dev * mean_dev, 0.0))
+                with np.errstate(all="ignore"):
+                    mean_dev = s1[c] / n[c]
+                    if which == "mean":
+                        value = lay.shift[c] + mean_dev
+                    else:
+                        value = math.sqrt(max(s2[c] / n[c] - mean_dev * mean_dev, 0.0))
+                if not math.isfinite(value):  # sums overflowed (values near 1e308)
+                    continue
                 out.append((float(value), {Attr.FEATURE: lay.labels[c], Attr.SEGMENT: key}))
         return out
 

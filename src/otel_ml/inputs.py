@@ -364,6 +364,9 @@ def to_float(col: Any) -> tuple[np.ndarray, int]:
                 bad += 1
             else:
                 out[i] = float(v)
+        elif isinstance(v, (complex, np.complexfloating)):
+            out[i] = np.nan
+            bad += 1
         else:
             try:
                 out[i] = float(v)
