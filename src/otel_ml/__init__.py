@@ -11,22 +11,26 @@ Importing this package has no side effects and reads no environment variable.
 from ._context import current_prediction_id
 from .config import Telemetry, configure, shutdown
 from .detectors import ADWIN, DDM, PageHinkley
+from .drift import DriftConfig, DriftReport
 from .fairness import FairnessReport
 from .monitor import ModelMonitor, instrument_model
 from .performance import PerformanceReport, reference_performance
 from .proxy import wrap_model
-from .reference import Reference
+from .reference import Reference, ReferenceBuilder
 from .stages import trace_stage
 from .version import __version__
 
 __all__ = [
     "ADWIN",
     "DDM",
+    "DriftConfig",
+    "DriftReport",
     "FairnessReport",
     "ModelMonitor",
     "PageHinkley",
     "PerformanceReport",
     "Reference",
+    "ReferenceBuilder",
     "Telemetry",
     "__version__",
     "configure",
