@@ -8,8 +8,15 @@ import pytest
 
 from otel_ml import ModelMonitor, Reference
 from otel_ml.contract import NO_SEGMENT
-from otel_ml.inputs import (InputError, category_key, count_rows, is_categorical, to_categories,
-                            to_float, to_table)
+from otel_ml.inputs import (
+    InputError,
+    category_key,
+    count_rows,
+    is_categorical,
+    to_categories,
+    to_float,
+    to_table,
+)
 
 polars = pytest.importorskip("polars")
 

@@ -10,8 +10,12 @@ import pytest
 
 from otel_ml import Reference
 from otel_ml.datafiles import DataFileError, read_table
-from otel_ml.reference import (CategoricalProfile, InvalidReferenceError, NumericProfile,
-                               ReferenceBuilder)
+from otel_ml.reference import (
+    CategoricalProfile,
+    InvalidReferenceError,
+    NumericProfile,
+    ReferenceBuilder,
+)
 
 
 def test_numeric_profile_exact_on_small_data() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from .contract import Check
 
-__all__ = ["Delta", "SegmentStats", "CHECK_INDEX"]
+__all__ = ["CHECK_INDEX", "Delta", "SegmentStats"]
 
 #: Column of each check in the issue matrices.
 CHECK_INDEX = {check: i for i, check in enumerate(Check.ALL)}
@@ -23,7 +23,7 @@ class Delta:
         outliers: Rows scored as outliers.
     """
 
-    __slots__ = ("rows", "bins", "n", "s1", "s2", "issues", "outliers")
+    __slots__ = ("bins", "issues", "n", "outliers", "rows", "s1", "s2")
 
     def __init__(self, columns: int, bins: int) -> None:
         self.rows = 0
@@ -47,8 +47,18 @@ class SegmentStats:
         bins: Reference bins over all binned columns.
     """
 
-    __slots__ = ("ids", "w_rows", "w_bins", "w_n", "w_s1", "w_s2", "rows", "bins", "issues",
-                 "outliers")
+    __slots__ = (
+        "bins",
+        "ids",
+        "issues",
+        "outliers",
+        "rows",
+        "w_bins",
+        "w_n",
+        "w_rows",
+        "w_s1",
+        "w_s2",
+    )
 
     def __init__(self, slots: int, columns: int, bins: int) -> None:
         self.ids = np.full(slots, -1, dtype=np.int64)

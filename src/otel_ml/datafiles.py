@@ -17,7 +17,7 @@ import numpy as np
 
 from .inputs import default_names
 
-__all__ = ["DataFileError", "read_table", "table_rows", "SUFFIXES"]
+__all__ = ["SUFFIXES", "DataFileError", "read_table", "table_rows"]
 
 #: File suffixes :func:`read_table` understands.
 SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".npy")

@@ -22,11 +22,11 @@ import numpy as np
 from scipy import special, stats
 
 __all__ = [
+    "METHODS",
     "DriftConfig",
     "DriftMethod",
     "DriftReport",
     "FeatureDrift",
-    "METHODS",
     "evaluate",
 ]
 

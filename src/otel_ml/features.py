@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,15 +25,35 @@ import numpy as np
 
 from ._log import internal_error, log_limited
 from ._window import CHECK_INDEX, Delta, SegmentStats
-from .contract import (ALL_SEGMENTS, INPUT_FEATURE, NO_SEGMENT, OTHER, PREDICTION_FEATURE,
-                       Attr, Check)
-from .drift import (METHODS, BinnedReference, DriftConfig, DriftReport,
-                    binned_reference_from_profiles, evaluate)
-from .inputs import (InputError, Table, default_names, is_categorical, to_categories,
-                     to_float, to_float_masked, to_table)
+from .contract import (
+    ALL_SEGMENTS,
+    INPUT_FEATURE,
+    NO_SEGMENT,
+    OTHER,
+    PREDICTION_FEATURE,
+    Attr,
+    Check,
+)
+from .drift import (
+    BinnedReference,
+    DriftConfig,
+    DriftReport,
+    binned_reference_from_profiles,
+    evaluate,
+)
+from .inputs import (
+    InputError,
+    Table,
+    default_names,
+    is_categorical,
+    to_categories,
+    to_float,
+    to_float_masked,
+    to_table,
+)
 from .reference import CategoricalProfile, NumericProfile, Reference
 
-__all__ = ["Batch", "FeatureMonitor", "BUFFER_ROWS"]
+__all__ = ["BUFFER_ROWS", "Batch", "FeatureMonitor"]
 
 #: Single rows are buffered and processed this many at a time.
 BUFFER_ROWS = 64
@@ -249,7 +268,7 @@ class _Layout:
                 continue
             span = float(ext[-1] - ext[0])
             gap = float(np.diff(ext).min())
-            cells = int(math.ceil(2 * span / gap)) + 2 if gap > 0 else _MAX_GRID + 1
+            cells = math.ceil(2 * span / gap) + 2 if gap > 0 else _MAX_GRID + 1
             if not math.isfinite(span) or span <= 0 or cells > _MAX_GRID:
                 self.search_cols.append(c)
                 continue
@@ -524,7 +543,7 @@ class Batch:
         segments: Per-row segments (when ``segment_by`` names a column), else ``None``.
     """
 
-    __slots__ = ("rows", "segment", "segments", "_x", "_fm", "_rate")
+    __slots__ = ("_fm", "_rate", "_x", "rows", "segment", "segments")
 
     def __init__(self, rows: int, x: Any, fm: FeatureMonitor, segment: str | None,
                  segments: np.ndarray | None = None, rate: float | None = None) -> None:
@@ -559,7 +578,7 @@ class Batch:
 
 
 class _Snapshot:
-    __slots__ = ("at", "served", "slot", "stats", "windows", "reports")
+    __slots__ = ("at", "reports", "served", "slot", "stats", "windows")
 
     def __init__(self, at: float) -> None:
         self.at = at
@@ -586,7 +605,7 @@ class FeatureMonitor:
         self.clock: Callable[[], float] = time.monotonic
         self._slot_s = float(getattr(monitor, "slot_s", 60.0))
         window = float(getattr(monitor, "drift_window_s", 3600.0))
-        self._slots = max(1, int(math.ceil(window / self._slot_s - 1e-9)))
+        self._slots = max(1, math.ceil(window / self._slot_s - 1e-9))
         self._window_s = window
         self._task: str | None = None
         self._reset()

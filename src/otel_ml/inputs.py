@@ -107,7 +107,7 @@ class Table:
         width: Number of columns.
     """
 
-    __slots__ = ("names", "rows", "width", "_get", "_matrix")
+    __slots__ = ("_get", "_matrix", "names", "rows", "width")
 
     def __init__(self, names: Sequence[str] | None, rows: int, width: int,
                  get: Callable[[int], Any], matrix: np.ndarray | None = None) -> None:

@@ -20,12 +20,19 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-from .inputs import (InputError, Table, category_key, default_names, is_categorical,
-                     to_categories, to_float, to_table)
+from .inputs import (
+    InputError,
+    Table,
+    default_names,
+    is_categorical,
+    to_categories,
+    to_float,
+    to_table,
+)
 
 __all__ = [
     "CategoricalProfile",
@@ -141,7 +148,7 @@ class CategoricalProfile:
         return self.categories[i] if i < len(self.categories) else "__other__"
 
 
-Profile = Union[NumericProfile, CategoricalProfile]
+Profile = NumericProfile | CategoricalProfile
 
 
 # ----------------------------------------------------------------------------- the builder
@@ -150,8 +157,19 @@ Profile = Union[NumericProfile, CategoricalProfile]
 class _NumericAcc:
     """Exact moments plus a bounded uniform sample (bottom-k by random key) of one column."""
 
-    __slots__ = ("count", "missing", "n", "mean", "m2", "min", "max", "sample", "keys",
-                 "fixed_counts", "fixed_sums")
+    __slots__ = (
+        "count",
+        "fixed_counts",
+        "fixed_sums",
+        "keys",
+        "m2",
+        "max",
+        "mean",
+        "min",
+        "missing",
+        "n",
+        "sample",
+    )
 
     def __init__(self) -> None:
         self.count = 0
@@ -177,7 +195,7 @@ class _NumericAcc:
 
 
 class _CategoricalAcc:
-    __slots__ = ("count", "missing", "counts", "untracked", "untracked_distinct")
+    __slots__ = ("count", "counts", "missing", "untracked", "untracked_distinct")
 
     def __init__(self) -> None:
         self.count = 0
@@ -701,7 +719,6 @@ class Reference:
         total = table_rows(path)
         builder = ReferenceBuilder(bins=bins, categorical=categorical,
                                    max_categories=max_categories, sample_size=sample_size)
-        done = 0
         passes = 1
 
         def feed(b: ReferenceBuilder, offset: int) -> int:
