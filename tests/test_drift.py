@@ -206,3 +206,14 @@ def test_too_few_rows_means_no_decision(normal_ref: Reference) -> None:
     Y = np.random.default_rng(6).normal(3, 1, size=(20, 4))
     f = evaluate(br, _window(normal_ref, Y, br.width), DriftConfig(min_rows=50)).features["f0"]
     assert not f.drifted and "min_rows" in f.reason and f.rows == 20
+
+
+def test_monitor_uses_the_drift_config_it_is_given():
+    import otel_ml
+    from otel_ml import DriftConfig
+
+    config = DriftConfig(alpha=0.05, numeric_min_effect=0.3)
+    monitor = otel_ml.ModelMonitor("m", drift=config)
+    assert monitor._features.drift_config is config
+    with pytest.raises(TypeError, match="DriftConfig"):
+        otel_ml.ModelMonitor("m", drift={"alpha": 0.05})

@@ -75,6 +75,8 @@ class ModelMonitor:
         threshold: Probability threshold that turns a score into the positive class.
         prediction_id_arg: Keyword argument of the decorated function that carries the
             caller's own prediction id, if any.
+        drift: How a feature is declared drifted (:class:`otel_ml.DriftConfig`; default: a
+            Bonferroni-corrected test AND a minimum effect size, see ``docs/drift.md``).
         drift_window_s: Length of the time window drift is computed over (default 1 h).
         slot_s: Length of one slot of the window ring (default 60 s).
         max_features: Features tracked per model (the rest are ignored, with a log line).
@@ -111,6 +113,7 @@ class ModelMonitor:
         classes: Sequence[Any] | None = None,
         threshold: float = 0.5,
         prediction_id_arg: str | None = "prediction_id",
+        drift: Any = None,
         drift_window_s: float | None = None,
         slot_s: float = 60.0,
         max_features: int = 200,
@@ -148,6 +151,11 @@ class ModelMonitor:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if not 0.0 <= capture_payloads <= 1.0:
             raise ValueError(f"capture_payloads must be within [0, 1], got {capture_payloads!r}")
+        if drift is not None:
+            from .drift import DriftConfig
+
+            if not isinstance(drift, DriftConfig):
+                raise TypeError(f"drift must be a DriftConfig, got {type(drift).__name__}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be within (0, 1), got {threshold!r}")
 
@@ -163,6 +171,7 @@ class ModelMonitor:
         self.threshold = float(threshold)
         self.prediction_id_arg = prediction_id_arg
         self.drift_window_s = float(drift_window_s)
+        self.drift_config = drift
         self.slot_s = float(slot_s)
         self.max_features = max_features
         self.max_categories = max_categories
