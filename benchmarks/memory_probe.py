@@ -25,7 +25,7 @@ from hotpath import Providers, minimal_otel_wrapper, predict  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--variant", choices=("full", "otel_wrapper"), default="full")
+    parser.add_argument("--variant", choices=("full", "full_store1k", "otel_wrapper"), default="full")
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=20_000)
     parser.add_argument("--data", type=Path, required=True)
@@ -34,12 +34,16 @@ def main() -> None:
     cur = np.load(args.data / "current.npy")
     x = np.ascontiguousarray(cur[:1])
     p = Providers.build(export_interval_s=1.0)
-    if args.variant == "full":
+    if args.variant.startswith("full"):
         import otel_ml
 
         ref = otel_ml.Reference.from_data(np.load(args.data / "reference.npy"),
                                           feature_names=feature_names(cur.shape[1]))
-        fn = otel_ml.instrument_model(name="bench", version="1", reference=ref, **p.kwargs())(predict)
+        # full_store1k: the same with the outcome store (predictions kept for joining labels
+        # that arrive later) capped at 1,000 records, to show how much of the RSS is that store.
+        options = {"outcome_store_size": 1000} if args.variant == "full_store1k" else {}
+        fn = otel_ml.instrument_model(name="bench", version="1", reference=ref, **options,
+                                      **p.kwargs())(predict)
     else:
         fn = minimal_otel_wrapper(predict, p)
     for _ in range(args.warmup):

@@ -142,7 +142,7 @@ def verdict(ok: bool | None) -> str:
 def render(rows: list[dict], header: list[str]) -> str:
     cols = ["section", "variant", "median", "ratio", "note", "target", "result"]
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    widths["note"] = min(widths["note"], 60)
+    widths["note"] = min(widths["note"], 80)
     lines = list(header)
     lines.append("  ".join(c.ljust(widths[c]) for c in cols))
     lines.append("  ".join("-" * widths[c] for c in cols))
@@ -367,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
                              "median": ms(v), "ratio": "1.0x otel_ml",
                              **target("reference_ms", v * 1e3, v * 1e3 <= 150.0, ms(v))})
                 record["reference_build"] = ref_time
+                try:
+                    _, t1 = sections.build_reference(ref_X, repeats=size["drift_repeats"],
+                                                     blas_one_thread=True)
+                    record["reference_build_blas1"] = t1
+                    rows.append({"section": section, "variant": "otel_ml Reference.from_data, BLAS 1 thread",
+                                 "median": ms(t1["median"]),
+                                 "ratio": f"{t1['median'] / v:.2f}x otel_ml",
+                                 "note": "threadpoolctl limit: shows BLAS threading cost on shared cores"})
+                except Exception as exc:  # noqa: BLE001
+                    record["reference_build_blas1"] = {"error": str(exc)}
             else:
                 rows.append({"section": section, "variant": "otel_ml Reference.from_data",
                              "median": "skipped", "note": ref_error,
@@ -382,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         # ---------------------------------------------------------------- memory
         if "memory" in only:
             section = f"memory, {size['calls']:,} single-row calls"
-            for variant, label in (("otel_wrapper", "minimal OTel wrapper"), ("full", "otel_ml full")):
-                if variant == "full" and reference is None:
+            for variant, label in (("otel_wrapper", "minimal OTel wrapper"), ("full", "otel_ml full"),
+                                   ("full_store1k", "otel_ml full, outcome_store_size=1000")):
+                if variant.startswith("full") and reference is None:
+                    if variant != "full":
+                        continue
                     rows.append({"section": section, "variant": label, "median": "skipped",
                                  "note": missing, **target("rss_mb", None, None, "not measured")})
                     continue
@@ -399,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                         rows[-1].update(target("rss_mb", None, False, "error"))
                     continue
                 mb = r["growth"] / 2**20
+                tail = (r["rss_after"] - r["rss_samples"][0]) / 2**20 if r.get("rss_samples") else 0.0
                 row = {"section": section, "variant": f"{label}: RSS growth", "median": f"{mb:+.2f} MB",
-                       "note": f"RSS {r['rss_before'] / 2**20:.0f} -> {r['rss_after'] / 2**20:.0f} MB; "
+                       "note": f"RSS {r['rss_before'] / 2**20:.0f} -> {r['rss_after'] / 2**20:.0f} MB, "
+                               f"{tail:+.1f} MB after the first 10% of calls; "
                                f"{us(r['per_call'])}/call incl. 1 s metric export"}
                 if variant == "full":
                     scale = 1_000_000 / size["calls"]
