@@ -190,6 +190,7 @@ class ModelMonitor:
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
         self._error_attrs: dict[str, dict[str, str]] = {}
         self._error_types = CappedValues("error.type", 50, max_length=200)
+        self.stage_names = CappedValues("stage name", 100)
         self._lock = threading.Lock()
         self._calls = 0
         self._rows = 0

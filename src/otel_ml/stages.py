@@ -24,6 +24,7 @@ __all__ = ["StageRun", "trace_stage"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Cap on stage names of stages that run outside any model (each monitor has its own cap).
 _STAGE_NAMES = CappedValues("stage name", 100)
 
 
@@ -153,15 +154,17 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         if monitor is None:
             call = CURRENT_CALL.get()
             monitor = getattr(call, "monitor", None)
-        if monitor is not None and self._tracer_provider is None and self._meter_provider is None:
-            return monitor._tracer, monitor._instruments, dict(monitor.attributes)
-        return (tracer_for(self._tracer_provider), instruments_for(self._meter_provider),
-                dict(monitor.attributes) if monitor is not None else {})
+        if monitor is None:
+            return (tracer_for(self._tracer_provider), instruments_for(self._meter_provider),
+                    {Attr.STAGE: _STAGE_NAMES(self.name)})
+        attrs = {**monitor.attributes, Attr.STAGE: monitor.stage_names(self.name)}
+        if self._tracer_provider is None and self._meter_provider is None:
+            return monitor._tracer, monitor._instruments, attrs
+        return tracer_for(self._tracer_provider), instruments_for(self._meter_provider), attrs
 
     def _start(self, args: tuple) -> StageRun | None:
         try:
             tracer, instruments, attrs = self._resolve()
-            attrs[Attr.STAGE] = _STAGE_NAMES(self.name)
             run = StageRun()
             run._attrs = attrs
             run._instruments = instruments
