@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -171,10 +171,10 @@ class OTLPReceiver:
 
     stop = down
 
-    def __enter__(self) -> OTLPReceiver:
+    def __enter__(self) -> Self:
         return self.up()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.down()
 
     # ------------------------------------------------------------------ serving
@@ -202,7 +202,7 @@ class OTLPReceiver:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 encoding = (self.headers.get("Content-Encoding") or "").lower()
@@ -220,7 +220,7 @@ class OTLPReceiver:
                     return
                 try:
                     receiver._record(signal, body, {k.lower(): v for k, v in self.headers.items()})
-                except Exception:
+                except Exception:  # noqa: BLE001 - undecodable body: answer like a collector
                     self._answer(400, b"")
                     return
                 response = (ExportMetricsServiceResponse() if signal == "metrics"
@@ -256,8 +256,12 @@ class OTLPReceiver:
 
     def _start_grpc(self) -> None:
         import grpc
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as mgrpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
+        from opentelemetry.proto.collector.metrics.v1 import (
+            metrics_service_pb2_grpc as mgrpc,
+        )
+        from opentelemetry.proto.collector.trace.v1 import (
+            trace_service_pb2_grpc as tgrpc,
+        )
 
         receiver = self
 
@@ -270,11 +274,11 @@ class OTLPReceiver:
             return response
 
         class Metrics(mgrpc.MetricsServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (grpc API)
+            def Export(self, request: Any, context: Any) -> Any:
                 return handle("metrics", request, context, ExportMetricsServiceResponse())
 
         class Traces(tgrpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (grpc API)
+            def Export(self, request: Any, context: Any) -> Any:
                 return handle("traces", request, context, ExportTraceServiceResponse())
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp-receiver"),
@@ -370,8 +374,8 @@ class Blackhole:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> Blackhole:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import points
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import otel_ml
-from conftest import points
 from otel_ml.contract import INPUT_FEATURE, Attr, Check
 
 pd = pytest.importorskip("pandas")
@@ -164,7 +164,7 @@ def fingerprint(x: Any) -> Any:
         return (x.dtype.str, x.shape, x.strides, pickle.dumps(x))
     try:
         return pickle.dumps(x)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unpicklable: a deep copy compares by value instead
         return copy.deepcopy(x)
 
 

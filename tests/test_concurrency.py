@@ -142,7 +142,7 @@ def run_threads(workers: list[Callable[[], Any]], timeout: float = JOIN_TIMEOUT_
     def target(i: int) -> None:
         try:
             results[i] = workers[i]()
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
             failures.append(exc)
 
     threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(workers))]

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from otlp_receiver import Blackhole, OTLPReceiver, free_port
 
 import otel_ml
 from otel_ml import _state, config
-from otlp_receiver import Blackhole, OTLPReceiver, free_port
 
 CALLS = 1500
 EXPORT_INTERVAL_MS = 100
