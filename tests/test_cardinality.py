@@ -140,5 +140,7 @@ def test_distinct_values_are_capped_and_memory_stays_bounded(capsys):
     assert OTHER in values[("card", Attr.SEGMENT)] and OTHER in values[("card-calls", Attr.SEGMENT)]
     assert OTHER in values[("card", Attr.REASON)]
     assert OTHER in values[("card-calls", Attr.ERROR_TYPE)]
-    # Bounded: caps' tables and fixed stores, not one object per distinct value.
-    assert grown < 16, grown
+    # Bounded: caps' tables and fixed stores, not one object per distinct value. One small
+    # object (~100 B) kept per value would be 7 kinds x 200k = 1.4M objects, over 100 MiB;
+    # the bound leaves room for allocator noise in RSS.
+    assert grown < 24, grown
