@@ -408,8 +408,6 @@ def report_examples(request):
                             f"total={sum(EXAMPLES.values())}")
 
 
-@pytest.mark.xfail(strict=True, reason="monitor.ModelMonitor._begin: when segment_by raises, the "
-                   "span stays attached as the current context and is never ended (reported)")
 @pytest.mark.parametrize("segment", [KeyError("no such key"), ReprRaises()])
 def test_a_failing_segment_by_leaves_no_span_attached(providers, span_exporter, segment):
     from opentelemetry import trace

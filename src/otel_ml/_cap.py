@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 from ._log import log_limited
 from .contract import OTHER
 
-__all__ = ["CappedValues"]
+__all__ = ["CappedValues", "renew_locks_after_fork"]
+
+_instances: weakref.WeakSet[CappedValues] = weakref.WeakSet()
 
 
 class CappedValues:
@@ -32,6 +35,7 @@ class CappedValues:
         self._max_length = max_length
         self._known: dict[object, str] = {}
         self._lock = threading.Lock()
+        _instances.add(self)
         self._closed = bool(declared)
         for value in declared:
             self._known[value] = str(value)[:max_length]
@@ -58,3 +62,9 @@ class CappedValues:
             text = str(value)[: self._max_length]
             self._known[value] = text
             return text
+
+
+def renew_locks_after_fork() -> None:
+    """In a forked child: new locks, in case a parent thread held one at the fork."""
+    for capped in list(_instances):
+        capped._lock = threading.Lock()

@@ -45,6 +45,11 @@ def set_disabled(value: bool) -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
+    from . import _cap, _log, instruments
+
+    _log.log_limited._lock = threading.Lock()
+    _cap.renew_locks_after_fork()
+    instruments.renew_locks_after_fork()
     for monitor in list(_monitors):
         reset = getattr(monitor, "_after_fork", None)
         if reset is not None:

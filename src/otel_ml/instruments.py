@@ -139,3 +139,11 @@ def telemetry_error_points() -> Points:
         head = cause.split(":", 1)[0]  # "collect:ml.x" -> "collect": bounded cardinality
         totals[head] = totals.get(head, 0) + n
     return [(float(n), {Attr.REASON: head}) for head, n in totals.items()]
+
+
+def renew_locks_after_fork() -> None:
+    """In a forked child: new locks, in case a parent thread held one at the fork."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for _, holder in list(_holders.values()):
+        holder._lock = threading.Lock()

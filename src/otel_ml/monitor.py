@@ -308,32 +308,46 @@ class ModelMonitor:
 
     def _begin(self, target: _Target, args: tuple, kwargs: dict, *, cpu: bool,
                attach: bool = True) -> _Call | None:
+        call = _Call()
+        call.monitor = self
+        call.target = target
+        call.x = _features_arg(self.features_arg, args, kwargs)
+        call.segment = None
+        user_id = None
+        try:  # the caller's own code and values: a failure here costs the segment or id only
+            if self.segment_by is not None and not isinstance(self.segment_by, str):
+                call.segment = self._segment_value(self.segment_by(args, kwargs))
+            if self.prediction_id_arg and kwargs:
+                user_id = kwargs.get(self.prediction_id_arg)
+                user_id = None if user_id is None else str(user_id)
+        except Exception as exc:
+            internal_error("segment_by", exc)
         try:
-            call = _Call()
-            call.monitor = self
-            call.target = target
             call.start = default_timer()
             call.cpu = time.thread_time() if cpu else None
             span = self._tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
                                            attributes=self.attributes)
-            call.span = span
-            call.context = trace.set_span_in_context(span)
-            call.token = otel_context.attach(call.context) if attach else None
-            user_id = kwargs.get(self.prediction_id_arg) if self.prediction_id_arg and kwargs else None
+        except Exception as exc:
+            internal_error("begin", exc)
+            return None
+        call.span = span
+        try:
             if user_id is not None:
-                call.prediction_id = str(user_id)
+                call.prediction_id = user_id
             else:
                 ctx = span.get_span_context()
                 span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
                 call.prediction_id = format(span_id, "016x")
-            call.x = _features_arg(self.features_arg, args, kwargs)
-            call.segment = None
-            if self.segment_by is not None and not isinstance(self.segment_by, str):
-                call.segment = self._segment_value(self.segment_by(args, kwargs))
+            call.context = trace.set_span_in_context(span)
+            # Attaching is the last step that can fail: nothing is left attached on failure.
+            call.token = otel_context.attach(call.context) if attach else None
             call.var_token = CURRENT_CALL.set(call)
             return call
         except Exception as exc:
             internal_error("begin", exc)
+            if getattr(call, "token", None) is not None:
+                otel_context.detach(call.token)
+            span.end()
             return None
 
     def _collect_item(self, call: _Call | None, item: Any) -> None:
