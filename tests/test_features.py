@@ -347,3 +347,12 @@ def test_feature_cap_logs_and_tracks_the_first(providers, caplog) -> None:
     assert "max_features" in caplog.text
     monitor.observe(X)
     assert set(monitor.drift_report().features) == {"f0", "f1", "f2", "f3"}
+
+
+def test_predictions_without_columns_keep_the_inputs_quality_counts(providers, metric_reader):
+    monitor = ModelMonitor("m", feature_names=["a", "b"], **providers)
+    predict = monitor(lambda X: np.ones((len(X), 0)))
+    predict(np.array([[np.nan, 1.0], [2.0, 3.0]]))
+    missing = {a["ml.feature.name"]: v for a, v in points(metric_reader, "ml.data_quality.issues")
+               if a["ml.quality.check"] == "missing"}
+    assert missing.get("a") == 1

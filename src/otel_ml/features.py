@@ -1346,6 +1346,8 @@ def _prediction_values(predictions: Any, output: str) -> tuple[np.ndarray | None
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim == 2:
+        if a.shape[1] == 0:  # no columns: nothing to profile
+            return None, None
         if a.shape[1] == 1:
             a = a[:, 0]
         elif a.shape[1] == 2 and a.dtype.kind == "f" and output != "label":
