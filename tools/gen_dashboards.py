@@ -15,7 +15,6 @@ each one against a real Prometheus.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,6 +26,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from otel_ml import contract  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated  # noqa: E402
 from tools import gen_rules as R  # noqa: E402
 
 __all__ = ["DASHBOARDS", "DASHBOARDS_DIR", "PROMETHEUS", "JAEGER", "SCHEMA_VERSION", "render"]
@@ -398,24 +400,7 @@ def render() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for fname, text in render().items():
-        path = DASHBOARDS_DIR / fname
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path.relative_to(REPO)))
-        else:
-            DASHBOARDS_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(REPO)}")
-    if stale:
-        print("out of date (run python tools/gen_dashboards.py): " + ", ".join(stale),
-              file=sys.stderr)
-        return 1
-    return 0
+    return _generated.main(__doc__, "gen_dashboards.py", DASHBOARDS_DIR, render, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ threshold, diagnosis and mitigation), so thresholds and names are written in one
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,6 +21,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from otel_ml import contract  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated  # noqa: E402
 from otel_ml.contract import Kind, prometheus_label  # noqa: E402
 from tools import gen_rules as R  # noqa: E402
 
@@ -95,7 +97,7 @@ def metrics_md() -> str:
 def runbooks_md() -> str:
     out = [_HEADER, "# Alert runbooks\n\n",
            "One section per alert shipped in `prometheus/rules/otel-ml-alerts.yml`; each alert's "
-           "`runbook_url` points at its section. Thresholds live in `tools/gen_rules.py` "
+           "`runbook_url` points at its section. Thresholds live in `src/otel_ml/thresholds.py` "
            "(`Thresholds`): change them there and regenerate the rules and this page. "
            "Alertmanager (`alertmanager/alertmanager.yml`) routes by `severity` and groups by "
            "alert and model; a critical alert inhibits the warnings of the same model and "
@@ -119,23 +121,7 @@ def render() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for fname, text in render().items():
-        path = DOCS / fname
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path.relative_to(REPO)))
-        else:
-            DOCS.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(REPO)}")
-    if stale:
-        print("out of date (run python tools/gen_docs.py): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return _generated.main(__doc__, "gen_docs.py", DOCS, render, argv)
 
 
 if __name__ == "__main__":

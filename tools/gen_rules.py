@@ -19,7 +19,6 @@ durations inside them.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,11 @@ if str(REPO / "src") not in sys.path:  # runnable without installing the package
     sys.path.insert(0, str(REPO / "src"))
 
 from otel_ml import contract  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated  # noqa: E402
 from otel_ml.contract import Attr, prometheus_label  # noqa: E402
+from otel_ml.thresholds import Thresholds  # noqa: E402
 
 __all__ = [
     "ALERTS",
@@ -120,39 +123,7 @@ def by(labels: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- thresholds
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Every alert threshold, in one place (interpolated into rules, annotations and runbooks)."""
-
-    #: Population stability index over 1h above which a feature drifts (warning / critical).
-    psi_warning: float = 0.1
-    psi_critical: float = 0.25
-    #: PSI over 1h of the prediction distribution (feature ``__prediction__``).
-    psi_prediction: float = 0.1
-    #: Observations of a feature in the last hour below which drift is not judged.
-    drift_min_observations: int = 200
-    #: Share of predict calls that raise.
-    error_ratio: float = 0.05
-    #: p99 predict latency SLO, seconds.
-    latency_p99_seconds: float = 0.5
-    #: Share of a feature's values that are missing.
-    missing_ratio: float = 0.1
-    #: Share of a categorical feature's values never seen in the reference.
-    unseen_ratio: float = 0.05
-    #: Absolute drop of accuracy / macro F1 below the reference (0.05 = 5 points).
-    performance_drop: float = 0.05
-    #: MAE / RMSE above this multiple of the reference.
-    regression_error_factor: float = 1.2
-    #: Labelled predictions in the last hour below which performance is not judged.
-    performance_min_outcomes: int = 100
-    #: Demographic parity / equalized odds difference above this, or disparate impact below.
-    fairness_difference: float = 0.1
-    fairness_impact_ratio: float = 0.8
-    #: Share of requests refused for one reason, and the minimum refusal rate (per second).
-    rejected_ratio: float = 0.1
-    rejected_min_rate: float = 0.05
-
-
+#: The shipped thresholds (``otel_ml.thresholds``): one definition for rules, docs and demo.
 THRESHOLDS = Thresholds()
 
 #: PSI/JS clamp for empty bins (ln(0) otherwise).
@@ -473,7 +444,7 @@ _DRIFT_MITIGATION = (
     "as the 1h window rolls over.",
     "Genuine population change: check the performance dashboard once labels arrive; retrain or "
     "recalibrate, then ship a new reference profile with the new model version.",
-    "Expected and harmless (seasonality): raise the threshold in `tools/gen_rules.py` "
+    "Expected and harmless (seasonality): raise the threshold in `src/otel_ml/thresholds.py` "
     "(`Thresholds`) and regenerate, or silence the feature in Alertmanager.",
 )
 
@@ -774,23 +745,7 @@ def render_files(out_dir: Path | str, p: Profile = FAST) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for fname, text in render().items():
-        path = RULES_DIR / fname
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path.relative_to(REPO)))
-        else:
-            RULES_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(REPO)}")
-    if stale:
-        print("out of date (run python tools/gen_rules.py): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return _generated.main(__doc__, "gen_rules.py", RULES_DIR, render, argv)
 
 
 if __name__ == "__main__":

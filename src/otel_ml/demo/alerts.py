@@ -1,8 +1,8 @@
 """The shipped alert conditions, evaluated on the demo's metric snapshot.
 
-Each condition mirrors one alert of ``prometheus/rules/otel-ml-alerts.yml`` (same name, same
-threshold; ``tests/test_demo.py`` checks both against ``tools/gen_rules.py``, where the rules
-are generated from). Prometheus evaluates PromQL over 5-minute and 1-hour windows; the demo
+Each condition mirrors one alert of ``prometheus/rules/otel-ml-alerts.yml`` (same name, and the
+same thresholds: both come from :mod:`otel_ml.thresholds`; ``tests/test_demo.py`` checks the
+names against ``tools/gen_rules.py``, where the rules are generated from). Prometheus evaluates PromQL over 5-minute and 1-hour windows; the demo
 evaluates the equivalent on the data points it reads in process: rates over the last refresh,
 drift over the monitor's drift window. ``for:`` durations are not applied: the view says
 whether the condition holds *now*; Prometheus fires once it has held for the rule's ``for:``.
@@ -14,33 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..contract import ALL_SEGMENTS, PREDICTION_FEATURE
+from ..thresholds import THRESHOLDS, Thresholds
 from .snapshot import Snapshot
 
 __all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "firing"]
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The thresholds of the shipped rules (field names as in ``tools/gen_rules.py``)."""
-
-    psi_warning: float = 0.1
-    psi_critical: float = 0.25
-    psi_prediction: float = 0.1
-    drift_min_observations: int = 200
-    error_ratio: float = 0.05
-    latency_p99_seconds: float = 0.5
-    missing_ratio: float = 0.1
-    unseen_ratio: float = 0.05
-    performance_drop: float = 0.05
-    regression_error_factor: float = 1.2
-    performance_min_outcomes: int = 100
-    fairness_difference: float = 0.1
-    fairness_impact_ratio: float = 0.8
-    rejected_ratio: float = 0.1
-    rejected_min_rate: float = 0.05
-
-
-THRESHOLDS = Thresholds()
 T = THRESHOLDS
 
 

@@ -1,0 +1,48 @@
+"""Alert thresholds, defined once.
+
+``tools/gen_rules.py`` interpolates them into the shipped Prometheus rules, annotations and
+runbooks; the demo's live view checks the same conditions in-process. Change a value here and
+regenerate (``python tools/gen_rules.py && python tools/gen_docs.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["THRESHOLDS", "Thresholds"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every alert threshold, in one place (interpolated into rules, annotations and runbooks)."""
+
+    #: Population stability index over 1h above which a feature drifts (warning / critical).
+    psi_warning: float = 0.1
+    psi_critical: float = 0.25
+    #: PSI over 1h of the prediction distribution (feature ``__prediction__``).
+    psi_prediction: float = 0.1
+    #: Observations of a feature in the last hour below which drift is not judged.
+    drift_min_observations: int = 200
+    #: Share of predict calls that raise.
+    error_ratio: float = 0.05
+    #: p99 predict latency SLO, seconds.
+    latency_p99_seconds: float = 0.5
+    #: Share of a feature's values that are missing.
+    missing_ratio: float = 0.1
+    #: Share of a categorical feature's values never seen in the reference.
+    unseen_ratio: float = 0.05
+    #: Absolute drop of accuracy / macro F1 below the reference (0.05 = 5 points).
+    performance_drop: float = 0.05
+    #: MAE / RMSE above this multiple of the reference.
+    regression_error_factor: float = 1.2
+    #: Labelled predictions in the last hour below which performance is not judged.
+    performance_min_outcomes: int = 100
+    #: Demographic parity / equalized odds difference above this, or disparate impact below.
+    fairness_difference: float = 0.1
+    fairness_impact_ratio: float = 0.8
+    #: Share of requests refused for one reason, and the minimum refusal rate (per second).
+    rejected_ratio: float = 0.1
+    rejected_min_rate: float = 0.05
+
+
+THRESHOLDS = Thresholds()
