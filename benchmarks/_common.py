@@ -20,11 +20,11 @@ import numpy as np
 __all__ = [
     "N_FEATURES",
     "SHIFTED",
+    "emit",
     "feature_names",
     "make_data",
     "median_time",
     "rss_bytes",
-    "emit",
 ]
 
 N_FEATURES = 20

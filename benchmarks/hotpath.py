@@ -24,10 +24,14 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 
-__all__ = ["Variant", "Providers", "predict", "build_variants", "spans_only_options"]
+__all__ = ["Providers", "Variant", "build_variants", "predict", "spans_only_options"]
 
 LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]
@@ -110,7 +114,7 @@ class Variant:
         if self.monitor is not None:
             try:
                 self.monitor.close()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 (teardown of a benchmark variant)
                 pass
         if self.providers is not None:
             self.providers.shutdown()

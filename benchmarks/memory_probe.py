@@ -17,10 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-from _common import emit, feature_names, rss_bytes  # noqa: E402
-from hotpath import Providers, minimal_otel_wrapper, predict  # noqa: E402
+import numpy as np
+from _common import emit, feature_names, rss_bytes
+from hotpath import Providers, minimal_otel_wrapper, predict
 
 
 def main() -> None:

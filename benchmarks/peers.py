@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PEERS", "Peer", "venv_dir", "venv_python", "ensure", "status"]
+__all__ = ["PEERS", "Peer", "ensure", "status", "venv_dir", "venv_python"]
 
 ROOT = Path(os.environ.get("OTEL_ML_BENCH_VENVS", Path.home() / ".cache/otel-ml/bench-venvs"))
 
@@ -81,7 +81,7 @@ def status(name: str) -> dict:
         f"{peer.probe}\nimport importlib.metadata as m, json\n"
         f"print(json.dumps(m.version({peer.version_of!r})))"
     )
-    proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["import failed"])[-1]
         failed = _log_path(name).with_suffix(".failed")
@@ -115,7 +115,7 @@ def ensure(name: str, python: str = sys.executable) -> dict:
         for cmd in steps:
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
-            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
             if rc != 0:
                 break
     if rc != 0:

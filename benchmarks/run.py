@@ -27,18 +27,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import numpy as np  # noqa: E402
-
-import peers  # noqa: E402
-from _common import feature_names, make_data  # noqa: E402
+import numpy as np
+import peers
+from _common import feature_names, make_data
 
 SIZES = {
-    "full": dict(stats_rows=1_000_000, ref_rows=100_000, cur_rows=10_000, calls=1_000_000,
-                 overhead_repeats=7, min_time=0.2, warmup=5_000, stats_repeats=5, drift_repeats=7,
-                 slow_repeats=3, whylogs_repeats=3),
-    "quick": dict(stats_rows=100_000, ref_rows=100_000, cur_rows=10_000, calls=20_000,
-                  overhead_repeats=3, min_time=0.03, warmup=500, stats_repeats=3, drift_repeats=3,
-                  slow_repeats=2, whylogs_repeats=2),
+    "full": {"stats_rows": 1_000_000, "ref_rows": 100_000, "cur_rows": 10_000,
+             "calls": 1_000_000, "overhead_repeats": 7, "min_time": 0.2, "warmup": 5_000,
+             "stats_repeats": 5, "drift_repeats": 7, "slow_repeats": 3, "whylogs_repeats": 3},
+    "quick": {"stats_rows": 100_000, "ref_rows": 100_000, "cur_rows": 10_000, "calls": 20_000,
+              "overhead_repeats": 3, "min_time": 0.03, "warmup": 500, "stats_repeats": 3,
+              "drift_repeats": 3, "slow_repeats": 2, "whylogs_repeats": 2},
 }
 
 TARGETS = {
@@ -64,7 +63,7 @@ def run_script(python: Path | str, script: Path, argv: list[str], timeout: float
     env = {**os.environ, **PEER_ENV}
     try:
         proc = subprocess.run([str(python), str(script), *argv], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=str(HERE))
+                              timeout=timeout, env=env, cwd=str(HERE), check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
@@ -88,7 +87,7 @@ def run_peer(name: str, script: str, argv: list[str], timeout: float = 1800) -> 
 def machine() -> dict:
     def cmd(*args: str) -> str:
         try:
-            return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(args, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         except Exception as exc:  # noqa: BLE001
             return f"unavailable: {exc}"
 
@@ -101,7 +100,7 @@ def machine() -> dict:
 
         blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
                 f"{i.get('num_threads')} threads)" for i in threadpool_info()]
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 (threadpoolctl is optional: no BLAS line then)
         pass
     import opentelemetry.sdk.version as otel_version
 
@@ -433,8 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     m = record["machine"]
     header = [
         f"otel_ml {m['otel_ml']} benchmarks ({mode} mode), {record['started']}, git {m['git']}",
-        f"machine: {m['cpu']}, {m['nproc']} cores, {m['memory']} RAM; Python {m['python']}, "
-        f"numpy {m['numpy']}, OTel SDK {m['opentelemetry_sdk']}",
+        (f"machine: {m['cpu']}, {m['nproc']} cores, {m['memory']} RAM; Python {m['python']}, "
+         f"numpy {m['numpy']}, OTel SDK {m['opentelemetry_sdk']}"),
         f"load average at start {load_start}, at end {record['load_end']} (the cores are shared)",
         "medians over repeats; every ratio is measured in this run",
         "",

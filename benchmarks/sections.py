@@ -10,12 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from _common import SHIFTED, feature_names, median_time
 from hotpath import Providers, build_variants, predict
 
-__all__ = ["reference_available", "overhead", "stats_throughput", "otel_ml_drift", "scipy_drift",
-           "collection_cost"]
+__all__ = [
+    "collection_cost",
+    "otel_ml_drift",
+    "overhead",
+    "reference_available",
+    "scipy_drift",
+    "stats_throughput",
+]
 
 
 def reference_available() -> str | None:

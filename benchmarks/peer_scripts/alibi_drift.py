@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from _common import emit, feature_names, median_time  # noqa: E402
+import numpy as np
+from _common import emit, feature_names, median_time
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", type=Path, required=True)
@@ -17,7 +17,7 @@ parser.add_argument("--repeats", type=int, default=5)
 args = parser.parse_args()
 
 t0 = time.perf_counter()
-from alibi_detect.cd import KSDrift  # noqa: E402
+from alibi_detect.cd import KSDrift
 
 import_s = time.perf_counter() - t0
 ref = np.load(args.data / "reference.npy").astype(np.float32)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from evidently import Report  # noqa: E402
-from evidently.presets import DataDriftPreset  # noqa: E402
-from _common import emit, feature_names, median_time  # noqa: E402
+import numpy as np
+import pandas as pd
+from _common import emit, feature_names, median_time
+from evidently import Report
+from evidently.presets import DataDriftPreset
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", type=Path, required=True)
