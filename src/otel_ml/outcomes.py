@@ -452,7 +452,7 @@ class OutcomeMonitor:
                 e = errors[idx]
                 e = e[np.isfinite(e)]
                 slot.tallies.setdefault(seg, Tally()).add_errors(e)
-                self._squared[seg] = self._squared.get(seg, 0.0) + float(np.dot(e, e))
+                self._squared[seg] = self._squared.get(seg, 0.0) + float(np.einsum("i,i->", e, e))
             self._feed_detectors(abs_err[finite], regression=True, now=now)
             if bins is not None:
                 self._add_bins(slot, bins[0], bins[1][valid], abs_err)

@@ -182,7 +182,8 @@ class Tally:
         """Add signed regression errors (predicted - actual)."""
         self.n_reg += len(errors)
         self.abs_sum += float(np.sum(np.abs(errors)))
-        self.sq_sum += float(np.dot(errors, errors))
+        # einsum, not np.dot: a BLAS dot wakes OpenBLAS threads, ~100x slower on busy cores.
+        self.sq_sum += float(np.einsum("i,i->", errors, errors))
 
     def merge(self, other: Tally) -> Tally:
         """Add ``other`` into this tally; returns ``self``."""
