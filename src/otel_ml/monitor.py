@@ -81,7 +81,8 @@ class ModelMonitor:
         slot_s: Length of one slot of the window ring (default 60 s).
         max_features: Features tracked per model (the rest are ignored, with a log line).
         max_categories: Categories tracked per categorical feature (the rest are "other").
-        outcome_store_size: Predictions kept for joining labels that arrive later.
+        outcome_store_size: Predictions kept for joining labels that arrive later (the last
+            10,000 calls by default, about 0.3 kB each: 100 s of label delay at 100 calls/s).
         outcome_ttl_s: How long a prediction waits for its label (default 7 days).
         capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
             attached to the span, with ``redact`` fields removed. Default 0: never.
@@ -118,7 +119,7 @@ class ModelMonitor:
         slot_s: float = 60.0,
         max_features: int = 200,
         max_categories: int = 50,
-        outcome_store_size: int = 100_000,
+        outcome_store_size: int = 10_000,
         outcome_ttl_s: float = 7 * 24 * 3600.0,
         capture_payloads: float | None = None,
         redact: Sequence[str] = (),
