@@ -356,3 +356,55 @@ def test_predictions_without_columns_keep_the_inputs_quality_counts(providers, m
     missing = {a["ml.feature.name"]: v for a, v in points(metric_reader, "ml.data_quality.issues")
                if a["ml.quality.check"] == "missing"}
     assert missing.get("a") == 1
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, providers,
+                                                                        order) -> None:
+    from otel_ml._window import CHECK_INDEX
+    from otel_ml.contract import Check
+    from otel_ml.features import _CHUNK_ROWS
+
+    monitor = ModelMonitor("m", reference=ref, **providers)
+    fm = monitor._features
+    rng = np.random.default_rng(21)
+    X = rng.normal(0.2, 1.3, size=(2 * _CHUNK_ROWS + 123, 3))  # several chunks, one partial
+    X[rng.random(X.shape) < 0.005] = np.nan
+    X[rng.random(X.shape) < 0.001] = np.inf
+    X[rng.random(X.shape) < 0.001] = -np.inf
+    X[:40, 2] = 9.0  # beyond the reference range
+    X[40:80, 0] = np.nan  # a row can hold several missing values
+    X[40:80, 1] = -np.inf
+    X = np.array(X, order=order)
+    X.flags.writeable = False  # the caller's array is never written
+    before = X.copy()
+    monitor.observe(X)
+    np.testing.assert_array_equal(X, before)
+    st = fm._stats[NO_SEGMENT]
+    lay = fm._layout
+    rows, _, n, s1, s2 = st.window(int(fm.clock() // fm._slot_s))
+    assert st.rows == rows == len(X)
+    k = lay.outlier_k
+    beyond = np.zeros(len(X), dtype=bool)
+    outside = np.zeros(len(X), dtype=int)
+    for i, name in enumerate("abc"):
+        p = ref.features[name]
+        col = X[:, i]
+        ok = np.isfinite(col)
+        v = col[ok]
+        start = lay.ref_offsets[i]
+        np.testing.assert_array_equal(st.bins[start: start + lay.ref_sizes[i]],
+                                      _bins(ref, name, v), name)
+        issues = st.issues[i]
+        assert issues[CHECK_INDEX[Check.MISSING]] == np.isnan(col).sum()
+        assert issues[CHECK_INDEX[Check.NON_FINITE]] == np.isinf(col).sum()
+        assert issues[CHECK_INDEX[Check.OUT_OF_RANGE]] == ((v < p.min) | (v > p.max)).sum()
+        assert n[i] == v.size
+        mean = lay.shift[i] + s1[i] / n[i]
+        assert mean == pytest.approx(v.mean(), rel=1e-12)
+        assert s2[i] / n[i] - (s1[i] / n[i]) ** 2 == pytest.approx(v.var(), rel=1e-10)
+        with np.errstate(invalid="ignore"):
+            beyond |= ok & ((col < p.min) | (col > p.max))
+            outside += ok & ((col < p.p_low) | (col >= p.p_high))
+    assert st.outliers == int((beyond | (outside >= k)).sum())
+    assert st.outliers >= 40

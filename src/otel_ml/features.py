@@ -370,22 +370,31 @@ class _Layout:
         col_idx = slice(0, width) if leading else np.asarray(cols)
         # Missing / non-finite, found cheaply: a column whose sum is finite has neither.
         ones = _ones(rows)
-        sums = ones @ block
+        with np.errstate(all="ignore"):  # inf - inf in a sum: no RuntimeWarning for the host
+            sums = ones @ block
         clean = block
-        finite_mask = None
+        bad = None  # flat (row-major) positions of the non-finite values, when any
         if not np.isfinite(sums).all():
-            finite_mask = np.isfinite(block)
-            n_nan = np.isnan(block).sum(axis=0)
-            n_ok = finite_mask.sum(axis=0)
+            # A private C-ordered copy (never the caller's array) whose non-finite values are
+            # replaced by their column's shift: they add nothing to the moments (x - shift = 0)
+            # and the bins of their positions are sent to the dump below. Missing values are
+            # rare, so they are handled by position, not with full-size masks.
+            clean = np.array(block, dtype=np.float64, order="C")
+            values = clean.reshape(-1)
+            bad = np.flatnonzero(~np.isfinite(values))
+            bad_col = bad % width
+            n_bad = np.bincount(bad_col, minlength=width)
+            n_nan = np.bincount(bad_col[np.isnan(values[bad])], minlength=width)
             d.issues[col_idx, _MISSING] += n_nan
-            d.issues[col_idx, _NON_FINITE] += rows - n_ok - n_nan
-            clean = np.where(finite_mask, block, self.shift[col_idx])
-            d.n[col_idx] += n_ok
+            d.issues[col_idx, _NON_FINITE] += n_bad - n_nan
+            values[bad] = self.shift[col_idx][bad_col]
+            d.n[col_idx] += rows - n_bad
+            sums = ones @ clean
         else:
             d.n[col_idx] += rows
         cat = self.is_cat[col_idx]
         # Moments of numeric columns, as sums of x - shift (categorical ones are ignored).
-        if not cat.any() and self.raw_moments and finite_mask is None:
+        if not cat.any() and self.raw_moments and np.isfinite(sums).all():
             # One pass: sums of squares of the raw values, shifted algebraically (exact enough
             # when |shift| <= 1000 std: relative error of the variance ~ 1e-16 * 1e6).
             shift = self.shift[col_idx]
@@ -423,8 +432,8 @@ class _Layout:
                     flat[:, j] = self.remap[clean[:, j].astype(np.intp) + self.ext_offsets[c]]
                 elif not self.binned[c]:
                     flat[:, j] = self.dump
-        if finite_mask is not None:
-            flat[~finite_mask] = self.dump
+        if bad is not None:
+            flat.reshape(-1)[bad] = self.dump  # ``flat`` is C-contiguous, as ``clean``
         ext += np.bincount(flat.ravel(), minlength=self.total_ext + 1)
         if outliers and self.has_outliers:
             # Outlier score of each row: the weights of its flagged values (few of them).
