@@ -324,10 +324,18 @@ class ModelMonitor:
         except Exception as exc:
             internal_error("segment_by", exc)
         try:
+            # Everything known now goes in at start: one attribute set instead of several
+            # later. ``ml.outcome`` is "success" unless _end finds an exception.
+            attributes = {**self.attributes, Attr.OUTCOME: "success"}
+            if call.x is not None:
+                call.rows = count_rows(call.x)
+                attributes[Attr.BATCH_SIZE] = call.rows
+            else:
+                call.rows = None
             call.start = default_timer()
             call.cpu = time.thread_time() if cpu else None
             span = self._tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
-                                           attributes=self.attributes)
+                                           attributes=attributes)
         except Exception as exc:
             internal_error("begin", exc)
             return None
@@ -339,6 +347,8 @@ class ModelMonitor:
                 ctx = span.get_span_context()
                 span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
                 call.prediction_id = format(span_id, "016x")
+            if span.is_recording():
+                span.set_attribute(Attr.PREDICTION_ID, call.prediction_id)
             call.context = trace.set_span_in_context(span)
             # Attaching is the last step that can fail: nothing is left attached on failure.
             call.token = otel_context.attach(call.context) if attach else None
@@ -372,7 +382,7 @@ class ModelMonitor:
             elapsed = default_timer() - call.start
             cpu_s = time.thread_time() - call.cpu if call.cpu is not None else 0.0
             x = call.x
-            rows = count_rows(x) if x is not None else call.out_rows
+            rows = call.rows if call.rows is not None else call.out_rows
             if exc is None:
                 attrs = self.attributes
             else:
@@ -398,19 +408,19 @@ class ModelMonitor:
                 self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                         span.get_span_context(), call.segment)
             if span.is_recording():
-                span_attrs: dict[str, Any] = {Attr.BATCH_SIZE: rows,
-                                              Attr.PREDICTION_ID: call.prediction_id}
+                span_attrs: dict[str, Any] = {}
+                if call.rows is None:  # a generator without inputs: rows known only now
+                    span_attrs[Attr.BATCH_SIZE] = rows
                 outlier_rate = getattr(batch, "outlier_rate", None)
                 if outlier_rate is not None:
                     span_attrs[Attr.OUTLIER_RATE] = outlier_rate
-                if exc is None:
-                    span_attrs[Attr.OUTCOME] = "success"
-                else:
+                if exc is not None:
                     span_attrs[Attr.OUTCOME] = "error"
                     span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
-                span.set_attributes(span_attrs)
+                if span_attrs:
+                    span.set_attributes(span_attrs)
                 if self.capture_payloads and random.random() < self.capture_payloads:
                     self._features.capture_payload(span, x, None if exc else result)
         except Exception as internal:
