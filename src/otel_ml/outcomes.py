@@ -27,13 +27,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from ._cap import CappedValues
 from ._log import internal_error, log_limited
@@ -84,27 +83,207 @@ UNMATCHED_REASONS: dict[str, str] = {
     "unseen_class": "the label is not one of the model's classes",
 }
 
-_RECORD_OVERHEAD = 700  # bytes per record beyond its arrays (measured: object, entry, id, context)
+_INDEX_ENTRY = 110  # bytes per live record in the id index (dict entry, int key and slot)
+_SLOT_DTYPE = np.dtype([("t", "f8"), ("hi", "u8"), ("lo", "u8"), ("span", "u8"),
+                        ("pred", "f8"), ("rows", "i4"), ("seg", "i4"), ("pcode", "u2"),
+                        ("out", "u1"), ("tflags", "u1"), ("flags", "u1")])
+_DENSE_INPUT_BYTES = 8 * 1024 * 1024  # largest preallocated array of held single rows
+_MAX_CODES = 4096  # distinct segments / outputs / prediction layouts given compact codes
+_MASK64 = (1 << 64) - 1
+_EXACT_INT = 1 << 53
+# flags of a slot
+_LIVE, _CTX, _EXTRA, _ROW, _ROW2D = 1, 2, 4, 8, 16
+_NO_INPUT = object()
+_REASONS = ("", "expired", "evicted", "duplicate")
+_REASON_CODE = {r: i for i, r in enumerate(_REASONS)}
 _OBJECT_ITEM = 64  # bytes per element of an object array (the pointed-to objects)
 _BASELINE_ROWS = 30  # regression errors that set the scale fed to the detectors
 _REGRESSION_PH_DELTA = 0.05
 
 
-class _Record:
-    """One remembered call."""
+class _Extra:
+    """What a record holds beyond its compact slot (user id, big predictions, input)."""
 
-    __slots__ = ("batch", "output", "pred", "rows", "segment", "size", "span_context", "t")
+    __slots__ = ("ctx", "held", "key", "nbytes", "pred", "segments")
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.pred: np.ndarray | None = None
+        self.segments: Any = None
+        self.held: Any = None
+        self.ctx: Any = None
+        self.nbytes = 0
+
+
+class _Record:
+    """One remembered call, rebuilt from its slot when its label arrives."""
+
+    __slots__ = ("batch", "output", "pred", "rows", "segment", "span_context", "t")
 
     def __init__(self, t: float, pred: np.ndarray, output: str, rows: int | None,
-                 span_context: Any, segment: Any, batch: Any, size: int) -> None:
+                 span_context: Any, segment: Any, batch: Any) -> None:
         self.t = t
         self.pred = pred
         self.output = output
         self.rows = rows
         self.span_context = span_context
         self.segment = segment
-        self.batch = batch  # held for the sensitive column and the reference bins, or None
+        self.batch = batch  # the call's input (sensitive column, reference bins), or None
+
+
+class _Held:
+    """A held input, read like the feature monitor's batch (``_x``, ``rows``, ``column``)."""
+
+    __slots__ = ("_fm", "_x", "rows")
+
+    def __init__(self, x: Any, rows: int, fm: Any) -> None:
+        self._x = x
+        self.rows = rows
+        self._fm = fm
+
+    def column(self, name: str) -> np.ndarray | None:
+        try:
+            return self._fm._column(self._x, name)
+        except Exception as exc:
+            internal_error("column", exc)
+            return None
+
+
+class _Codes:
+    """Small values (segments, output kinds, prediction layouts) by compact integer code."""
+
+    __slots__ = ("cap", "codes", "values")
+
+    def __init__(self, cap: int = _MAX_CODES) -> None:
+        self.cap = cap
+        self.codes: dict[Any, int] = {}
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> int:
+        """The value's code, or -1 when the table is full."""
+        code = self.codes.get(value)
+        if code is None:
+            if len(self.values) >= self.cap:
+                return -1
+            code = self.codes[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+
+def _key(pid: str) -> int | str:
+    """Index key of a prediction id: an int for 16 lowercase hex digits (span ids), else
+    the string (one-to-one, so user ids never collide with span ids)."""
+    if len(pid) == 16 and pid.isalnum() and pid.isascii() and pid == pid.lower():
+        try:
+            return int(pid, 16)
+        except ValueError:
+            pass
+    return pid
+
+
+def _key64(key: int | str) -> int:
+    return key if type(key) is int else hash(key) & _MASK64
+
+
+class _Store:
+    """Predictions waiting for their labels: a ring of compact slots (structured numpy
+    array), an index ``id -> slot``, and a ring of tombstones (ids dropped unlabelled).
+
+    The ring holds the last ``size`` calls: writing a slot evicts the record still in it
+    (the oldest). A record costs about 160 bytes (slot and index entry), plus the held row
+    (8 bytes per feature) when inputs are kept, plus any extra (multi-row predictions or
+    inputs), which the byte cap counts. Not thread-safe: the owner's lock guards it.
+    """
+
+    def __init__(self, size: int, max_bytes: int, max_tombstones: int) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.slots = np.zeros(size, dtype=_SLOT_DTYPE)  # calloc: pages touched as used
+        self.index: dict[int | str, int] = {}
+        self.extras: dict[int, _Extra] = {}
+        self.inputs: np.ndarray | None = None  # (size, width) float64 held single rows
+        self.width = -1  # -1: not decided yet; 0: no dense rows
+        self.pos = 0  # insertions so far (next slot: pos % size)
+        self.lo = 0  # position of the oldest slot that may be live
+        self.bytes = 0  # live records' bytes (slot + index + row + extras)
+        self.record_bytes = _SLOT_DTYPE.itemsize + _INDEX_ENTRY
+        self.evicted = 0
+        self.expired = 0
+        n = max(1, max_tombstones)
+        self.tomb_keys = np.zeros(n, dtype=np.uint64)
+        self.tomb_reasons = np.zeros(n, dtype=np.uint8)
+        self.tomb_pos = 0
+
+    def dense_width(self, width: int) -> bool:
+        """Whether single rows of this width go to the preallocated array (decided once)."""
+        if self.width < 0:
+            ok = width > 0 and self.size * width * 8 <= min(_DENSE_INPUT_BYTES, self.max_bytes)
+            self.width = width if ok else 0
+            if ok:
+                self.inputs = np.zeros((self.size, width))
+        return width == self.width
+
+    # -------------------------------------------------------------- tombstones
+    def tomb(self, key: int | str, reason: str) -> None:
+        i = self.tomb_pos % len(self.tomb_keys)
+        self.tomb_keys[i] = _key64(key)
+        self.tomb_reasons[i] = _REASON_CODE[reason]
+        self.tomb_pos += 1
+
+    def tomb_reason(self, key: int | str) -> str | None:
+        hits = np.flatnonzero(self.tomb_keys == np.uint64(_key64(key)))
+        hits = hits[self.tomb_reasons[hits] != 0]
+        if not hits.size:
+            return None
+        n = len(self.tomb_keys)
+        newest = hits[np.argmin((self.tomb_pos - 1 - hits) % n)]
+        return _REASONS[self.tomb_reasons[newest]]
+
+    # -------------------------------------------------------------- records
+    def drop(self, i: int, reason: str | None) -> None:
+        """Free slot ``i`` (live); ``reason``: tombstone it as expired/evicted."""
+        slot = self.slots[i]
+        flags = int(slot["flags"])
+        extra = self.extras.pop(i, None) if flags & _EXTRA else None
+        if extra is not None and extra.key is not None:
+            key: int | str = extra.key
+        else:
+            key = int(slot["span"])
+        self.index.pop(key, None)
+        slot["flags"] = 0
+        self.bytes -= self.record_bytes + (extra.nbytes if extra is not None else 0) + (
+            self.width * 8 if flags & _ROW else 0)
+        if reason == "expired":
+            self.expired += 1
+        elif reason == "evicted":
+            self.evicted += 1
+        if reason is not None:
+            self.tomb(key, reason)
+
+    def trim(self, now: float, ttl: float) -> None:
+        """Drop expired records from the old end, then the oldest while over the byte cap."""
+        slots, size = self.slots, self.size
+        lo = max(self.lo, self.pos - size)
+        while lo < self.pos:
+            i = lo % size
+            if slots["flags"][i] & _LIVE:
+                if now - float(slots["t"][i]) > ttl:
+                    self.drop(i, "expired")
+                elif self.bytes > self.max_bytes:
+                    self.drop(i, "evicted")
+                else:
+                    break
+            lo += 1
+        self.lo = lo
+
+    def claim(self, now: float, ttl: float) -> int:
+        """The next slot, freed of the record it held (the oldest: expired or evicted)."""
+        i = self.pos % self.size
+        if self.slots["flags"][i] & _LIVE:
+            self.drop(i, "expired" if now - float(self.slots["t"][i]) > ttl else "evicted")
+        self.pos += 1
+        self.lo = max(self.lo, self.pos - self.size)
+        return i
 
 
 class _Pred:
@@ -197,15 +376,14 @@ class OutcomeMonitor:
     def _reset(self) -> None:
         m = self.monitor
         self._lock = threading.Lock()
-        self._store: OrderedDict[str, _Record] = OrderedDict()
-        self._tombstones: OrderedDict[str, str] = OrderedDict()
-        self._bytes = 0
-        self._inserts = 0
-        self._max_records = m.outcome_store_size
-        # Ids of records dropped unlabelled, so a late label is counted as expired/evicted.
-        self._max_tombstones = min(m.outcome_store_size, 10_000)
-        self._evicted = 0
-        self._expired = 0
+        # Ids of records dropped unlabelled are remembered (up to 10,000), so that a late
+        # label is counted as expired/evicted.
+        self._store = _Store(int(m.outcome_store_size), self.max_bytes,
+                             min(int(m.outcome_store_size), 10_000))
+        self._seg_codes = _Codes()
+        self._out_codes = _Codes(256)
+        self._layouts = _Codes(65_000)
+        self._label_codes = _Codes()
         self._task: str | None = None
         self._classes = CappedValues("class", max(MAX_CLASSES, len(self._declared)), self._declared)
         self._groups = CappedValues("fairness group", MAX_GROUPS)
@@ -236,72 +414,181 @@ class OutcomeMonitor:
                  span_context: Any, segment: str | None) -> None:
         """Keep what scoring the call's label will need (O(1); never raises)."""
         try:
-            if type(result) is np.ndarray and result.ndim == 1 and result.size == 1:
-                pred = result.copy()  # the common single-row case, without the checks
-                size = _RECORD_OVERHEAD + pred.nbytes
-            else:
+            store = self._store
+            extra = None
+            flags = _LIVE
+            value, pcode = self._scalar(result)
+            if pcode == 0:  # not one number or label: a private copy, counted in bytes
                 pred = _copy(result)
                 if pred is None:
                     return
-                size = _RECORD_OVERHEAD + _nbytes(pred)
+                extra = _Extra()
+                extra.pred = pred
+                extra.nbytes = _nbytes(pred)
             if self._task is None and self.monitor.task == "auto":
-                self._task = _infer_task(pred, output)
-            rows = held = None
+                self._task = _infer_task(self._pred_array(value, pcode, extra), output)
+            rows = -1
+            row = None
             if batch is not None:
                 rows = getattr(batch, "rows", None)
+                rows = -1 if rows is None else int(rows)
                 segments = getattr(batch, "segments", None)
                 if segments is not None:
-                    segment = segments
-                    size += _nbytes(segments)
+                    extra = extra or _Extra()
+                    extra.segments = segments
+                    extra.nbytes += _nbytes(segments)
                 if (self.monitor.sensitive_attribute is not None
                         or self.monitor.reference is not None):
                     # The sensitive column and the reference bins are read when the label
-                    # arrives (reading them here would cost more than the rest of the call);
-                    # the batch holds the call's input until then.
-                    nbytes = _input_nbytes(getattr(batch, "_x", None))
-                    if nbytes <= MAX_HELD_INPUT_BYTES:
-                        held = batch
-                        size += nbytes
+                    # arrives (reading them here would cost more than the rest of the call):
+                    # a single numeric row is copied into the preallocated array of rows,
+                    # other inputs are held (copied when arrays) while small enough.
+                    x = getattr(batch, "_x", _NO_INPUT)
+                    if (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
+                            and x.dtype.kind in "fiub" and store.dense_width(x.size)):
+                        row = x
+                        flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
+                    elif x is _NO_INPUT:  # a batch-like object: held as it is
+                        extra = extra or _Extra()
+                        extra.held = batch
+                    elif x is not None:
+                        nbytes = _input_nbytes(x)
+                        if nbytes <= MAX_HELD_INPUT_BYTES:
+                            extra = extra or _Extra()
+                            extra.held = _Held(x.copy() if type(x) is np.ndarray else x,
+                                               rows, self.monitor._features)
+                            extra.nbytes += nbytes
+            seg = -1
+            if type(segment) is str:
+                seg = self._seg_codes(segment)
+                if seg < 0:
+                    extra = extra or _Extra()
+                    extra.segments = segment
+            elif segment is not None:
+                extra = extra or _Extra()
+                extra.segments = segment
+            out = self._out_codes(output)
+            if out < 0:
+                out = self._out_codes("auto")
+            hi = lo = span = tflags = 0
+            if span_context is not None:
+                flags |= _CTX
+                trace_id = span_context.trace_id
+                hi, lo = trace_id >> 64, trace_id & _MASK64
+                span = span_context.span_id
+                if span_context.trace_state or span_context.is_remote:
+                    extra = extra or _Extra()
+                    extra.ctx = span_context
+                tflags = int(span_context.trace_flags)
+            key = _key(prediction_id)
+            if type(key) is str:
+                extra = extra or _Extra()
+                extra.key = key
+            else:
+                if flags & _CTX and key != span:  # a user id in span-id form
+                    extra = extra or _Extra()
+                    extra.ctx = span_context
+                span = key  # the slot's span field holds the int key (the span's own id)
+            if extra is not None:
+                flags |= _EXTRA
             now = self._clock()
-            rec = _Record(now, pred, output, rows, span_context, segment, held, size)
+            record = (now, hi, lo, span, value, rows, seg, pcode, out, tflags, flags)
             with self._lock:
-                store = self._store
-                if prediction_id in store:
-                    self._bytes -= store.pop(prediction_id).size
-                store[prediction_id] = rec
-                self._bytes += size
-                self._inserts += 1
-                if (len(store) > self._max_records or self._bytes > self.max_bytes
-                        or not self._inserts & 63):  # expiry: checked every 64 calls
-                    self._trim(now)
+                old = store.index.get(key)
+                if old is not None:
+                    store.drop(old, None)
+                i = store.claim(now, self.monitor.outcome_ttl_s)
+                store.slots[i] = record
+                if row is not None:
+                    store.inputs[i] = row.ravel()
+                    store.bytes += store.width * 8
+                if extra is not None:
+                    store.extras[i] = extra
+                    store.bytes += extra.nbytes
+                store.index[key] = i
+                store.bytes += store.record_bytes
+                if store.bytes > self.max_bytes or not store.pos & 63:  # expiry: every 64
+                    store.max_bytes = self.max_bytes
+                    store.trim(now, self.monitor.outcome_ttl_s)
         except Exception as exc:
             internal_error("outcomes.remember", exc)
 
-    def _trim(self, now: float) -> None:
-        """Drop expired records from the old end, then the oldest while over a cap."""
-        store, tombs = self._store, self._tombstones
-        ttl, max_tombs = self.monitor.outcome_ttl_s, self._max_tombstones
-        while store:
-            pid = next(iter(store))
-            rec = store[pid]
-            if now - rec.t > ttl:
-                tombs[pid] = "expired"
-                self._expired += 1
-            elif len(store) > self._max_records or self._bytes > self.max_bytes:
-                tombs[pid] = "evicted"
-                self._evicted += 1
-            else:
-                break
-            del store[pid]
-            self._bytes -= rec.size
-            if len(tombs) > max_tombs:
-                tombs.popitem(last=False)
+    def _scalar(self, result: Any) -> tuple[float, int]:
+        """One prediction as ``(value, layout code + 1)``; code 0: not a single value."""
+        t = type(result)
+        if t is np.ndarray:
+            if result.size != 1 or result.ndim > 2:
+                return 0.0, 0
+            kind = result.dtype.kind
+            v = result.item()
+            layout = (result.dtype.str, result.ndim)
+        elif t is float:
+            kind, v, layout = "f", result, ("<f8", 0)
+        elif t is int or t is bool:
+            kind, v, layout = "i", result, ("<i8" if t is int else "|b1", 0)
+        else:
+            return 0.0, 0
+        if kind in "US":
+            code = self._label_codes(v)
+            if code < 0:
+                return 0.0, 0
+            v = code
+        elif kind in "iu":
+            if not -_EXACT_INT < v < _EXACT_INT:
+                return 0.0, 0
+        elif kind not in "fb":
+            return 0.0, 0
+        return float(v), self._layouts(layout) + 1
 
-    def _tomb(self, pid: str, reason: str) -> None:
-        self._tombstones.pop(pid, None)
-        self._tombstones[pid] = reason
-        if len(self._tombstones) > self._max_tombstones:
-            self._tombstones.popitem(last=False)
+    def _pred_array(self, value: float, pcode: int, extra: _Extra | None) -> np.ndarray:
+        if pcode == 0:
+            assert extra is not None and extra.pred is not None
+            return extra.pred
+        dtype, ndim = self._layouts.values[pcode - 1]
+        dtype = np.dtype(dtype)
+        if dtype.kind in "US":
+            arr = np.array(self._label_codes.values[int(value)], dtype=dtype)
+        else:
+            arr = np.array(value).astype(dtype)
+        return arr.reshape((1,) * ndim)
+
+    def _take(self, key: int | str, now: float) -> _Record | str:
+        """Remove and rebuild the record under ``key``, or say why there is none (locked)."""
+        store = self._store
+        store.max_bytes = self.max_bytes
+        store.trim(now, self.monitor.outcome_ttl_s)
+        i = store.index.get(key)
+        if i is None:
+            return store.tomb_reason(key) or "unknown_id"
+        t, hi, lo, span, value, rows, seg, pcode, out, tflags, flags = store.slots[i].tolist()
+        extra = store.extras.get(i) if flags & _EXTRA else None
+        if now - t > self.monitor.outcome_ttl_s:
+            store.drop(i, "expired")
+            return "expired"
+        batch = None
+        if flags & _ROW:
+            row = store.inputs[i].copy()
+            batch = _Held(row.reshape(1, -1) if flags & _ROW2D else row, 1,
+                          self.monitor._features)
+        elif extra is not None and extra.held is not None:
+            batch = extra.held
+        segment = self._seg_codes.values[seg] if seg >= 0 else None
+        if extra is not None and extra.segments is not None:
+            segment = extra.segments
+        ctx = None
+        if extra is not None and extra.ctx is not None:
+            ctx = extra.ctx
+        elif flags & _CTX:
+            if type(key) is int:
+                span = key
+            ctx = SpanContext((hi << 64) | lo, span, is_remote=False,
+                              trace_flags=TraceFlags(tflags))
+        pred = self._pred_array(value, pcode, extra)
+        rec = _Record(t, pred, self._out_codes.values[out], None if rows < 0 else rows,
+                      ctx, segment, batch)
+        store.drop(i, None)
+        store.tomb(key, "duplicate")
+        return rec
 
     # ------------------------------------------------------------------ labels
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
@@ -312,15 +599,9 @@ class OutcomeMonitor:
             pid = str(prediction_id)
             now = self._clock()
             with self._lock:
-                self._trim(now)
-                rec = self._store.pop(pid, None)
-                if rec is None:
-                    reason = self._tombstones.get(pid, "unknown_id")
-                else:
-                    self._bytes -= rec.size
-                    self._tomb(pid, "duplicate")
-            if rec is None:
-                self._unmatch(reason, _label_count(actual))
+                rec = self._take(_key(pid), now)
+            if type(rec) is str:
+                self._unmatch(rec, _label_count(actual))
                 return
             tracer = self.monitor._tracer
             ctx = rec.span_context
@@ -719,8 +1000,9 @@ class OutcomeMonitor:
     def store_stats(self) -> dict[str, int]:
         """Prediction store: records and bytes held, evicted and expired since start."""
         with self._lock:
-            return {"records": len(self._store), "bytes": self._bytes,
-                    "evicted": self._evicted, "expired": self._expired}
+            store = self._store
+            return {"records": len(store.index), "bytes": store.bytes,
+                    "evicted": store.evicted, "expired": store.expired}
 
     def _reference_performance(self) -> dict[str, float]:
         values = _mapping(getattr(getattr(self.monitor, "reference", None), "performance", None))
