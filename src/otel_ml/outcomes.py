@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,9 +85,12 @@ UNMATCHED_REASONS: dict[str, str] = {
 }
 
 _INDEX_ENTRY = 110  # bytes per live record in the id index (dict entry, int key and slot)
-_SLOT_DTYPE = np.dtype([("t", "f8"), ("hi", "u8"), ("lo", "u8"), ("span", "u8"),
-                        ("pred", "f8"), ("rows", "i4"), ("seg", "i4"), ("pcode", "u2"),
-                        ("out", "u1"), ("tflags", "u1"), ("flags", "u1")])
+# Fields of a slot and their C types: one typed array per field (compact like numpy, with
+# element access at Python speed, which the hot path needs).
+_FIELDS = (("t", "d"), ("trace_hi", "Q"), ("trace_lo", "Q"), ("span", "Q"), ("pred", "d"), ("rows", "i"),
+           ("flags", "Q"))
+# ``flags`` packs: the bits below (8), trace flags (8), output code (8), prediction layout
+# code (16), segment code + 1 (24; 0: no segment).
 _DENSE_INPUT_BYTES = 8 * 1024 * 1024  # largest preallocated array of held single rows
 _MAX_CODES = 4096  # distinct segments / outputs / prediction layouts given compact codes
 _MASK64 = (1 << 64) - 1
@@ -95,7 +99,7 @@ _EXACT_INT = 1 << 53
 _LIVE, _CTX, _EXTRA, _ROW, _ROW2D = 1, 2, 4, 8, 16
 _NO_INPUT = object()
 _REASONS = ("", "expired", "evicted", "duplicate")
-_REASON_CODE = {r: i for i, r in enumerate(_REASONS)}
+_EXPIRED, _EVICTED, _DUPLICATE = 1, 2, 3
 _OBJECT_ITEM = 64  # bytes per element of an object array (the pointed-to objects)
 _BASELINE_ROWS = 30  # regression errors that set the scale fed to the detectors
 _REGRESSION_PH_DELTA = 0.05
@@ -198,20 +202,23 @@ class _Store:
     def __init__(self, size: int, max_bytes: int, max_tombstones: int) -> None:
         self.size = size
         self.max_bytes = max_bytes
-        self.slots = np.zeros(size, dtype=_SLOT_DTYPE)  # calloc: pages touched as used
+        for name, code in _FIELDS:
+            setattr(self, name, array(code, bytes(size * array(code).itemsize)))
         self.index: dict[int | str, int] = {}
         self.extras: dict[int, _Extra] = {}
         self.inputs: np.ndarray | None = None  # (size, width) float64 held single rows
         self.width = -1  # -1: not decided yet; 0: no dense rows
+        self.row_bytes = 0
         self.pos = 0  # insertions so far (next slot: pos % size)
         self.lo = 0  # position of the oldest slot that may be live
         self.bytes = 0  # live records' bytes (slot + index + row + extras)
-        self.record_bytes = _SLOT_DTYPE.itemsize + _INDEX_ENTRY
+        self.record_bytes = sum(array(c).itemsize for _, c in _FIELDS) + _INDEX_ENTRY
         self.evicted = 0
         self.expired = 0
         n = max(1, max_tombstones)
-        self.tomb_keys = np.zeros(n, dtype=np.uint64)
-        self.tomb_reasons = np.zeros(n, dtype=np.uint8)
+        self.n_tombs = n
+        self.tomb_keys = array("Q", bytes(8 * n))
+        self.tomb_reasons = array("B", bytes(n))
         self.tomb_pos = 0
 
     def dense_width(self, width: int) -> bool:
@@ -219,71 +226,71 @@ class _Store:
         if self.width < 0:
             ok = width > 0 and self.size * width * 8 <= min(_DENSE_INPUT_BYTES, self.max_bytes)
             self.width = width if ok else 0
+            self.row_bytes = self.width * 8
             if ok:
                 self.inputs = np.zeros((self.size, width))
         return width == self.width
 
     # -------------------------------------------------------------- tombstones
-    def tomb(self, key: int | str, reason: str) -> None:
-        i = self.tomb_pos % len(self.tomb_keys)
-        self.tomb_keys[i] = _key64(key)
-        self.tomb_reasons[i] = _REASON_CODE[reason]
+    def tomb(self, key: int | str, reason: int) -> None:
+        """Remember why ``key`` left (a code of :data:`_REASONS`)."""
+        i = self.tomb_pos % self.n_tombs
+        self.tomb_keys[i] = key if type(key) is int else hash(key) & _MASK64
+        self.tomb_reasons[i] = reason
         self.tomb_pos += 1
 
     def tomb_reason(self, key: int | str) -> str | None:
-        hits = np.flatnonzero(self.tomb_keys == np.uint64(_key64(key)))
-        hits = hits[self.tomb_reasons[hits] != 0]
+        keys = np.frombuffer(self.tomb_keys, dtype=np.uint64)
+        reasons = np.frombuffer(self.tomb_reasons, dtype=np.uint8)
+        hits = np.flatnonzero(keys == np.uint64(_key64(key)))
+        hits = hits[reasons[hits] != 0]
         if not hits.size:
             return None
         n = len(self.tomb_keys)
         newest = hits[np.argmin((self.tomb_pos - 1 - hits) % n)]
-        return _REASONS[self.tomb_reasons[newest]]
+        return _REASONS[reasons[newest]]
 
     # -------------------------------------------------------------- records
-    def drop(self, i: int, reason: str | None) -> None:
-        """Free slot ``i`` (live); ``reason``: tombstone it as expired/evicted."""
-        slot = self.slots[i]
-        flags = int(slot["flags"])
-        extra = self.extras.pop(i, None) if flags & _EXTRA else None
-        if extra is not None and extra.key is not None:
-            key: int | str = extra.key
+    def drop(self, i: int, reason: int) -> None:
+        """Free slot ``i`` (live); tombstone it when ``reason`` (expired/evicted) is not 0."""
+        flags = self.flags[i]
+        self.flags[i] = 0
+        nbytes = self.record_bytes
+        if flags & _EXTRA:
+            extra = self.extras.pop(i)
+            key: int | str = self.span[i] if extra.key is None else extra.key
+            nbytes += extra.nbytes
         else:
-            key = int(slot["span"])
+            key = self.span[i]
+        if flags & _ROW:
+            nbytes += self.row_bytes
+        self.bytes -= nbytes
         self.index.pop(key, None)
-        slot["flags"] = 0
-        self.bytes -= self.record_bytes + (extra.nbytes if extra is not None else 0) + (
-            self.width * 8 if flags & _ROW else 0)
-        if reason == "expired":
-            self.expired += 1
-        elif reason == "evicted":
-            self.evicted += 1
-        if reason is not None:
-            self.tomb(key, reason)
+        if reason:
+            if reason == _EXPIRED:
+                self.expired += 1
+            else:
+                self.evicted += 1
+            j = self.tomb_pos % self.n_tombs
+            self.tomb_keys[j] = key if type(key) is int else hash(key) & _MASK64
+            self.tomb_reasons[j] = reason
+            self.tomb_pos += 1
 
     def trim(self, now: float, ttl: float) -> None:
         """Drop expired records from the old end, then the oldest while over the byte cap."""
-        slots, size = self.slots, self.size
+        t, live, size = self.t, self.flags, self.size
         lo = max(self.lo, self.pos - size)
         while lo < self.pos:
             i = lo % size
-            if slots["flags"][i] & _LIVE:
-                if now - float(slots["t"][i]) > ttl:
-                    self.drop(i, "expired")
+            if live[i] & _LIVE:
+                if now - t[i] > ttl:
+                    self.drop(i, _EXPIRED)
                 elif self.bytes > self.max_bytes:
-                    self.drop(i, "evicted")
+                    self.drop(i, _EVICTED)
                 else:
                     break
             lo += 1
         self.lo = lo
-
-    def claim(self, now: float, ttl: float) -> int:
-        """The next slot, freed of the record it held (the oldest: expired or evicted)."""
-        i = self.pos % self.size
-        if self.slots["flags"][i] & _LIVE:
-            self.drop(i, "expired" if now - float(self.slots["t"][i]) > ttl else "evicted")
-        self.pos += 1
-        self.lo = max(self.lo, self.pos - self.size)
-        return i
 
 
 class _Pred:
@@ -384,6 +391,7 @@ class OutcomeMonitor:
         self._out_codes = _Codes(256)
         self._layouts = _Codes(65_000)
         self._label_codes = _Codes()
+        self._float_layout: tuple[Any, int, int] = (None, -1, 0)
         self._task: str | None = None
         self._classes = CappedValues("class", max(MAX_CLASSES, len(self._declared)), self._declared)
         self._groups = CappedValues("fairness group", MAX_GROUPS)
@@ -417,7 +425,12 @@ class OutcomeMonitor:
             store = self._store
             extra = None
             flags = _LIVE
-            value, pcode = self._scalar(result)
+            fl = self._float_layout
+            if (type(result) is np.ndarray and result.dtype is fl[0] and result.ndim == fl[1]
+                    and result.size == 1):
+                value, pcode = result.item(), fl[2]  # the usual case: one float
+            else:
+                value, pcode = self._scalar(result)
             if pcode == 0:  # not one number or label: a private copy, counted in bytes
                 pred = _copy(result)
                 if pred is None:
@@ -445,7 +458,8 @@ class OutcomeMonitor:
                     # other inputs are held (copied when arrays) while small enough.
                     x = getattr(batch, "_x", _NO_INPUT)
                     if (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
-                            and x.dtype.kind in "fiub" and store.dense_width(x.size)):
+                            and x.dtype.kind in "fiub"
+                            and (x.size == store.width or store.dense_width(x.size))):
                         row = x
                         flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
                     elif x is _NO_INPUT:  # a batch-like object: held as it is
@@ -467,20 +481,23 @@ class OutcomeMonitor:
             elif segment is not None:
                 extra = extra or _Extra()
                 extra.segments = segment
-            out = self._out_codes(output)
-            if out < 0:
-                out = self._out_codes("auto")
+            out = self._out_codes.codes.get(output)
+            if out is None:
+                out = self._out_codes(output)
+                if out < 0:
+                    out = self._out_codes("auto")
             hi = lo = span = tflags = 0
             if span_context is not None:
                 flags |= _CTX
                 trace_id = span_context.trace_id
                 hi, lo = trace_id >> 64, trace_id & _MASK64
                 span = span_context.span_id
-                if span_context.trace_state or span_context.is_remote:
-                    extra = extra or _Extra()
-                    extra.ctx = span_context
-                tflags = int(span_context.trace_flags)
-            key = _key(prediction_id)
+                tflags = span_context.trace_flags
+            if (span and len(prediction_id) == 16
+                    and format(span, "016x") == prediction_id):
+                key: int | str = span  # the span's own id (the default prediction id)
+            else:
+                key = _key(prediction_id)
             if type(key) is str:
                 extra = extra or _Extra()
                 extra.key = key
@@ -492,16 +509,26 @@ class OutcomeMonitor:
             if extra is not None:
                 flags |= _EXTRA
             now = self._clock()
-            record = (now, hi, lo, span, value, rows, seg, pcode, out, tflags, flags)
             with self._lock:
                 old = store.index.get(key)
                 if old is not None:
-                    store.drop(old, None)
-                i = store.claim(now, self.monitor.outcome_ttl_s)
-                store.slots[i] = record
+                    store.drop(old, 0)
+                i = store.pos % store.size  # the next slot, freed of the oldest record
+                if store.flags[i]:
+                    store.drop(i, _EXPIRED if now - store.t[i] > self.monitor.outcome_ttl_s
+                               else _EVICTED)
+                store.pos += 1
+                store.t[i] = now
+                store.trace_hi[i] = hi
+                store.trace_lo[i] = lo
+                store.span[i] = span
+                store.pred[i] = value
+                store.rows[i] = rows
+                store.flags[i] = (flags | tflags << 8 | out << 16 | pcode << 24
+                                  | (seg + 1) << 40)
                 if row is not None:
-                    store.inputs[i] = row.ravel()
-                    store.bytes += store.width * 8
+                    store.inputs[i] = row
+                    store.bytes += store.row_bytes
                 if extra is not None:
                     store.extras[i] = extra
                     store.bytes += extra.nbytes
@@ -519,6 +546,8 @@ class OutcomeMonitor:
         if t is np.ndarray:
             if result.size != 1 or result.ndim > 2:
                 return 0.0, 0
+            if result.dtype is self._float_layout[0] and result.ndim == self._float_layout[1]:
+                return result.item(), self._float_layout[2]  # the usual case, cached
             kind = result.dtype.kind
             v = result.item()
             layout = (result.dtype.str, result.ndim)
@@ -538,7 +567,10 @@ class OutcomeMonitor:
                 return 0.0, 0
         elif kind not in "fb":
             return 0.0, 0
-        return float(v), self._layouts(layout) + 1
+        code = self._layouts(layout) + 1
+        if t is np.ndarray and kind == "f" and code:
+            self._float_layout = (result.dtype, result.ndim, code)
+        return float(v), code
 
     def _pred_array(self, value: float, pcode: int, extra: _Extra | None) -> np.ndarray:
         if pcode == 0:
@@ -560,10 +592,11 @@ class OutcomeMonitor:
         i = store.index.get(key)
         if i is None:
             return store.tomb_reason(key) or "unknown_id"
-        t, hi, lo, span, value, rows, seg, pcode, out, tflags, flags = store.slots[i].tolist()
+        t, flags, value = store.t[i], store.flags[i], store.pred[i]
+        pcode = flags >> 24 & 0xFFFF
         extra = store.extras.get(i) if flags & _EXTRA else None
         if now - t > self.monitor.outcome_ttl_s:
-            store.drop(i, "expired")
+            store.drop(i, _EXPIRED)
             return "expired"
         batch = None
         if flags & _ROW:
@@ -572,6 +605,7 @@ class OutcomeMonitor:
                           self.monitor._features)
         elif extra is not None and extra.held is not None:
             batch = extra.held
+        rows, seg, out = store.rows[i], (flags >> 40) - 1, flags >> 16 & 0xFF
         segment = self._seg_codes.values[seg] if seg >= 0 else None
         if extra is not None and extra.segments is not None:
             segment = extra.segments
@@ -579,15 +613,14 @@ class OutcomeMonitor:
         if extra is not None and extra.ctx is not None:
             ctx = extra.ctx
         elif flags & _CTX:
-            if type(key) is int:
-                span = key
-            ctx = SpanContext((hi << 64) | lo, span, is_remote=False,
-                              trace_flags=TraceFlags(tflags))
+            span = key if type(key) is int else store.span[i]
+            ctx = SpanContext((store.trace_hi[i] << 64) | store.trace_lo[i], span, is_remote=False,
+                              trace_flags=TraceFlags(flags >> 8 & 0xFF))
         pred = self._pred_array(value, pcode, extra)
         rec = _Record(t, pred, self._out_codes.values[out], None if rows < 0 else rows,
                       ctx, segment, batch)
-        store.drop(i, None)
-        store.tomb(key, "duplicate")
+        store.drop(i, 0)
+        store.tomb(key, _DUPLICATE)
         return rec
 
     # ------------------------------------------------------------------ labels
