@@ -408,3 +408,35 @@ def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, pro
             outside += ok & ((col < p.p_low) | (col >= p.p_high))
     assert st.outliers == int((beyond | (outside >= k)).sum())
     assert st.outliers >= 40
+
+
+def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
+    rng = np.random.default_rng(22)
+    F = 20
+    ref = Reference.from_data(rng.normal(size=(20_000, F)))
+    monitor = ModelMonitor("m", reference=ref, **providers)
+    fm = monitor._features
+    lay = fm._layout
+    assert lay.outlier_k > 1  # rows with some, but too few, values in the tails exist
+    rows = rng.normal(size=(600, F)) * rng.choice([0.5, 1.0, 1.5], size=(600, 1))
+    p = next(iter(ref.features.values()))
+    rows[:120] = 0.0
+    rows[:20, 0] = p.max + 1  # beyond the range: an outlier on its own
+    rows[20:40, 3] = np.nan
+    rows[40:60, :5] = np.inf  # non-finite values are data-quality issues, not outliers
+    rows[60:80, :2] = -np.inf
+    rows[80:100, 0] = p.p_high  # at the top of the central range: outside it
+    rows[80:100, 1:lay.outlier_k] = 10.0
+    rows[100:120, :lay.outlier_k - 1] = 3.5  # in the tails, one value short of the rule
+    # The binned rule of every row, from the batch kernel.
+    _, expected = lay.delta(rows, None, outliers=True)
+    assert expected[:20].all() and not expected[20:80].any()
+    assert expected[80:100].all() and not expected[100:120].any()
+    assert 0 < expected[120:].sum() < 200  # and some of the random rows
+    got = []
+    for i, row in enumerate(rows):
+        x = (row, row.tolist(), row.reshape(1, F))[i % 3]  # every fast-path form
+        got.append(fm.observe(x, None, segment=None, output="auto").outlier_rate)
+    np.testing.assert_array_equal(np.array(got), expected.astype(float))
+    fm.flush()
+    assert fm._stats[NO_SEGMENT].outliers == int(expected.sum())  # the counter agrees
