@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import tracemalloc
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import collect, points
+from opentelemetry.trace import SpanContext, TraceFlags
 from sklearn import metrics as skm
 
 import otel_ml
@@ -298,6 +300,66 @@ def test_store_is_bounded_by_count(providers):
     monitor.record_outcome(format(123_500, "016x"), 1.0)  # evicted recently: said so
     monitor.record_outcome(format(0, "016x"), 1.0)  # evicted long ago: forgotten
     assert monitor.performance_report().unmatched == {"evicted": 1, "unknown_id": 1}
+
+
+class _Context:
+    """What the store reads of a span context (cheaper to make than the SDK's, under
+    tracemalloc)."""
+
+    __slots__ = ("span_id", "trace_flags", "trace_id")
+
+    def __init__(self, trace_id: int, span_id: int) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_flags = 1
+
+
+def test_default_store_of_single_row_calls_stays_within_its_memory_bound(providers):
+    """200k single-row calls (span-id ids, input row held for the reference bins) with the
+    default settings: what the store keeps, measured by tracemalloc, stays under 4 MiB
+    (the bound docs/configuration.md states), flat once full, and store_stats() says so."""
+    rng = np.random.default_rng(3)
+    reference = otel_ml.Reference.from_data(rng.normal(size=(2000, 20)))
+    monitor = ModelMonitor("m", "1", reference=reference, **providers)
+    outcomes = monitor._outcomes
+    x = rng.normal(size=(1, 20))
+    batch = monitor._features.observe(x, np.array([0.5]), segment=None, output="auto")
+    assert batch is not None and batch.rows == 1
+    prediction = np.array([0.5])
+    remember = outcomes.remember
+
+    def calls(start: int, stop: int) -> None:
+        for i in range(start, stop):  # span contexts as the SDK's: ints made for each call
+            span_id = (i * 0x9E3779B97F4A7C15 + 12345) & 0xFFFF_FFFF_FFFF_FFFF | 1
+            ctx = _Context(span_id << 64 | i, span_id)
+            remember(format(span_id, "016x"), batch, prediction, "auto", ctx, None)
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        outcomes._reset()  # the store, allocated under tracing
+        calls(0, 100_000)
+        half = tracemalloc.get_traced_memory()[0] - base
+        calls(100_000, 200_000)
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    stats = outcomes.store_stats()
+    assert stats["records"] == 10_000 and stats["evicted"] == 190_000
+    assert held < 4 * 2**20, held
+    assert abs(held - half) < 50_000, (half, held)  # flat once full
+    assert 0.7 * held < stats["bytes"] < 1.3 * held, (stats["bytes"], held)  # honest count
+    # the latest calls are still joinable, and link to their span
+    ids = random.Random(4)
+    span_id = ids.getrandbits(64) | 1
+    trace_id = ids.getrandbits(128) | 1
+    ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    outcomes.remember(format(span_id, "016x"), batch, prediction, "auto", ctx, None)
+    record = outcomes._take(span_id, outcomes._clock())
+    assert record.span_context.trace_id == trace_id and record.span_context.span_id == span_id
+    assert record.span_context.trace_flags == 1
+    np.testing.assert_array_equal(record.batch._x, x)
+    assert record.pred.tolist() == [0.5] and record.rows == 1
 
 
 def test_store_is_bounded_by_bytes(providers):
