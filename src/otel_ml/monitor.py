@@ -82,7 +82,7 @@ class ModelMonitor:
         max_features: Features tracked per model (the rest are ignored, with a log line).
         max_categories: Categories tracked per categorical feature (the rest are "other").
         outcome_store_size: Predictions kept for joining labels that arrive later (the last
-            10,000 calls by default, about 0.3 kB each: 100 s of label delay at 100 calls/s).
+            10,000 calls by default, 0.2-0.4 kB each: 100 s of label delay at 100 calls/s).
         outcome_ttl_s: How long a prediction waits for its label (default 7 days).
         capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
             attached to the span, with ``redact`` fields removed. Default 0: never.
