@@ -38,9 +38,11 @@ SCRIPT = textwrap.dedent("""
 
     def report(role, calls):
         span_id = telemetry.tracer_provider.resource.attributes["service.instance.id"]
-        print(json.dumps({"role": role, "pid": os.getpid(), "id": instance_id(),
-                          "span_id": span_id, "calls": calls,
-                          "threads": sorted(t.name for t in threading.enumerate())}), flush=True)
+        line = json.dumps({"role": role, "pid": os.getpid(), "id": instance_id(),
+                           "span_id": span_id, "calls": calls,
+                           "threads": sorted(t.name for t in threading.enumerate())})
+        # One write per line (under PIPE_BUF): processes sharing stdout never interleave.
+        os.write(1, (line + "\n").encode())
 
     def child(n):
         for _ in range(n):
