@@ -627,6 +627,38 @@ def test_real_batches_give_segments_groups_and_bins(providers, metric_reader):
     assert features == {"age", "income"}
 
 
+def test_single_rows_kept_compactly_score_like_one_batch(providers):
+    """Single rows (1-D arrays, (1, F) arrays, lists) are kept as float rows in the store:
+    their bins and sensitive groups come out as when the same rows arrive as one batch."""
+    rng = np.random.default_rng(11)
+    X = np.column_stack([rng.normal(40, 10, 200), rng.normal(50, 15, 200),
+                         rng.integers(0, 2, 200)]).astype(float)
+    y = (X[:, 1] > 50).astype(int)
+    reference = otel_ml.Reference.from_data(X[:, :2], feature_names=["age", "income"])
+    options = {"reference": reference, "feature_names": ["age", "income", "group"],
+               "sensitive_attribute": "group", "task": "classification"}
+
+    def model(x):
+        return (np.asarray(x, dtype=float).reshape(-1, 3)[:, 0] > 40).astype(int)
+
+    singles, ids = _decorated(providers, model, **options)
+    for i, row in enumerate(X):
+        singles([row, row.reshape(1, -1), row.tolist()][i % 3])
+    store = singles.monitor._outcomes._store
+    assert store.width == 3 and not store.extras  # every row in the array of rows
+    for pid, actual in zip(ids, y):
+        singles.monitor.record_outcome(pid, actual)
+    batched, batch_ids = _decorated(providers, model, **options)
+    batched(X)
+    batched.monitor.record_outcome(batch_ids[0], y)
+    one, many = singles.monitor.performance_report(), batched.monitor.performance_report()
+    assert one.count == many.count == 200 and one.unmatched == {}
+    assert one.error_by_bin == many.error_by_bin and set(one.error_by_bin) == {"age", "income"}
+    assert {g: r.count for g, r in one.fairness.groups.items()} == \
+        {g: r.count for g, r in many.fairness.groups.items()}
+    assert one.metrics["accuracy"] == many.metrics["accuracy"]
+
+
 def test_disabled_monitor_records_nothing(providers, metric_reader):
     monitor = _monitor(providers)
     monitor._disabled = True

@@ -1,7 +1,11 @@
 """Ground truth joined to predictions: performance, fairness, concept drift, error analysis.
 
-Every successful instrumented call is remembered (a small record under its prediction id, in
-a store bounded by count, bytes and age). When its label arrives, :meth:`record_outcome`
+Every successful instrumented call is remembered under its prediction id, in a store bounded
+by count, bytes and age (:class:`_Store`): a slot of preallocated typed arrays (time, trace and
+span ids, one prediction as a number or a label code, codes for output and segment) and, when
+the reference bins or the sensitive attribute need it, the input row in a preallocated array of
+floats; bigger predictions and inputs are copies counted against the byte cap. About 0.2 kB a
+call, plus 8 bytes per feature held. When its label arrives, :meth:`record_outcome`
 scores it: confusion counts (classification) or errors (regression) go into cumulative
 counters for Prometheus and into a ring of time slots for the windowed gauges and
 :meth:`performance_report`; the per-row error feeds the concept-drift detectors; the fairness
@@ -156,21 +160,25 @@ class _Held:
 class _Codes:
     """Small values (segments, output kinds, prediction layouts) by compact integer code."""
 
-    __slots__ = ("cap", "codes", "values")
+    __slots__ = ("cap", "codes", "lock", "values")
 
     def __init__(self, cap: int = _MAX_CODES) -> None:
         self.cap = cap
         self.codes: dict[Any, int] = {}
         self.values: list[Any] = []
+        self.lock = threading.Lock()
 
     def __call__(self, value: Any) -> int:
-        """The value's code, or -1 when the table is full."""
+        """The value's code, or -1 when the table is full (any thread)."""
         code = self.codes.get(value)
         if code is None:
-            if len(self.values) >= self.cap:
-                return -1
-            code = self.codes[value] = len(self.values)
-            self.values.append(value)
+            with self.lock:
+                code = self.codes.get(value)
+                if code is None:
+                    if len(self.values) >= self.cap:
+                        return -1
+                    self.values.append(value)
+                    code = self.codes[value] = len(self.values) - 1
         return code
 
 
@@ -459,9 +467,14 @@ class OutcomeMonitor:
                     x = getattr(batch, "_x", _NO_INPUT)
                     if (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
                             and x.dtype.kind in "fiub"
-                            and (x.size == store.width or store.dense_width(x.size))):
+                            and (x.size == store.width or self._dense(x.size))):
                         row = x
                         flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
+                    elif ((type(x) is list or type(x) is tuple) and rows == 1
+                            and (len(x) == store.width or self._dense(len(x)))
+                            and all(type(v) is float or type(v) is int for v in x)):
+                        row = x
+                        flags |= _ROW
                     elif x is _NO_INPUT:  # a batch-like object: held as it is
                         extra = extra or _Extra()
                         extra.held = batch
@@ -539,6 +552,11 @@ class OutcomeMonitor:
                     store.trim(now, self.monitor.outcome_ttl_s)
         except Exception as exc:
             internal_error("outcomes.remember", exc)
+
+    def _dense(self, width: int) -> bool:
+        """Whether single rows of this width go to the store's array of rows."""
+        with self._lock:
+            return self._store.dense_width(width)
 
     def _scalar(self, result: Any) -> tuple[float, int]:
         """One prediction as ``(value, layout code + 1)``; code 0: not a single value."""
