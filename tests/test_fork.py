@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent("""
                            "span_id": span_id, "calls": calls,
                            "threads": sorted(t.name for t in threading.enumerate())})
         # One write per line (under PIPE_BUF): processes sharing stdout never interleave.
-        os.write(1, (line + "\n").encode())
+        os.write(1, (line + "\\n").encode())
 
     def child(n):
         for _ in range(n):
