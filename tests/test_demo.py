@@ -242,7 +242,7 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
 
 
 def test_without_rich_the_demo_prints_plain_lines(monkeypatch):
-    from otel_ml.demo import DemoOptions, run_demo, view
+    from otel_ml.demo import DemoOptions, run_demo
 
     monkeypatch.setattr("otel_ml.demo.runner.rich_available", lambda: False)
     out = io.StringIO()

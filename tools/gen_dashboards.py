@@ -153,7 +153,6 @@ RATE = "5m"
 
 def overview() -> dict:
     p = _Panels()
-    calls = _m("ml.model.predict.calls")
     dur = _m("ml.model.predict.duration")
     p.row("Traffic")
     p.add("Predict calls /s", [(f"sum by (ml_model_name, ml_model_version) "
