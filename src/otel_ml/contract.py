@@ -76,6 +76,7 @@ class Attr:
     FAIRNESS_METRIC = "ml.fairness.metric"
     DETECTOR = "ml.detector"
     REASON = "ml.reason"
+    GPU_DEVICE = "ml.gpu.device"  # process-wide GPU metrics: the device index
     PAYLOAD_INPUTS = "ml.payload.inputs"  # span only, opt-in (capture_payloads): JSON rows
     PAYLOAD_PREDICTIONS = "ml.payload.predictions"  # span only, opt-in: JSON predictions
     PAYLOAD_TRUNCATED = "ml.payload.truncated"  # span only: True when rows/size were cut
@@ -250,6 +251,9 @@ METRICS: dict[str, MetricSpec] = {
         _m("ml.model.requests.rejected", C, "{request}",
            "Requests refused before predict, by reason.", A.REASON),
         # --- the library's own health --------------------------------------------------
+        MetricSpec("ml.process.gpu.memory.usage", OG, "By",
+                   "GPU memory this process holds per device (torch.cuda or NVML, when present).",
+                   (A.GPU_DEVICE,)),
         MetricSpec("ml.telemetry.errors", OC, "{error}",
                    "Failures inside otel_ml itself (never raised to the caller), by cause.",
                    (A.REASON,)),

@@ -65,8 +65,12 @@ class Instruments:
             with self._lock:
                 observers = list(self._observers)
             out: list[Observation] = []
-            if name == "ml.telemetry.errors":
-                out.extend(Observation(v, a) for v, a in telemetry_error_points())
+            process_wide = _PROCESS_WIDE.get(name)
+            if process_wide is not None:  # no model attributes: reported once per provider
+                try:
+                    out.extend(Observation(v, a) for v, a in process_wide())
+                except Exception as exc:
+                    internal_error(f"collect:{name}", exc)
                 return out
             for observer in observers:
                 try:
@@ -132,6 +136,12 @@ def tracer_for(tracer_provider: trace.TracerProvider | None = None) -> trace.Tra
         return tracer
 
 
+def _gpu_points() -> Points:
+    from .gpu import gpu_memory_points
+
+    return gpu_memory_points()
+
+
 def telemetry_error_points() -> Points:
     """Observations for ``ml.telemetry.errors`` (process-wide, no model attributes)."""
     totals: dict[str, int] = {}
@@ -147,3 +157,10 @@ def renew_locks_after_fork() -> None:
     _registry_lock = threading.Lock()
     for _, holder in list(_holders.values()):
         holder._lock = threading.Lock()
+
+
+#: Observable metrics about the process rather than a model.
+_PROCESS_WIDE: dict[str, Callable[[], Points]] = {
+    "ml.telemetry.errors": telemetry_error_points,
+    "ml.process.gpu.memory.usage": _gpu_points,
+}
