@@ -692,3 +692,24 @@ def test_declared_classes_name_the_probability_columns(providers, metric_reader)
     confusion = {(a["ml.class.predicted"], a["ml.class.actual"]): v
                  for a, v in points(metric_reader, "ml.model.outcomes")}
     assert confusion == {("leave", "leave"): 2, ("leave", "stay"): 1}
+
+
+def test_a_store_of_size_zero_keeps_nothing_and_batch_labels_still_score(providers,
+                                                                           metric_reader):
+    monitor = ModelMonitor("churn", "1", outcome_store_size=0, **providers)
+    ids = []
+
+    def predict(X):
+        ids.append(otel_ml.current_prediction_id())
+        return np.array([1] * len(X))
+
+    monitor(predict)(np.zeros((2, 3)))
+    monitor.record_outcome(ids[0], [1, 0])
+    unmatched = {a["ml.reason"]: v for a, v in points(metric_reader, "ml.model.outcomes.unmatched")}
+    assert unmatched == {"unknown_id": 2}
+    monitor.record_outcomes(np.array([1, 0]), np.array([1, 1]))
+    confusion = {(a["ml.class.predicted"], a["ml.class.actual"]): v
+                 for a, v in points(metric_reader, "ml.model.outcomes")}
+    assert confusion == {("1", "1"): 1, ("1", "0"): 1}
+    with pytest.raises(ValueError, match="outcome_store_size"):
+        ModelMonitor("churn", outcome_store_size=-1)

@@ -83,6 +83,7 @@ class ModelMonitor:
         max_categories: Categories tracked per categorical feature (the rest are "other").
         outcome_store_size: Predictions kept for joining labels that arrive later (the last
             10,000 calls by default, 0.2-0.4 kB each: 100 s of label delay at 100 calls/s).
+            0 keeps none: for models whose labels come with ``record_outcomes``.
         outcome_ttl_s: How long a prediction waits for its label (default 7 days).
         capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
             attached to the span, with ``redact`` fields removed. Default 0: never.
@@ -146,10 +147,11 @@ class ModelMonitor:
         if slot_s > drift_window_s:
             raise ValueError(f"slot_s ({slot_s}) must not exceed drift_window_s ({drift_window_s})")
         for label, value in (("max_segments", max_segments), ("max_features", max_features),
-                             ("max_categories", max_categories),
-                             ("outcome_store_size", outcome_store_size)):
+                             ("max_categories", max_categories)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if not isinstance(outcome_store_size, int) or outcome_store_size < 0:
+            raise ValueError(f"outcome_store_size must be an integer >= 0, got {outcome_store_size!r}")
         if not 0.0 <= capture_payloads <= 1.0:
             raise ValueError(f"capture_payloads must be within [0, 1], got {capture_payloads!r}")
         if drift is not None:

@@ -393,8 +393,10 @@ class OutcomeMonitor:
         self._lock = threading.Lock()
         # Ids of records dropped unlabelled are remembered (up to 10,000), so that a late
         # label is counted as expired/evicted.
-        self._store = _Store(int(m.outcome_store_size), self.max_bytes,
-                             min(int(m.outcome_store_size), 10_000))
+        # outcome_store_size=0: predictions are not kept (labels come with record_outcomes).
+        self._remembering = int(m.outcome_store_size) > 0
+        size = max(1, int(m.outcome_store_size))
+        self._store = _Store(size, self.max_bytes, min(size, 10_000))
         self._seg_codes = _Codes()
         self._out_codes = _Codes(256)
         self._layouts = _Codes(65_000)
@@ -429,6 +431,8 @@ class OutcomeMonitor:
     def remember(self, prediction_id: str, batch: Any, result: Any, output: str,
                  span_context: Any, segment: str | None) -> None:
         """Keep what scoring the call's label will need (O(1); never raises)."""
+        if not self._remembering:
+            return
         try:
             store = self._store
             extra = None
