@@ -240,6 +240,10 @@ def test_bare_decorator_names_the_model_after_the_function(providers, span_expor
     ({"name": "m", "threshold": 1.0}, ValueError),
     ({"name": "m", "reference": 42}, TypeError),
     ({"name": "m", "segment_by": 42}, TypeError),
+    ({"name": "m", "prediction_id_arg": 7}, TypeError),
+    ({"name": "m", "redact": "ssn"}, TypeError),
+    ({"name": "m", "drift": {"alpha": 0.1}}, TypeError),
+    ({"name": "m", "outcome_store_size": -1}, ValueError),
 ])
 def test_bad_decorator_arguments_fail_at_decoration(kwargs, error):
     with pytest.raises(error):

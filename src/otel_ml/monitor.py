@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from timeit import default_timer
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -23,6 +23,11 @@ from ._patch import MonitoredFunction, wrap_callable
 from .contract import Attr
 from .inputs import count_items, count_rows
 from .instruments import Instruments, Points, instruments_for, tracer_for
+
+if TYPE_CHECKING:
+    from .drift import DriftConfig, DriftReport
+    from .performance import PerformanceReport
+    from .reference import Reference
 
 __all__ = ["ModelMonitor", "instrument_model"]
 
@@ -104,7 +109,7 @@ class ModelMonitor:
         version: str = "unknown",
         *,
         task: str = "auto",
-        reference: Any = None,
+        reference: Reference | str | os.PathLike[str] | None = None,
         feature_names: Sequence[str] | None = None,
         features_arg: int | str = 0,
         segment_by: str | Callable[[tuple, dict], Any] | None = None,
@@ -115,7 +120,7 @@ class ModelMonitor:
         classes: Sequence[Any] | None = None,
         threshold: float = 0.5,
         prediction_id_arg: str | None = "prediction_id",
-        drift: Any = None,
+        drift: DriftConfig | None = None,
         drift_window_s: float | None = None,
         slot_s: float = 60.0,
         max_features: int = 200,
@@ -161,6 +166,10 @@ class ModelMonitor:
                 raise TypeError(f"drift must be a DriftConfig, got {type(drift).__name__}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be within (0, 1), got {threshold!r}")
+        if prediction_id_arg is not None and not isinstance(prediction_id_arg, str):
+            raise TypeError(f"prediction_id_arg must be a keyword name or None, got {prediction_id_arg!r}")
+        if isinstance(redact, str):
+            raise TypeError(f"redact takes a list of feature names, got the string {redact!r}")
 
         self.name = name
         self.version = version
@@ -256,7 +265,7 @@ class ModelMonitor:
         except Exception as exc:
             internal_error("observe", exc)
 
-    def drift_report(self) -> Any:
+    def drift_report(self) -> DriftReport:
         """Drift of every feature and of the predictions over the current window."""
         return self._features.drift_report()
 
@@ -269,7 +278,7 @@ class ModelMonitor:
         """Record labels and predictions that arrive together (e.g. a nightly job)."""
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
 
-    def performance_report(self) -> Any:
+    def performance_report(self) -> PerformanceReport:
         """Windowed performance, per segment, fairness and concept drift state."""
         return self._outcomes.performance_report()
 
