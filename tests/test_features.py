@@ -440,3 +440,18 @@ def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
     np.testing.assert_array_equal(np.array(got), expected.astype(float))
     fm.flush()
     assert fm._stats[NO_SEGMENT].outliers == int(expected.sum())  # the counter agrees
+
+
+def test_overflowing_inputs_raise_no_warning_in_the_host(providers):
+    import warnings
+
+    monitor = ModelMonitor("m", feature_names=["a", "b"], **providers)
+    predict = monitor(lambda X: X[:, 0])
+    huge = np.array([[1e308, -1e308], [1e308, np.inf], [-np.inf, 1e308]] * 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            predict(huge)
+            predict(huge[:1])
+        monitor.flush()
+        monitor.drift_report()

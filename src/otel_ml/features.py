@@ -14,6 +14,7 @@ drift, out-of-range, unseen categories and outliers need a reference.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -80,6 +81,21 @@ _MISSING, _NON_FINITE, _OUT_OF_RANGE, _UNSEEN, _MISMATCH = (
 
 # ================================================================================ layout
 
+
+
+def _quiet(func: Any) -> Any:
+    """Run ``func`` with numpy's floating-point warnings off (per batch, not per row).
+
+    Huge or infinite inputs overflow sums: that is the data's problem, counted as data quality,
+    never a RuntimeWarning in the host's logs (or an exception under ``-W error``).
+    """
+
+    @functools.wraps(func)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return func(*args, **kwargs)
+
+    return quiet
 
 class _Layout:
     """The columns tracked (features, then the prediction) and how each is binned.
@@ -802,6 +818,7 @@ class FeatureMonitor:
         self._buf_n = 0
         return out
 
+    @_quiet
     def _process_buffer(self, taken: tuple) -> None:
         V, P, segs = taken
         lay = self._layout
@@ -918,6 +935,7 @@ class FeatureMonitor:
             if full is not None:
                 self._process_buffer(full)
 
+    @_quiet
     def _ingest(self, V: np.ndarray | None, P: np.ndarray | None, seg: str,
                 segs: np.ndarray | None, flagged: tuple | None,
                 schema: list) -> float | None:
@@ -1169,6 +1187,7 @@ class FeatureMonitor:
                             for k in self._segment_keys(snap)}
         return snap.reports
 
+    @_quiet
     def _evaluate(self, window: tuple, key: str) -> DriftReport:
         lay = self._layout
         rows = int(window[0])
