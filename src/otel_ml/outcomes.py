@@ -44,6 +44,7 @@ from ._log import internal_error, log_limited
 from .contract import ALL_SEGMENTS, NO_SEGMENT, OTHER, Attr
 from .detectors import ADWIN, PageHinkley
 from .fairness import MIN_GROUP_SIZE, FairnessReport, fairness_from_counts
+from .features import Batch
 from .performance import (
     PerformanceReport,
     Tally,
@@ -137,24 +138,6 @@ class _Record:
         self.span_context = span_context
         self.segment = segment
         self.batch = batch  # the call's input (sensitive column, reference bins), or None
-
-
-class _Held:
-    """A held input, read like the feature monitor's batch (``_x``, ``rows``, ``column``)."""
-
-    __slots__ = ("_fm", "_x", "rows")
-
-    def __init__(self, x: Any, rows: int, fm: Any) -> None:
-        self._x = x
-        self.rows = rows
-        self._fm = fm
-
-    def column(self, name: str) -> np.ndarray | None:
-        try:
-            return self._fm._column(self._x, name)
-        except Exception as exc:
-            internal_error("column", exc)
-            return None
 
 
 class _Codes:
@@ -486,8 +469,8 @@ class OutcomeMonitor:
                         nbytes = _input_nbytes(x)
                         if nbytes <= MAX_HELD_INPUT_BYTES:
                             extra = extra or _Extra()
-                            extra.held = _Held(x.copy() if type(x) is np.ndarray else x,
-                                               rows, self.monitor._features)
+                            extra.held = Batch(rows, x.copy() if type(x) is np.ndarray else x,
+                                               self.monitor._features, None)
                             extra.nbytes += nbytes
             seg = -1
             if type(segment) is str:
@@ -623,8 +606,8 @@ class OutcomeMonitor:
         batch = None
         if flags & _ROW:
             row = store.inputs[i].copy()
-            batch = _Held(row.reshape(1, -1) if flags & _ROW2D else row, 1,
-                          self.monitor._features)
+            batch = Batch(1, row.reshape(1, -1) if flags & _ROW2D else row,
+                          self.monitor._features, None)
         elif extra is not None and extra.held is not None:
             batch = extra.held
         rows, seg, out = store.rows[i], (flags >> 40) - 1, flags >> 16 & 0xFF
