@@ -2,8 +2,8 @@
 
 The same batches are fed once from a single thread and once from 8 threads (while another thread
 collects metrics in a loop): every count is exact and every statistic (every metric point except
-timings: call/row/error counters, batch-size histogram, and whatever the feature, quality, drift
-and outcome components export) is the same. 200 asyncio tasks interleaving on one loop keep
+timings: call/row/error/batch counters, and whatever the feature, quality, drift and outcome
+components export) is the same. 200 asyncio tasks interleaving on one loop keep
 their own spans and stages apart. Everything is bounded by timeouts: a deadlock fails, not hangs.
 """
 
@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_ml
-from otel_ml.contract import Attr
+from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
 
 THREADS = 8
 CALLS_PER_THREAD = 400
@@ -193,7 +193,13 @@ def test_threads_give_exact_counts_and_the_single_threaded_statistics():
     assert observed[("ml.model.predictions", key)] == rows
     error_key = tuple(sorted({**attrs, Attr.ERROR_TYPE: "Refused"}.items()))
     assert observed[("ml.model.predict.errors", error_key)] == errors
-    assert observed[("ml.model.batch.size", key)][0] == calls
+    by_range: dict[tuple, int] = {}
+    for X in batches:
+        if X[0, 0] >= -50:
+            size = BATCH_SIZE_RANGES[batch_size_range(len(X))]
+            k = tuple(sorted({**attrs, Attr.BATCH_SIZE_RANGE: size}.items()))
+            by_range[k] = by_range.get(k, 0) + 1
+    assert {k: v for (name, k), v in observed.items() if name == "ml.model.batches"} == by_range
     assert len(multi.spans.get_finished_spans()) == calls
     ids = {s.attributes[Attr.PREDICTION_ID] for s in multi.spans.get_finished_spans()}
     assert len(ids) == calls

@@ -115,3 +115,20 @@ def test_special_values_do_not_collide():
               contract.NO_SEGMENT, contract.ALL_SEGMENTS]
     assert len(values) == len(set(values))
     assert len(contract.Check.ALL) == len(set(contract.Check.ALL))
+
+
+def test_batch_size_ranges_partition_every_row_count():
+    """Each row count falls in exactly the range its label names; the ranges are contiguous."""
+
+    def bounds(label: str) -> tuple[int, float]:
+        if label.endswith("+"):
+            return int(label[:-1]), float("inf")
+        lo, _, hi = label.partition("-")
+        return int(lo), int(hi or lo)
+
+    spans = [bounds(label) for label in contract.BATCH_SIZE_RANGES]
+    assert spans[0] == (0, 0) and spans[-1][1] == float("inf")
+    assert all(hi + 1 == lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+    for rows in [*range(70_000), 10**9]:
+        lo, hi = spans[contract.batch_size_range(rows)]
+        assert lo <= rows <= hi, rows

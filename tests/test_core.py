@@ -58,9 +58,7 @@ def test_call_span_and_metrics_have_exact_attributes(predict, span_exporter, met
     (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
     assert attrs == MODEL and hist.count == 1
     assert tuple(hist.explicit_bounds) == contract.LATENCY_BUCKETS
-    (attrs, sizes), = points(metric_reader, "ml.model.batch.size")
-    assert attrs == MODEL and sizes.sum == 3
-    assert tuple(sizes.explicit_bounds) == contract.BATCH_SIZE_BUCKETS
+    assert points(metric_reader, "ml.model.batches") == [({**MODEL, "ml.batch.size.range": "2-4"}, 1)]
     (attrs, cpu), = points(metric_reader, "ml.model.predict.cpu.time")
     assert attrs == MODEL and 0 < cpu < 1
 
@@ -104,8 +102,17 @@ def test_user_exception_propagates_unchanged_and_is_recorded(providers, span_exp
         ({**MODEL, "error.type": qualname}, 1)]
     assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 1)]
     assert points(metric_reader, "ml.model.predictions") == [(MODEL, 0)]
+    assert points(metric_reader, "ml.model.batches") == []  # successful calls only
     (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
     assert attrs == {**MODEL, "error.type": qualname} and hist.count == 1
+
+
+def test_batches_count_successful_calls_by_rows_per_call(predict, metric_reader):
+    for rows in (1, 1, 3, 4, 5, 0, 2000):
+        predict([[1.0]] * rows)
+    by_range = {a["ml.batch.size.range"]: v for a, v in points(metric_reader, "ml.model.batches")}
+    assert by_range == {"0": 1, "1": 2, "2-4": 2, "5-16": 1, "1025-4096": 1}
+    assert points(metric_reader, "ml.model.predictions") == [(MODEL, 2014)]
 
 
 async def test_async_span_covers_the_awaited_work(providers, span_exporter):

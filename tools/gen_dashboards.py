@@ -186,25 +186,29 @@ def overview() -> dict:
                                  f"{{{SEL}}}[{RATE}]))", "{{error_type}}")], unit="reqps", w=6)
     p.row("Batches and resources")
     p.add("Mean batch size", [(f"max by (ml_model_name, ml_model_version) "
-                               f"(model:{_m('ml.model.batch.size')}:mean5m{{{SEL}}})",
+                               f"(model:ml_model_batch_size:mean5m{{{SEL}}})",
                                LEGEND_MODEL)], unit="short", w=8)
+    p.add("Calls by batch size /s", [(f"sum by (ml_batch_size_range) (rate("
+                                      f"{_m('ml.model.batches')}{{{SEL}}}[{RATE}]))",
+                                      "{{ml_batch_size_range}} rows")], unit="reqps", w=8,
+          description="Successful calls per second by rows per call.")
     p.add("CPU inside predict (s/s)", [(f"sum by (instance) (rate("
                                         f"{_m('ml.model.predict.cpu.time')}{{{SEL}}}[{RATE}]))",
                                         "{{instance}}")], unit="percentunit", w=8)
     p.add("Process CPU (s/s)", [('sum by (instance) (rate(process_cpu_time_seconds_total'
                                  f'{{job=~"$service"}}[{RATE}]))', "{{instance}}")],
-          unit="percentunit", w=8,
+          unit="percentunit", w=12,
           description="Whole-process CPU from opentelemetry-instrumentation-system-metrics.")
     p.add("Process memory", [('sum by (instance) (process_memory_usage_bytes{job=~"$service"})',
                               "{{instance}}")], unit="bytes", w=12,
           description="Resident memory from opentelemetry-instrumentation-system-metrics.")
     p.add("Rejected requests /s", [(f"sum by (ml_reason) (model_reason:"
                                     f"ml_model_requests_rejected:rate5m{{{SEL}}})",
-                                    "{{ml_reason}}")], unit="reqps", w=6)
+                                    "{{ml_reason}}")], unit="reqps", w=12)
     p.add("otel-ml internal errors /s", [(f"sum by (ml_reason) (rate("
                                           f"{_m('ml.telemetry.errors')}{{job=~\"$service\"}}"
                                           f"[{RATE}])) or vector(0)", "{{ml_reason}}")],
-          unit="short", w=6,
+          unit="short", w=12,
           description="Failures inside otel_ml itself (never raised to the caller).")
     return _dashboard("otel-ml-overview", "otel-ml / Model overview",
                       "Traffic, latency, errors, batch size, live versions and resources.", p)

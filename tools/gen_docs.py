@@ -71,7 +71,9 @@ def metrics_md() -> str:
                f"`ml_segment=\"{contract.ALL_SEGMENTS}\"`: windowed gauges over every segment "
                "(never on counters).\n"
                f"- `\"{contract.OTHER}\"`: any value beyond an attribute's cardinality cap.\n"
-               "- `ml_quality_check`: " + ", ".join(f"`{c}`" for c in contract.Check.ALL) + ".\n")
+               "- `ml_quality_check`: " + ", ".join(f"`{c}`" for c in contract.Check.ALL) + ".\n"
+               "- `ml_batch_size_range` (rows per call; counted in process, not with a "
+               "histogram): " + ", ".join(f"`{r}`" for r in contract.BATCH_SIZE_RANGES) + ".\n")
     out.append("\n## Metrics from other sources used by the dashboards\n\n"
                "| Prometheus | Origin |\n|---|---|\n")
     for name, origin in contract.EXTERNAL_METRICS.items():

@@ -100,7 +100,7 @@ CALLS = _m("ml.model.predict.calls")
 PREDICTIONS = _m("ml.model.predictions")
 ERRORS = _m("ml.model.predict.errors")
 DURATION = _m("ml.model.predict.duration")
-BATCH = _m("ml.model.batch.size")
+BATCHES = _m("ml.model.batches")
 INFO = _m("ml.model.info")
 OBSERVATIONS = _m("ml.feature.observations")
 REFERENCE_SHARE = _m("ml.reference.bin.share")
@@ -253,9 +253,9 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
                f"histogram_quantile({q / 100}, sum by ({m}, le) "
                f"(rate({DURATION}_bucket[{p.w('5m')}])))")
           for q in (50, 90, 99)),
-        _rec(f"model:{BATCH}:mean5m",
-             f"sum by ({m}) (rate({BATCH}_sum[{p.w('5m')}]))\n"
-             f"/ (sum by ({m}) (rate({BATCH}_count[{p.w('5m')}])) > 0)"),
+        _rec("model:ml_model_batch_size:mean5m",  # rows per successful call
+             f"sum by ({m}) (rate({PREDICTIONS}[{p.w('5m')}]))\n"
+             f"/ (sum by ({m}) (rate({BATCHES}[{p.w('5m')}])) > 0)"),
         _rec(f"model_stage:{STAGE_DURATION}:p95_5m",
              f"histogram_quantile(0.95, sum by ({m}, {prometheus_label(Attr.STAGE)}, le) "
              f"(rate({STAGE_DURATION}_bucket[{p.w('5m')}])))"),

@@ -209,8 +209,8 @@ def shutdown(timeout_s: float = 5.0) -> None:
 # zero their own tallies (``ModelMonitor._after_fork``). What remains is done here, for the
 # providers configure() built (never for an application's own providers):
 #   * a new ``service.instance.id``: replicas must not share a Prometheus ``instance``;
-#   * an empty metric storage: the parent's synchronous instruments (duration and batch-size
-#     histograms) would otherwise be exported again by every child;
+#   * an empty metric storage: the parent's synchronous instruments (the duration histograms
+#     and stage counters) would otherwise be exported again by every child;
 #   * fresh locks the parent's threads may have held at the instant of the fork.
 
 

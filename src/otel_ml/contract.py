@@ -21,7 +21,8 @@ __all__ = [
     "METRICS",
     "EXTERNAL_METRICS",
     "LATENCY_BUCKETS",
-    "BATCH_SIZE_BUCKETS",
+    "BATCH_SIZE_RANGES",
+    "batch_size_range",
     "ERROR_BUCKETS",
     "ALL_SEGMENTS",
     "NO_SEGMENT",
@@ -57,7 +58,8 @@ class Attr:
     ERROR_TYPE = "error.type"
     OUTCOME = "ml.outcome"  # span only: "success" | "error"
     PREDICTION_ID = "ml.prediction.id"  # span only: never a metric attribute
-    BATCH_SIZE = "ml.batch.size"  # span only
+    BATCH_SIZE = "ml.batch.size"  # span only: the exact rows
+    BATCH_SIZE_RANGE = "ml.batch.size.range"  # metric: one of BATCH_SIZE_RANGES
     OUTLIER_RATE = "ml.outlier.rate"  # span only
     STAGE = "ml.stage.name"
     DIRECTION = "ml.stage.direction"  # "in" | "out"
@@ -116,8 +118,19 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 
-#: Rows per call: powers of two up to 65536.
-BATCH_SIZE_BUCKETS: tuple[float, ...] = tuple(float(2**i) for i in range(17))
+#: ``ml.batch.size.range`` values: rows per call in ranges growing by powers of 4. Counted
+#: in process (an index into a list, see :func:`batch_size_range`), not with a histogram:
+#: a histogram record per call costs as much as the rest of a single-row call's metrics.
+BATCH_SIZE_RANGES: tuple[str, ...] = (
+    "0", "1", "2-4", "5-16", "17-64", "65-256", "257-1024", "1025-4096", "4097-16384", "16385+",
+)  # fmt: skip
+
+
+def batch_size_range(rows: int) -> int:
+    """Index into :data:`BATCH_SIZE_RANGES` of a call with ``rows`` rows (``rows >= 0``)."""
+    if rows <= 1:
+        return rows if rows >= 0 else 0
+    return min(1 + ((rows - 1).bit_length() + 1) // 2, len(BATCH_SIZE_RANGES) - 1)
 
 #: Absolute error of a regression prediction, in the target's own unit.
 ERROR_BUCKETS: tuple[float, ...] = (
@@ -180,8 +193,9 @@ METRICS: dict[str, MetricSpec] = {
         _m("ml.model.predict.errors", OC, "{error}", "Predict calls that raised, by exception type.",
            A.ERROR_TYPE),
         _m("ml.model.predict.cpu.time", OC, "s", "Thread CPU time spent inside predict calls."),
-        _m("ml.model.batch.size", H, "{row}", "Rows per predict call.",
-           buckets=BATCH_SIZE_BUCKETS),
+        _m("ml.model.batches", OC, "{call}",
+           "Successful predict calls by rows per call (mean rows per call = predictions / batches).",
+           A.BATCH_SIZE_RANGE),
         _m("ml.model.info", OG, "{model}", "1 for each model version live in this process.",
            A.MODEL_TASK),
         _m("ml.pipeline.stage.duration", H, "s", "Duration of traced pipeline stages.",

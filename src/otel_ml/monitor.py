@@ -20,7 +20,7 @@ from ._cap import CappedValues
 from ._context import CURRENT_CALL, STREAMED
 from ._log import internal_error
 from ._patch import MonitoredFunction, wrap_callable
-from .contract import Attr
+from .contract import BATCH_SIZE_RANGES, Attr, batch_size_range
 from .inputs import count_items, count_rows
 from .instruments import Instruments, Points, instruments_for, tracer_for
 
@@ -198,7 +198,6 @@ class ModelMonitor:
         self._tracer = tracer_for(tracer_provider)
         self._instruments: Instruments = instruments_for(meter_provider)
         self._duration = self._instruments["ml.model.predict.duration"]
-        self._batch_size = self._instruments["ml.model.batch.size"]
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
         self._error_attrs: dict[str, dict[str, str]] = {}
         self._error_types = CappedValues("error.type", 50, max_length=200)
@@ -208,6 +207,7 @@ class ModelMonitor:
         self._rows = 0
         self._cpu_s = 0.0
         self._errors: dict[str, int] = {}
+        self._batches = [0] * len(BATCH_SIZE_RANGES)  # successful calls by batch_size_range
 
         # Components: statistics of inputs and predictions, and outcomes joined later.
         from .features import FeatureMonitor
@@ -220,6 +220,9 @@ class ModelMonitor:
             "ml.model.predict.calls": lambda: [(self._calls, {})],
             "ml.model.predictions": lambda: [(self._rows, {})],
             "ml.model.predict.cpu.time": lambda: [(self._cpu_s, {})],
+            "ml.model.batches": lambda: [
+                (n, {Attr.BATCH_SIZE_RANGE: BATCH_SIZE_RANGES[i]})
+                for i, n in enumerate(self._batches) if n],
             "ml.model.predict.errors": lambda: [
                 (n, {Attr.ERROR_TYPE: t}) for t, n in list(self._errors.items())],
             "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
@@ -302,6 +305,7 @@ class ModelMonitor:
         """In a forked child: start from zero so nothing the parent counted is counted twice."""
         self._lock = threading.Lock()
         self._calls, self._rows, self._cpu_s, self._errors = 0, 0, 0.0, {}
+        self._batches = [0] * len(BATCH_SIZE_RANGES)
         self._features.after_fork()
         self._outcomes.after_fork()
 
@@ -402,12 +406,12 @@ class ModelMonitor:
                     etype, {**self.attributes, Attr.ERROR_TYPE: etype})
             # Recorded while the call's context is current, so the exemplar links to the trace.
             self._duration.record(elapsed, attrs)
-            self._batch_size.record(rows, self.attributes)
             with self._lock:
                 self._calls += 1
                 self._cpu_s += cpu_s
                 if exc is None:
                     self._rows += rows
+                    self._batches[1 if rows == 1 else batch_size_range(rows)] += 1
                 else:
                     self._errors[etype] = self._errors.get(etype, 0) + 1
             batch = None
