@@ -659,6 +659,31 @@ def test_single_rows_kept_compactly_score_like_one_batch(providers):
     assert one.metrics["accuracy"] == many.metrics["accuracy"]
 
 
+def test_single_row_fast_path_keeps_what_the_general_path_keeps(providers):
+    """A float prediction of a single numeric row under the span's own id takes a short path
+    into the store; every field of every slot equals what the general path writes."""
+    rng = np.random.default_rng(5)
+    reference = otel_ml.Reference.from_data(rng.normal(size=(300, 4)))
+    rows = [rng.normal(size=(1, 4)), rng.normal(size=4), rng.normal(size=(1, 4))]
+    stores = []
+    for own_id in (True, False):
+        monitor = _monitor(providers, reference=reference, task="regression")
+        outcomes = monitor._outcomes
+        for i, x in enumerate(rows * 3):
+            ctx = SpanContext(0xABC0 + i, 0x1000 + i, is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
+            batch = monitor._features.observe(x, None, segment=None, output="score")
+            outcomes.remember(format(0x1000 + i, "016x"), batch, np.array([0.25 * i]), "score",
+                              ctx, None, own_id)
+        stores.append(outcomes._store)
+    fast, general = stores
+    assert fast.pos == general.pos == 9 and fast.index == general.index
+    for field in ("trace_hi", "trace_lo", "span", "pred", "rows", "flags"):
+        assert getattr(fast, field) == getattr(general, field), field
+    assert np.array_equal(fast.inputs, general.inputs) and fast.bytes == general.bytes
+    assert not fast.extras and not general.extras
+
+
 def test_disabled_monitor_records_nothing(providers, metric_reader):
     monitor = _monitor(providers)
     monitor._disabled = True

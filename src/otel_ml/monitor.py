@@ -49,7 +49,7 @@ class _Call:
     """State of one predict call in progress."""
 
     __slots__ = ("monitor", "target", "span", "context", "token", "var_token", "start", "cpu", "x",
-                 "rows", "prediction_id", "segment", "out_rows")
+                 "rows", "prediction_id", "own_id", "segment", "out_rows")
 
     def __init__(self) -> None:
         self.out_rows = 0
@@ -356,10 +356,12 @@ class ModelMonitor:
             return None
         call.span = span
         try:
+            call.own_id = False
             if user_id is not None:
                 call.prediction_id = user_id
             else:
                 ctx = span.get_span_context()
+                call.own_id = ctx.is_valid
                 span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
                 call.prediction_id = format(span_id, "016x")
             if span.is_recording():
@@ -421,7 +423,7 @@ class ModelMonitor:
                                                output=call.target.output)
             if exc is None and result is not STREAMED:
                 self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
-                                        span.get_span_context(), call.segment)
+                                        span.get_span_context(), call.segment, call.own_id)
             if span.is_recording():
                 span_attrs: dict[str, Any] = {}
                 if call.rows is None:  # a generator without inputs: rows known only now

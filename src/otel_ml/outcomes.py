@@ -385,6 +385,8 @@ class OutcomeMonitor:
         self._layouts = _Codes(65_000)
         self._label_codes = _Codes()
         self._float_layout: tuple[Any, int, int] = (None, -1, 0)
+        # Single input rows are kept when the label's scoring reads them.
+        self._keep_rows = m.sensitive_attribute is not None or m.reference is not None
         self._task: str | None = None
         self._classes = CappedValues("class", max(MAX_CLASSES, len(self._declared)), self._declared)
         self._groups = CappedValues("fairness group", MAX_GROUPS)
@@ -412,15 +414,44 @@ class OutcomeMonitor:
 
     # ------------------------------------------------------------------ hot path
     def remember(self, prediction_id: str, batch: Any, result: Any, output: str,
-                 span_context: Any, segment: str | None) -> None:
-        """Keep what scoring the call's label will need (O(1); never raises)."""
+                 span_context: Any, segment: str | None, own_id: bool = False) -> None:
+        """Keep what scoring the call's label will need (O(1); never raises).
+
+        ``own_id``: the prediction id is the span's own id (the default), so the span id is
+        the key and no id string is parsed.
+        """
         if not self._remembering:
             return
         try:
+            fl = self._float_layout
+            if (own_id and segment is None
+                    and (self._task is not None or self.monitor.task != "auto")
+                    and type(result) is np.ndarray and result.dtype is fl[0]
+                    and result.ndim == fl[1] and result.size == 1):
+                # The usual single-row call: one float, no segment, the input row (when kept)
+                # numeric and of the width already decided. Anything else takes the long way.
+                rows, row, flags = -1, None, _LIVE | _CTX
+                fast = True
+                if batch is not None:
+                    rows, x = batch.rows, batch._x
+                    fast = batch.segments is None and type(rows) is int
+                    if fast and self._keep_rows:
+                        fast = (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
+                                and x.size == self._store.width and x.dtype.kind in "fiub")
+                        if fast:
+                            row = x
+                            flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
+                out = self._out_codes.codes.get(output)
+                if fast and out is not None:
+                    trace_id = span_context.trace_id
+                    span = span_context.span_id
+                    self._put(span, trace_id >> 64, trace_id & _MASK64, span, result.item(), rows,
+                              flags | span_context.trace_flags << 8 | out << 16 | fl[2] << 24,
+                              row, None)
+                    return
             store = self._store
             extra = None
             flags = _LIVE
-            fl = self._float_layout
             if (type(result) is np.ndarray and result.dtype is fl[0] and result.ndim == fl[1]
                     and result.size == 1):
                 value, pcode = result.item(), fl[2]  # the usual case: one float
@@ -445,8 +476,7 @@ class OutcomeMonitor:
                     extra = extra or _Extra()
                     extra.segments = segments
                     extra.nbytes += _nbytes(segments)
-                if (self.monitor.sensitive_attribute is not None
-                        or self.monitor.reference is not None):
+                if self._keep_rows:
                     # The sensitive column and the reference bins are read when the label
                     # arrives (reading them here would cost more than the rest of the call):
                     # a single numeric row is copied into the preallocated array of rows,
@@ -508,37 +538,43 @@ class OutcomeMonitor:
                 span = key  # the slot's span field holds the int key (the span's own id)
             if extra is not None:
                 flags |= _EXTRA
-            now = self._clock()
-            with self._lock:
-                old = store.index.get(key)
-                if old is not None:
-                    store.drop(old, 0)
-                i = store.pos % store.size  # the next slot, freed of the oldest record
-                if store.flags[i]:
-                    store.drop(i, _EXPIRED if now - store.t[i] > self.monitor.outcome_ttl_s
-                               else _EVICTED)
-                store.pos += 1
-                store.t[i] = now
-                store.trace_hi[i] = hi
-                store.trace_lo[i] = lo
-                store.span[i] = span
-                store.pred[i] = value
-                store.rows[i] = rows
-                store.flags[i] = (flags | tflags << 8 | out << 16 | pcode << 24
-                                  | (seg + 1) << 40)
-                if row is not None:
-                    store.inputs[i] = row
-                    store.bytes += store.row_bytes
-                if extra is not None:
-                    store.extras[i] = extra
-                    store.bytes += extra.nbytes
-                store.index[key] = i
-                store.bytes += store.record_bytes
-                if store.bytes > self.max_bytes or not store.pos & 63:  # expiry: every 64
-                    store.max_bytes = self.max_bytes
-                    store.trim(now, self.monitor.outcome_ttl_s)
+            self._put(key, hi, lo, span, value, rows,
+                      flags | tflags << 8 | out << 16 | pcode << 24 | (seg + 1) << 40, row, extra)
         except Exception as exc:
             internal_error("outcomes.remember", exc)
+
+    def _put(self, key: int | str, hi: int, lo: int, span: int, value: float, rows: int,
+             flags: int, row: Any, extra: _Extra | None) -> None:
+        """Write one record into the next slot of the store (evicting its old record)."""
+        store = self._store
+        now = self._clock()
+        with self._lock:
+            old = store.index.get(key)
+            if old is not None:
+                store.drop(old, 0)
+            i = store.pos % store.size  # the next slot, freed of the oldest record
+            if store.flags[i]:
+                store.drop(i, _EXPIRED if now - store.t[i] > self.monitor.outcome_ttl_s
+                           else _EVICTED)
+            store.pos += 1
+            store.t[i] = now
+            store.trace_hi[i] = hi
+            store.trace_lo[i] = lo
+            store.span[i] = span
+            store.pred[i] = value
+            store.rows[i] = rows
+            store.flags[i] = flags
+            if row is not None:
+                store.inputs[i] = row
+                store.bytes += store.row_bytes
+            if extra is not None:
+                store.extras[i] = extra
+                store.bytes += extra.nbytes
+            store.index[key] = i
+            store.bytes += store.record_bytes
+            if store.bytes > self.max_bytes or not store.pos & 63:  # expiry: every 64
+                store.max_bytes = self.max_bytes
+                store.trim(now, self.monitor.outcome_ttl_s)
 
     def _dense(self, width: int) -> bool:
         """Whether single rows of this width go to the store's array of rows."""
