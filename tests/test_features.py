@@ -292,7 +292,7 @@ def test_outliers_counted_and_rate_on_the_span(ref, providers, metric_reader,
 
     @monitor
     def predict(X):
-        return X[..., 0]
+        return np.asarray(X)[..., 0]
 
     rng = np.random.default_rng(10)
     X = rng.normal(size=(1_000, 3))
@@ -300,9 +300,11 @@ def test_outliers_counted_and_rate_on_the_span(ref, providers, metric_reader,
     predict(X)
     predict(np.array([0.0, 0.0, 100.0]))
     predict(np.array([0.0, 0.1, 0.2]))
+    predict(np.array([[0, 0, 100]]))  # integers, (1, F)
+    predict([0.0, 100.0, 0.0])  # a list: the rate is known after the call only
     rates = [s.attributes.get(Attr.OUTLIER_RATE) for s in span_exporter.get_finished_spans()]
     assert rates[0] == pytest.approx((10 + np.sum(np.abs(X[10:]) > 4.5) * 0) / 1_000, abs=0.01)
-    assert rates[1:] == [1.0, 0.0]
+    assert rates[1:] == [1.0, 0.0, 1.0, 1.0]
     outliers = points(metric_reader, "ml.model.outliers")
     assert outliers[0][0] == {**MODEL, Attr.SEGMENT: NO_SEGMENT}
     assert 11 <= outliers[0][1] <= 11 + 10  # the 11 planted, plus at most 1% by chance
@@ -433,11 +435,15 @@ def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
     assert expected[:20].all() and not expected[20:80].any()
     assert expected[80:100].all() and not expected[100:120].any()
     assert 0 < expected[120:].sum() < 200  # and some of the random rows
-    got = []
+    got, early = [], []
     for i, row in enumerate(rows):
         x = (row, row.tolist(), row.reshape(1, F))[i % 3]  # every fast-path form
         got.append(fm.observe(x, None, segment=None, output="auto").outlier_rate)
+        # Read before the call for the span's start attributes: numpy rows only.
+        early.append(fm.row_outlier_rate(x) if i % 3 != 1 else got[-1])
+        assert i % 3 != 1 or fm.row_outlier_rate(x) is None
     np.testing.assert_array_equal(np.array(got), expected.astype(float))
+    np.testing.assert_array_equal(np.array(early), expected.astype(float))
     fm.flush()
     assert fm._stats[NO_SEGMENT].outliers == int(expected.sum())  # the counter agrees
 

@@ -49,7 +49,7 @@ class _Call:
     """State of one predict call in progress."""
 
     __slots__ = ("monitor", "target", "span", "context", "token", "var_token", "start", "cpu", "x",
-                 "rows", "prediction_id", "own_id", "segment", "out_rows")
+                 "rows", "rate", "prediction_id", "own_id", "segment", "out_rows")
 
     def __init__(self) -> None:
         self.out_rows = 0
@@ -199,6 +199,15 @@ class ModelMonitor:
         self._instruments: Instruments = instruments_for(meter_provider)
         self._duration = self._instruments["ml.model.predict.duration"]
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
+        # Span start attributes: everything known before the call. ``ml.outcome`` is "success"
+        # unless _end finds an exception. Single rows use one of three fixed sets (the SDK
+        # copies them), keyed by the row's outlier rate.
+        self._start_attrs: dict[str, Any] = {**self.attributes, Attr.OUTCOME: "success"}
+        self._single_row_attrs: dict[float | None, dict[str, Any]] = {
+            None: {**self._start_attrs, Attr.BATCH_SIZE: 1},
+            **{rate: {**self._start_attrs, Attr.BATCH_SIZE: 1, Attr.OUTLIER_RATE: rate}
+               for rate in (0.0, 1.0)}}
+        self._segment_fn = None if isinstance(segment_by, str) else segment_by
         self._error_attrs: dict[str, dict[str, str]] = {}
         self._error_types = CappedValues("error.type", 50, max_length=200)
         self.stage_names = CappedValues("stage name", 100)
@@ -327,26 +336,39 @@ class ModelMonitor:
         call = _Call()
         call.monitor = self
         call.target = target
-        call.x = _features_arg(self.features_arg, args, kwargs)
+        which = self.features_arg
+        if which == 0:
+            x = call.x = args[0] if args else None
+        else:
+            x = call.x = _features_arg(which, args, kwargs)
         call.segment = None
+        call.rate = None
         user_id = None
-        try:  # the caller's own code and values: a failure here costs the segment or id only
-            if self.segment_by is not None and not isinstance(self.segment_by, str):
-                call.segment = self._segment_value(self.segment_by(args, kwargs))
-            if self.prediction_id_arg and kwargs:
-                user_id = kwargs.get(self.prediction_id_arg)
-                user_id = None if user_id is None else str(user_id)
-        except Exception as exc:
-            internal_error("segment_by", exc)
+        if self._segment_fn is not None or (kwargs and self.prediction_id_arg):
+            try:  # the caller's own code and values: a failure costs the segment or id only
+                if self._segment_fn is not None:
+                    call.segment = self._segment_value(self._segment_fn(args, kwargs))
+                if self.prediction_id_arg and kwargs:
+                    user_id = kwargs.get(self.prediction_id_arg)
+                    user_id = None if user_id is None else str(user_id)
+            except Exception as exc:
+                internal_error("segment_by", exc)
         try:
-            # Everything known now goes in at start: one attribute set instead of several
-            # later. ``ml.outcome`` is "success" unless _end finds an exception.
-            attributes = {**self.attributes, Attr.OUTCOME: "success"}
-            if call.x is not None:
-                call.rows = count_rows(call.x)
-                attributes[Attr.BATCH_SIZE] = call.rows
-            else:
+            if x is None:
                 call.rows = None
+                attributes = self._start_attrs
+            else:
+                rows = call.rows = count_rows(x)
+                if rows == 1:
+                    if self.statistics:
+                        try:  # a failing component costs its own signal only
+                            call.rate = self._features.row_outlier_rate(x)
+                        except Exception as exc:
+                            internal_error("outlier_rate", exc)
+                    attributes = self._single_row_attrs.get(call.rate) or {
+                        **self._start_attrs, Attr.BATCH_SIZE: 1, Attr.OUTLIER_RATE: call.rate}
+                else:
+                    attributes = {**self._start_attrs, Attr.BATCH_SIZE: rows}
             call.start = default_timer()
             call.cpu = time.thread_time() if cpu else None
             span = self._tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
@@ -420,7 +442,7 @@ class ModelMonitor:
             if self.statistics and (exc is None or x is not None):
                 predictions = None if exc is not None or result is STREAMED else result
                 batch = self._features.observe(x, predictions, segment=call.segment,
-                                               output=call.target.output)
+                                               output=call.target.output, rate=call.rate)
             if exc is None and result is not STREAMED:
                 self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                         span.get_span_context(), call.segment, call.own_id)
@@ -428,9 +450,10 @@ class ModelMonitor:
                 span_attrs: dict[str, Any] = {}
                 if call.rows is None:  # a generator without inputs: rows known only now
                     span_attrs[Attr.BATCH_SIZE] = rows
-                outlier_rate = getattr(batch, "outlier_rate", None)
-                if outlier_rate is not None:
-                    span_attrs[Attr.OUTLIER_RATE] = outlier_rate
+                if call.rate is None and batch is not None:  # else set at start
+                    outlier_rate = batch.outlier_rate
+                    if outlier_rate is not None:
+                        span_attrs[Attr.OUTLIER_RATE] = outlier_rate
                 if exc is not None:
                     span_attrs[Attr.OUTCOME] = "error"
                     span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
