@@ -446,27 +446,37 @@ class ModelMonitor:
             if exc is None and result is not STREAMED:
                 self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                         span.get_span_context(), call.segment, call.own_id)
-            if span.is_recording():
-                span_attrs: dict[str, Any] = {}
-                if call.rows is None:  # a generator without inputs: rows known only now
-                    span_attrs[Attr.BATCH_SIZE] = rows
-                if call.rate is None and batch is not None:  # else set at start
-                    outlier_rate = batch.outlier_rate
-                    if outlier_rate is not None:
-                        span_attrs[Attr.OUTLIER_RATE] = outlier_rate
-                if exc is not None:
-                    span_attrs[Attr.OUTCOME] = "error"
-                    span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
-                if span_attrs:
-                    span.set_attributes(span_attrs)
-                if self.capture_payloads and random.random() < self.capture_payloads:
-                    self._features.capture_payload(span, x, None if exc else result)
+            if (call.rows is None or exc is not None or self.capture_payloads
+                    or (call.rate is None and batch is not None)):
+                self._annotate(call, span, rows, batch, result, exc, attrs)
         except Exception as internal:
             internal_error("record", internal)
         finally:
             _close(call, span, end_ns, resume)
+
+
+    def _annotate(self, call: _Call, span: Any, rows: int, batch: Any, result: Any,
+                  exc: BaseException | None, attrs: dict[str, str]) -> None:
+        """What the span learns only at the end: rows of a generator, a batch's outlier rate,
+        the error, the opt-in payload."""
+        if not span.is_recording():
+            return
+        span_attrs: dict[str, Any] = {}
+        if call.rows is None:  # a generator without inputs: rows known only now
+            span_attrs[Attr.BATCH_SIZE] = rows
+        if call.rate is None and batch is not None:  # else set at start
+            outlier_rate = batch.outlier_rate
+            if outlier_rate is not None:
+                span_attrs[Attr.OUTLIER_RATE] = outlier_rate
+        if exc is not None:
+            span_attrs[Attr.OUTCOME] = "error"
+            span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+        if span_attrs:
+            span.set_attributes(span_attrs)
+        if self.capture_payloads and random.random() < self.capture_payloads:
+            self._features.capture_payload(span, call.x, None if exc else result)
 
 
 def _close(call: _Call, span: Any, end_ns: int, resume: Any) -> None:
