@@ -8,8 +8,12 @@ cost of one collection is measured on its own). Runs in the project's venv.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
+import threading
+import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from timeit import default_timer
@@ -29,9 +33,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 
-__all__ = ["Providers", "Variant", "build_variants", "predict", "spans_only_options"]
+__all__ = ["Providers", "Variant", "build_variants", "floor_full_wrapper", "predict",
+           "spans_only_options"]
 
 LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]
@@ -141,6 +148,109 @@ def minimal_otel_wrapper(func: Callable, providers: Providers) -> Callable:
     return wrapper
 
 
+_FLOOR_CALL: contextvars.ContextVar[Any] = contextvars.ContextVar("floor_call", default=None)
+
+
+def floor_full_wrapper(func: Callable, providers: Providers, reference: Any,
+                       store_size: int = 10_000, buffer_rows: int = 256) -> Callable:
+    """The least work full monitoring of a single numeric row must do, hand-written for this
+    one input shape (no generality, no guards): the floor otel_ml's own path is measured by.
+
+    Per call: a span with what otel_ml puts on it (model, version, outcome, batch size,
+    outlier rate at start, the prediction id after start) attached as the current context with
+    the call in a context variable; thread CPU time; the latency histogram recorded inside
+    the span (exemplar); call, row, CPU and batch tallies under a lock; the row's outlier
+    check (two comparisons against the reference's central 99% and a count); the row and its
+    prediction copied into a micro-batch buffer; the prediction kept for the label join in
+    preallocated arrays and an id index (evicting the oldest). Every ``buffer_rows`` calls
+    the buffer is binned against the reference's edges, vectorised per column.
+    """
+    names = list(reference.feature_names)
+    profiles = [reference.features[n] for n in names]
+    F = len(names)
+    lo = np.array([p.p_low for p in profiles])
+    hi = np.array([p.p_high for p in profiles])
+    edges = [p.edges for p in profiles]
+    counts = [np.zeros(len(e) + 1, dtype=np.int64) for e in edges]
+    sums = np.zeros(F)
+    squares = np.zeros(F)
+    tracer = providers.tracer_provider.get_tracer("bench.floor")
+    meter = providers.meter_provider.get_meter("bench.floor")
+    duration = meter.create_histogram("predict.duration", unit="s",
+                                      explicit_bucket_boundaries_advisory=LATENCY_BUCKETS)
+    attrs = {"ml.model.name": "bench", "ml.model.version": "1"}
+    start_attrs = {rate: {**attrs, "ml.outcome": "success", "ml.batch.size": 1,
+                          "ml.outlier.rate": rate} for rate in (0.0, 1.0)}
+    lock = threading.Lock()
+    tally = {"calls": 0, "rows": 0, "cpu": 0.0, "single_rows": 0}
+    buf = np.empty((buffer_rows, F))
+    buf_pred = np.empty(buffer_rows)
+    hits = np.empty((2, F), dtype=bool)
+    state = {"n": 0, "pos": 0}
+    t_arr, span_arr, trace_hi, trace_lo = (array(c, bytes(8 * store_size)) for c in "dQQQ")
+    pred_arr = array("d", bytes(8 * store_size))
+    rows_kept = np.zeros((store_size, F))
+    index: dict[int, int] = {}
+
+    def flush(V: np.ndarray) -> None:
+        for j in range(F):
+            counts[j] += np.bincount(np.searchsorted(edges[j], V[:, j], side="right"),
+                                     minlength=len(edges[j]) + 1)
+        np.add(sums, V.sum(axis=0), out=sums)
+        np.add(squares, np.einsum("ij,ij->j", V, V), out=squares)
+
+    @functools.wraps(func)
+    def wrapper(X: Any) -> Any:
+        v = X[0]
+        with lock:
+            np.less(v, lo, out=hits[0])
+            np.greater_equal(v, hi, out=hits[1])
+            rate = 1.0 if np.count_nonzero(hits) else 0.0
+        start = default_timer()
+        cpu = time.thread_time()
+        span = tracer.start_span("ml.predict bench", attributes=start_attrs[rate])
+        ctx = span.get_span_context()
+        pid = format(ctx.span_id, "016x")
+        span.set_attribute("ml.prediction.id", pid)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        var = _FLOOR_CALL.set(pid)
+        result = func(X)
+        duration.record(default_timer() - start, attrs)
+        cpu_s = time.thread_time() - cpu
+        full = None
+        with lock:
+            tally["calls"] += 1
+            tally["rows"] += 1
+            tally["cpu"] += cpu_s
+            tally["single_rows"] += 1
+            i = state["n"]
+            buf[i] = v
+            buf_pred[i] = result.item()
+            state["n"] = i + 1
+            if i + 1 == buffer_rows:
+                full, state["n"] = buf.copy(), 0
+            j = state["pos"] % store_size
+            state["pos"] += 1
+            old = span_arr[j]
+            if old:
+                index.pop(old, None)
+            t_arr[j] = time.monotonic()
+            span_arr[j] = ctx.span_id
+            trace_hi[j] = ctx.trace_id >> 64
+            trace_lo[j] = ctx.trace_id & 0xFFFFFFFFFFFFFFFF
+            pred_arr[j] = buf_pred[i]
+            rows_kept[j] = v
+            index[ctx.span_id] = j
+        if full is not None:
+            flush(full)
+        span.end()
+        otel_context.detach(token)
+        _FLOOR_CALL.reset(var)
+        return result
+
+    return wrapper
+
+
 def prometheus_wrapper(func: Callable) -> Callable:
     """prometheus_client: a histogram and a counter with their label children bound once."""
     import prometheus_client as pc
@@ -177,11 +287,13 @@ def spans_only_options() -> tuple[dict[str, Any], str]:
     return {}, "no switch in ModelMonitor: no reference, statistics still run"
 
 
-def build_variants(reference: Any, *, with_peers: bool = True) -> list[Variant]:
+def build_variants(reference: Any, *, with_peers: bool = True, floor: bool = False
+                   ) -> list[Variant]:
     """Every variant of the per-call comparison, freshly built (call ``close()`` after).
 
     ``reference`` is an ``otel_ml.Reference`` for the full-monitoring variants (or None when
     the reference work has not landed: those variants are then skipped by the caller).
+    ``floor`` adds :func:`floor_full_wrapper` (single-row inputs only).
     """
     import otel_ml
 
@@ -203,4 +315,9 @@ def build_variants(reference: Any, *, with_peers: bool = True) -> list[Variant]:
         fn = otel_ml.instrument_model(name="bench", version="1", reference=reference, **p.kwargs())(predict)
         out.append(Variant("otel_ml_full_unsampled", "otel_ml full, spans sampled out (ALWAYS_OFF)",
                            fn, p, fn.monitor))
+    if reference is not None and floor:
+        p = Providers.build()
+        out.append(Variant("floor", "hand-written floor of full monitoring (1 row only)",
+                           floor_full_wrapper(predict, p, reference), p,
+                           note="the same per-call work, no generality: see floor_full_wrapper"))
     return out
