@@ -770,14 +770,18 @@ class FeatureMonitor:
         if not ((shape == self._row_shape or shape == self._row_shape2)
                 and x.dtype.kind in "fiub"):
             return None
-        v = x if len(shape) == 1 else x[0]
-        with self._lock:
-            _less(v, self._row_lo, out=self._hits_lo)
-            _greater_equal(v, self._row_hi, out=self._hits_hi)
-            hits = _count_nonzero(self._hits)
-        if not hits:
-            return 0.0
-        return self._row_rate(v if v.dtype.kind == "f" else v.astype(np.float64), hits)
+        try:
+            v = x if len(shape) == 1 else x[0]
+            with self._lock:
+                _less(v, self._row_lo, out=self._hits_lo)
+                _greater_equal(v, self._row_hi, out=self._hits_hi)
+                hits = _count_nonzero(self._hits)
+            if not hits:
+                return 0.0
+            return self._row_rate(v if v.dtype.kind == "f" else v.astype(np.float64), hits)
+        except Exception as exc:
+            internal_error("outlier_rate", exc)
+            return None
 
     def observe(self, x: Any, predictions: Any, *, segment: str | None, output: str,
                 rate: float | None = None) -> Batch | None:

@@ -454,7 +454,6 @@ class ModelMonitor:
         finally:
             _close(call, span, end_ns, resume)
 
-
     def _annotate(self, call: _Call, span: Any, rows: int, batch: Any, result: Any,
                   exc: BaseException | None, attrs: dict[str, str]) -> None:
         """What the span learns only at the end: rows of a generator, a batch's outlier rate,
