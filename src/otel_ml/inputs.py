@@ -317,6 +317,14 @@ def to_float_masked(col: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return values, mask
 
 
+def _pandas_numbers_only(col: Any) -> bool:
+    """Whether a pandas object column holds only real numbers and missing values (C speed)."""
+    from pandas.api.types import infer_dtype
+
+    return infer_dtype(col, skipna=True) in ("floating", "integer", "mixed-integer-float",
+                                             "empty")
+
+
 def to_float(col: Any) -> tuple[np.ndarray, int]:
     """Convert a raw column to float64 without touching the caller's data.
 
@@ -336,10 +344,14 @@ def to_float(col: Any) -> tuple[np.ndarray, int]:
                     return col.to_numpy(dtype=np.float64), 0
                 except (TypeError, ValueError):
                     pass
-            try:
-                return col.to_numpy(dtype=np.float64, na_value=np.nan), 0
-            except (TypeError, ValueError):
-                col = col.to_numpy(dtype=object)
+            # Object columns convert at once only when they hold numbers (and missing values):
+            # pandas would cast complex numbers to their real part, with a warning in the host.
+            if kind in "iufb" or (kind == "O" and _pandas_numbers_only(col)):
+                try:
+                    return col.to_numpy(dtype=np.float64, na_value=np.nan), 0
+                except (TypeError, ValueError):
+                    pass
+            col = col.to_numpy(dtype=object)
     elif _module(col) == "polars":
         col = col.to_numpy() if not isinstance(col, np.ndarray) else col
     arr = col if isinstance(col, np.ndarray) else np.asarray(col)

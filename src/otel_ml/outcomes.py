@@ -1157,8 +1157,10 @@ def _copy(result: Any) -> np.ndarray | None:
     try:
         if isinstance(result, np.ndarray):
             arr = result.copy()
-        else:
+        elif isinstance(result, (list, tuple)):
             arr = np.array(result)
+        else:  # __array__ (a tensor): asarray, as np.array asks for copy= older ones lack
+            arr = np.asarray(result).copy()
     except Exception:
         return None
     if arr.dtype.kind not in "biufUSO" or arr.ndim > 2:
