@@ -16,8 +16,10 @@ demo: $(PY)
 	$(PY) -m pip install -q -e '.[demo]'
 	$(VENV)/bin/otel-ml demo $(DEMO_ARGS)
 
+# The whole suite runs the PyTorch example and real tensors too (torch's wheel is large; pip
+# caches it under ~/.cache/pip).
 install-dev: $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,torch]'
 
 # Prometheus, promtool and Alertmanager (Debian packages), the Collector and Jaeger (built with
 # Go from the manifests in collector/, cached under ~/.cache/otel-ml).

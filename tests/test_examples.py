@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stack.harness import stack_skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -63,7 +64,7 @@ def test_batch_job_records_late_labels_and_sees_the_supplier_drift():
 
 def test_torch_model_example():
     if importlib.util.find_spec("torch") is None:
-        pytest.skip("torch is not installed (pip install torch to run this example)")
+        stack_skip_or_fail("torch is not installed (pip install 'otel-ml[torch]' to run this example)")
     out = run_example("torch_model.py", timeout=300)
     assert "scored 569 rows; drifted: none" in out
 

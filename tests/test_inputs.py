@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,8 @@ from otel_ml.inputs import (
     to_float,
     to_table,
 )
+
+from stack.harness import stack_skip_or_fail
 
 polars = pytest.importorskip("polars")
 
@@ -101,6 +105,32 @@ def test_numeric_forms_and_tensors(providers) -> None:
     np.testing.assert_array_equal(row_monitor._features._stats[NO_SEGMENT].bins, results[0])
 
 
+def test_real_torch_tensors_through_a_decorated_model(providers) -> None:
+    """CPU tensors in and out of a decorated predict (batches and single rows) give the
+    statistics of the same values as numpy arrays, predictions included."""
+    try:
+        import torch
+    except ImportError:
+        stack_skip_or_fail("torch is not installed (pip install 'otel-ml[torch]')")
+    X = np.random.default_rng(2).normal(size=(300, 3))
+    ref = Reference.from_data(X, predictions=X[:, 0] * 2)
+    stats = []
+    for name, wrap in (("numpy", np.asarray), ("torch", torch.from_numpy)):
+        monitor = ModelMonitor(name, reference=ref, **providers)
+        predict = monitor(lambda x: x[..., 0] * 2)
+        predict(wrap(X[:200]))
+        for row in X[200:]:
+            out = predict(wrap(row.reshape(1, 3)))
+            assert type(out) is type(wrap(row))  # the model's own result, untouched
+        monitor.flush()
+        st = monitor._features._stats[NO_SEGMENT]
+        stats.append((st.rows, st.bins.copy(), st.issues.copy()))
+    (rows_n, bins_n, issues_n), (rows_t, bins_t, issues_t) = stats
+    assert rows_n == rows_t == 300
+    np.testing.assert_array_equal(bins_t, bins_n)  # features and predictions alike
+    np.testing.assert_array_equal(issues_t, issues_n)
+
+
 def test_feature_names_from_monitor_for_positional_input(providers) -> None:
     monitor = ModelMonitor("m", feature_names=["a", "b"], **providers)
     monitor.observe(np.array([[1.0, 2.0], [3.0, 4.0]]))
@@ -144,6 +174,12 @@ def test_column_conversions() -> None:
     assert bad == 1
     np.testing.assert_array_equal(np.isnan(values), [False, True, True, False, False])
     assert to_float(pd.Series([1, None], dtype="Int64"))[0].tolist()[0] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas would cast with a warning into the host
+        values, bad = to_float(pd.Series([1 + 2j, 3.0, None], dtype=object))
+        assert bad == 1 and np.isnan(values[0]) and values[1] == 3.0
+        values, bad = to_float(pd.Series([1.5, None, 2], dtype=object))
+        assert bad == 0 and values[0] == 1.5 and np.isnan(values[1]) and values[2] == 2.0
     codes, keys = to_categories(pd.Series(["a", None, "b", "a"]))
     assert [keys[c] if c >= 0 else None for c in codes] == ["a", None, "b", "a"]
     assert [category_key(v) for v in (3, 3.0, np.int64(3), True, "s", None, float("nan"), 2.5)] \

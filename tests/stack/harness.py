@@ -99,7 +99,7 @@ def stack_skip_or_fail(reason: str) -> None:
     import pytest
 
     if os.environ.get(REQUIRE_STACK_ENV, "").strip() == "1":
-        pytest.fail(f"{reason} ({REQUIRE_STACK_ENV}=1 turns a missing stack into a failure)",
+        pytest.fail(f"{reason} ({REQUIRE_STACK_ENV}=1 turns a missing component into a failure)",
                     pytrace=False)
     pytest.skip(reason)
 
