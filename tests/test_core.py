@@ -547,3 +547,29 @@ def test_stage_objects_made_in_a_loop_leave_nothing_in_the_context(providers):
         with trace_stage(f"step{i % 3}", monitor=monitor):
             pass
     assert len(contextvars.copy_context()) <= before + 1
+
+
+def test_a_sampler_that_changes_its_attributes_changes_one_call_only():
+    """Start attributes are prepared once but handed over as a fresh dict per call."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class Counting(Sampler):
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None,
+                          links=None, trace_state=None):
+            attributes["seen"] = attributes.get("seen", 0) + 1  # changes what it was given
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+        def get_description(self) -> str:
+            return "counting"
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=Counting())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    predict = instrument_model(name="churn", version="2.1.0", tracer_provider=provider)(
+        lambda X=None: 1)
+    for x in ([[1.0]], [[1.0]], None, None):
+        predict(x) if x is not None else predict()
+    assert [s.attributes["seen"] for s in exporter.get_finished_spans()] == [1, 1, 1, 1]

@@ -412,6 +412,29 @@ def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, pro
     assert st.outliers >= 40
 
 
+def test_single_numpy_rows_carry_their_outlier_rate_from_the_span_start(ref) -> None:
+    """Read before the call: a sampler and span processors see ``ml.outlier.rate`` at start."""
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    class AtStart(SpanProcessor):
+        def __init__(self) -> None:
+            self.seen: list[dict] = []
+
+        def on_start(self, span, parent_context=None) -> None:
+            self.seen.append(dict(span.attributes))
+
+    at_start = AtStart()
+    provider = TracerProvider()
+    provider.add_span_processor(at_start)
+    monitor = ModelMonitor("m", "1", reference=ref, tracer_provider=provider)
+    predict = monitor(lambda X: np.asarray(X)[..., 0])
+    predict(np.array([0.0, 0.0, 100.0]))
+    predict(np.array([[0.0, 0.1, 0.2]]))
+    predict([0.0, 100.0, 0.0])  # a list: known after the call only
+    assert [a.get(Attr.OUTLIER_RATE) for a in at_start.seen] == [1.0, 0.0, None]
+    assert all(a[Attr.BATCH_SIZE] == 1 and a[Attr.OUTCOME] == "success" for a in at_start.seen)
+
+
 def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
     rng = np.random.default_rng(22)
     F = 20

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import otel_ml
 from otel_ml import ModelMonitor, Reference
 from otel_ml.contract import NO_SEGMENT
 from otel_ml.inputs import (
@@ -105,19 +106,27 @@ def test_numeric_forms_and_tensors(providers) -> None:
     np.testing.assert_array_equal(row_monitor._features._stats[NO_SEGMENT].bins, results[0])
 
 
+@pytest.mark.filterwarnings("error")  # nothing of ours may warn into the host
 def test_real_torch_tensors_through_a_decorated_model(providers) -> None:
     """CPU tensors in and out of a decorated predict (batches and single rows) give the
-    statistics of the same values as numpy arrays, predictions included."""
+    statistics of the same values as numpy arrays, predictions included, and late labels
+    score against the tensors' predictions."""
     try:
         import torch
     except ImportError:
         stack_skip_or_fail("torch is not installed (pip install 'otel-ml[torch]')")
     X = np.random.default_rng(2).normal(size=(300, 3))
     ref = Reference.from_data(X, predictions=X[:, 0] * 2)
-    stats = []
+    stats, maes = [], []
     for name, wrap in (("numpy", np.asarray), ("torch", torch.from_numpy)):
-        monitor = ModelMonitor(name, reference=ref, **providers)
-        predict = monitor(lambda x: x[..., 0] * 2)
+        monitor = ModelMonitor(name, reference=ref, task="regression", **providers)
+        ids = []
+
+        def model(x):
+            ids.append(otel_ml.current_prediction_id())
+            return x[..., 0] * 2
+
+        predict = monitor(model)
         predict(wrap(X[:200]))
         for row in X[200:]:
             out = predict(wrap(row.reshape(1, 3)))
@@ -125,10 +134,16 @@ def test_real_torch_tensors_through_a_decorated_model(providers) -> None:
         monitor.flush()
         st = monitor._features._stats[NO_SEGMENT]
         stats.append((st.rows, st.bins.copy(), st.issues.copy()))
+        for pid, truth in zip(ids[1:], X[200:, 0] * 2 + 0.5):
+            monitor.record_outcome(pid, truth)
+        report = monitor.performance_report()
+        assert report.count == 100 and report.unmatched == {}
+        maes.append(report.metrics["mae"])
     (rows_n, bins_n, issues_n), (rows_t, bins_t, issues_t) = stats
     assert rows_n == rows_t == 300
     np.testing.assert_array_equal(bins_t, bins_n)  # features and predictions alike
     np.testing.assert_array_equal(issues_t, issues_n)
+    assert maes == pytest.approx([0.5, 0.5])
 
 
 def test_feature_names_from_monitor_for_positional_input(providers) -> None:
@@ -176,10 +191,14 @@ def test_column_conversions() -> None:
     assert to_float(pd.Series([1, None], dtype="Int64"))[0].tolist()[0] == 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # pandas would cast with a warning into the host
-        values, bad = to_float(pd.Series([1 + 2j, 3.0, None], dtype=object))
-        assert bad == 1 and np.isnan(values[0]) and values[1] == 3.0
-        values, bad = to_float(pd.Series([1.5, None, 2], dtype=object))
-        assert bad == 0 and values[0] == 1.5 and np.isnan(values[1]) and values[2] == 2.0
+        for z in (1 + 2j, np.complex128(1 + 2j)):  # a number, but not a real one
+            values, bad = to_float(pd.Series([z, 3.0, None], dtype=object))
+            assert bad == 1 and np.isnan(values[0]) and values[1] == 3.0
+        values, bad = to_float(pd.Series([1.5, None, 2, True], dtype=object))
+        assert bad == 0 and values[0] == 1.5 and np.isnan(values[1]) and list(values[2:]) == [2, 1]
+        # Strings are type mismatches in a pandas column as in a numpy one.
+        assert to_float(pd.Series(["1.5", 2.0], dtype=object))[1] == \
+            to_float(np.array(["1.5", 2.0], dtype=object))[1] == 1
     codes, keys = to_categories(pd.Series(["a", None, "b", "a"]))
     assert [keys[c] if c >= 0 else None for c in codes] == ["a", None, "b", "a"]
     assert [category_key(v) for v in (3, 3.0, np.int64(3), True, "s", None, float("nan"), 2.5)] \

@@ -665,10 +665,15 @@ def test_single_row_fast_path_keeps_what_the_general_path_keeps(providers):
     rng = np.random.default_rng(5)
     reference = otel_ml.Reference.from_data(rng.normal(size=(300, 4)))
     rows = [rng.normal(size=(1, 4)), rng.normal(size=4), rng.normal(size=(1, 4))]
-    stores = []
+    stores, short = [], []
     for own_id in (True, False):
         monitor = _monitor(providers, reference=reference, task="regression")
         outcomes = monitor._outcomes
+        taken = []
+        short.append(taken)
+        remember_row = outcomes._remember_row
+        outcomes._remember_row = lambda *a, f=remember_row, taken=taken: taken.append(f(*a)) \
+            or taken[-1]
         for i, x in enumerate(rows * 3):
             ctx = SpanContext(0xABC0 + i, 0x1000 + i, is_remote=False,
                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
@@ -677,6 +682,8 @@ def test_single_row_fast_path_keeps_what_the_general_path_keeps(providers):
                               ctx, None, own_id)
         stores.append(outcomes._store)
     fast, general = stores
+    # The first call decides the row width and the float layout; the rest take the short path.
+    assert short == [[False] + [True] * 8, []]
     assert fast.pos == general.pos == 9 and fast.index == general.index
     for field in ("trace_hi", "trace_lo", "span", "pred", "rows", "flags"):
         assert getattr(fast, field) == getattr(general, field), field

@@ -322,7 +322,7 @@ def _pandas_numbers_only(col: Any) -> bool:
     from pandas.api.types import infer_dtype
 
     return infer_dtype(col, skipna=True) in ("floating", "integer", "mixed-integer-float",
-                                             "empty")
+                                             "boolean", "decimal", "empty")
 
 
 def to_float(col: Any) -> tuple[np.ndarray, int]:

@@ -200,8 +200,8 @@ class ModelMonitor:
         self._duration = self._instruments["ml.model.predict.duration"]
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
         # Span start attributes: everything known before the call. ``ml.outcome`` is "success"
-        # unless _end finds an exception. Single rows use one of three fixed sets (the SDK
-        # copies them), keyed by the row's outlier rate.
+        # unless _end finds an exception. Single rows use one of three prepared sets, keyed by
+        # the row's outlier rate, copied per call (a sampler may change what it is given).
         self._start_attrs: dict[str, Any] = {**self.attributes, Attr.OUTCOME: "success"}
         self._single_row_attrs: dict[float | None, dict[str, Any]] = {
             None: {**self._start_attrs, Attr.BATCH_SIZE: 1},
@@ -356,7 +356,7 @@ class ModelMonitor:
         try:
             if x is None:
                 call.rows = None
-                attributes = self._start_attrs
+                attributes = dict(self._start_attrs)
             else:
                 rows = call.rows = count_rows(x)
                 if rows == 1:
@@ -365,7 +365,8 @@ class ModelMonitor:
                             call.rate = self._features.row_outlier_rate(x)
                         except Exception as exc:
                             internal_error("outlier_rate", exc)
-                    attributes = self._single_row_attrs.get(call.rate) or {
+                    prepared = self._single_row_attrs.get(call.rate)
+                    attributes = dict(prepared) if prepared is not None else {
                         **self._start_attrs, Attr.BATCH_SIZE: 1, Attr.OUTLIER_RATE: call.rate}
                 else:
                     attributes = {**self._start_attrs, Attr.BATCH_SIZE: rows}

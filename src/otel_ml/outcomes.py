@@ -423,32 +423,10 @@ class OutcomeMonitor:
         if not self._remembering:
             return
         try:
+            if own_id and segment is None and self._remember_row(batch, result, output,
+                                                                 span_context):
+                return
             fl = self._float_layout
-            if (own_id and segment is None
-                    and (self._task is not None or self.monitor.task != "auto")
-                    and type(result) is np.ndarray and result.dtype is fl[0]
-                    and result.ndim == fl[1] and result.size == 1):
-                # The usual single-row call: one float, no segment, the input row (when kept)
-                # numeric and of the width already decided. Anything else takes the long way.
-                rows, row, flags = -1, None, _LIVE | _CTX
-                fast = True
-                if batch is not None:
-                    rows, x = batch.rows, batch._x
-                    fast = batch.segments is None and type(rows) is int
-                    if fast and self._keep_rows:
-                        fast = (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
-                                and x.size == self._store.width and x.dtype.kind in "fiub")
-                        if fast:
-                            row = x
-                            flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
-                out = self._out_codes.codes.get(output)
-                if fast and out is not None:
-                    trace_id = span_context.trace_id
-                    span = span_context.span_id
-                    self._put(span, trace_id >> 64, trace_id & _MASK64, span, result.item(), rows,
-                              flags | span_context.trace_flags << 8 | out << 16 | fl[2] << 24,
-                              row, None)
-                    return
             store = self._store
             extra = None
             flags = _LIVE
@@ -575,6 +553,35 @@ class OutcomeMonitor:
             if store.bytes > self.max_bytes or not store.pos & 63:  # expiry: every 64
                 store.max_bytes = self.max_bytes
                 store.trim(now, self.monitor.outcome_ttl_s)
+
+    def _remember_row(self, batch: Any, result: Any, output: str, span_context: Any) -> bool:
+        """The usual single-row call, kept the short way: one float prediction under the
+        span's own id, the input row (when kept) numeric and of the width already decided.
+        Returns False, having kept nothing, for anything else."""
+        fl = self._float_layout
+        if not ((self._task is not None or self.monitor.task != "auto")
+                and type(result) is np.ndarray and result.dtype is fl[0]
+                and result.ndim == fl[1] and result.size == 1):
+            return False
+        rows, row, flags = -1, None, _LIVE | _CTX
+        if batch is not None:
+            rows, x = batch.rows, batch._x
+            if batch.segments is not None or type(rows) is not int:
+                return False
+            if self._keep_rows:
+                if not (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
+                        and x.size == self._store.width and x.dtype.kind in "fiub"):
+                    return False
+                row = x
+                flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
+        out = self._out_codes.codes.get(output)
+        if out is None:
+            return False
+        trace_id = span_context.trace_id
+        span = span_context.span_id
+        self._put(span, trace_id >> 64, trace_id & _MASK64, span, result.item(), rows,
+                  flags | span_context.trace_flags << 8 | out << 16 | fl[2] << 24, row, None)
+        return True
 
     def _dense(self, width: int) -> bool:
         """Whether single rows of this width go to the store's array of rows."""
