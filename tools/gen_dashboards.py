@@ -186,8 +186,9 @@ def overview() -> dict:
                                  f"{{{SEL}}}[{RATE}]))", "{{error_type}}")], unit="reqps", w=6)
     p.row("Batches and resources")
     p.add("Mean batch size", [(f"max by (ml_model_name, ml_model_version) "
-                               f"(model:ml_model_batch_size:mean5m{{{SEL}}})",
-                               LEGEND_MODEL)], unit="short", w=8)
+                               f"({R.MEAN_BATCH_SIZE}{{{SEL}}})",
+                               LEGEND_MODEL)], unit="short", w=8,
+          description="Rows per successful call (predictions / batches).")
     p.add("Calls by batch size /s", [(f"sum by (ml_batch_size_range) (rate("
                                       f"{_m('ml.model.batches')}{{{SEL}}}[{RATE}]))",
                                       "{{ml_batch_size_range}} rows")], unit="reqps", w=8,

@@ -101,6 +101,9 @@ PREDICTIONS = _m("ml.model.predictions")
 ERRORS = _m("ml.model.predict.errors")
 DURATION = _m("ml.model.predict.duration")
 BATCHES = _m("ml.model.batches")
+#: Mean rows per successful call. The name predates ``ml.model.batches`` (it was the mean of a
+#: batch-size histogram, failed calls included) and is kept so that saved queries still work.
+MEAN_BATCH_SIZE = "model:ml_model_batch_size:mean5m"
 INFO = _m("ml.model.info")
 OBSERVATIONS = _m("ml.feature.observations")
 REFERENCE_SHARE = _m("ml.reference.bin.share")
@@ -253,7 +256,7 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
                f"histogram_quantile({q / 100}, sum by ({m}, le) "
                f"(rate({DURATION}_bucket[{p.w('5m')}])))")
           for q in (50, 90, 99)),
-        _rec("model:ml_model_batch_size:mean5m",  # rows per successful call
+        _rec(MEAN_BATCH_SIZE,
              f"sum by ({m}) (rate({PREDICTIONS}[{p.w('5m')}]))\n"
              f"/ (sum by ({m}) (rate({BATCHES}[{p.w('5m')}])) > 0)"),
         _rec(f"model_stage:{STAGE_DURATION}:p95_5m",
