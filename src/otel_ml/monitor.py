@@ -49,7 +49,7 @@ class _Call:
     """State of one predict call in progress."""
 
     __slots__ = ("monitor", "target", "span", "context", "token", "var_token", "start", "cpu", "x",
-                 "rows", "rate", "prediction_id", "own_id", "segment", "out_rows")
+                 "rows", "rate", "prediction_id", "span_context", "own_id", "segment", "out_rows")
 
     def __init__(self) -> None:
         self.out_rows = 0
@@ -379,11 +379,11 @@ class ModelMonitor:
             return None
         call.span = span
         try:
+            ctx = call.span_context = span.get_span_context()
             call.own_id = False
             if user_id is not None:
                 call.prediction_id = user_id
             else:
-                ctx = span.get_span_context()
                 call.own_id = ctx.is_valid
                 span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
                 call.prediction_id = format(span_id, "016x")
@@ -446,7 +446,7 @@ class ModelMonitor:
                                                output=call.target.output, rate=call.rate)
             if exc is None and result is not STREAMED:
                 self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
-                                        span.get_span_context(), call.segment, call.own_id)
+                                        call.span_context, call.segment, call.own_id)
             if (call.rows is None or exc is not None or self.capture_payloads
                     or (call.rate is None and batch is not None)):
                 self._annotate(call, span, rows, batch, result, exc, attrs)
