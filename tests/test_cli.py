@@ -81,7 +81,7 @@ def data_dir(tmp_path_factory):
     pd.read_csv(tmp_path / "train.csv").iloc[:1500].to_csv(tmp_path / "same.csv", index=False)
     pd.DataFrame({"p": [1.0], "q": [2.0]}).to_csv(tmp_path / "other.csv", index=False)
     (tmp_path / "empty.csv").write_text("")
-    (tmp_path / "broken.json").write_text('{"format": "otel_ml.reference", ')
+    (tmp_path / "broken.json").write_text('{"format": "otel_ml._internal.reference.profile", ')
     return tmp_path
 
 

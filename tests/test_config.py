@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 import otel_ml
-from otel_ml import _state, config
+from otel_ml._internal.core import config
+from otel_ml._internal.core import state as _state
 
 
 @pytest.fixture(autouse=True)

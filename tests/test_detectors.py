@@ -7,8 +7,8 @@ import doctest
 import numpy as np
 import pytest
 
-from otel_ml import detectors
-from otel_ml.detectors import ADWIN, DDM, PageHinkley
+from otel_ml._internal.stats import detectors
+from otel_ml._internal.stats.detectors import ADWIN, DDM, PageHinkley
 
 CHANGE = 1000  # index of the first value after the change
 

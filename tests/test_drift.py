@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from otel_ml import Reference
-from otel_ml.drift import (
+from otel_ml._internal.stats.drift import (
     METHODS,
     BinnedReference,
     DriftConfig,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from otel_ml.fairness import FAIRNESS_GAPS, fairness_report
+from otel_ml._internal.stats.fairness import FAIRNESS_GAPS, fairness_report
 
 
 def _rows(group, tp, fp, fn, tn):

@@ -23,7 +23,8 @@ import pytest
 from otlp_receiver import Blackhole, OTLPReceiver, free_port
 
 import otel_ml
-from otel_ml import _state, config
+from otel_ml._internal.core import config
+from otel_ml._internal.core import state as _state
 
 CALLS = 1500
 EXPORT_INTERVAL_MS = 100
@@ -51,7 +52,7 @@ def batches(n: int) -> list[list[list[float]]]:
     return [[[float(i), float(i % 7), -1.5]] * (1 + i % 4) for i in range(n)]
 
 
-def configure(endpoint: str, protocol: str) -> otel_ml.config.Telemetry:
+def configure(endpoint: str, protocol: str) -> otel_ml._internal.core.config.Telemetry:
     return otel_ml.configure(
         "faults", endpoint=endpoint, protocol="grpc" if protocol == "grpc" else "http/protobuf",
         insecure=True if protocol == "grpc" else None, export_interval_ms=EXPORT_INTERVAL_MS,

@@ -10,7 +10,7 @@ from conftest import points
 
 from otel_ml import ModelMonitor, Reference
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, PREDICTION_FEATURE, Attr
-from otel_ml.features import BUFFER_ROWS
+from otel_ml._internal.monitor.features import BUFFER_ROWS
 
 MODEL = {Attr.MODEL_NAME: "m", Attr.MODEL_VERSION: "1"}
 
@@ -363,9 +363,9 @@ def test_predictions_without_columns_keep_the_inputs_quality_counts(providers, m
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, providers,
                                                                         order) -> None:
-    from otel_ml._window import CHECK_INDEX
+    from otel_ml._internal.stats.ring import CHECK_INDEX
     from otel_ml.contract import Check
-    from otel_ml.features import _CHUNK_ROWS
+    from otel_ml._internal.monitor.features import _CHUNK_ROWS
 
     monitor = ModelMonitor("m", reference=ref, **providers)
     fm = monitor._features

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 from otlp_receiver import OTLPReceiver
 
-from otel_ml import config
+from otel_ml._internal.core import config
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

@@ -13,7 +13,7 @@ from conftest import points
 
 import otel_ml
 from otel_ml import contract
-from otel_ml.gpu import gpu_memory_points
+from otel_ml._internal.core.gpu import gpu_memory_points
 
 
 def test_the_contract_names_it_in_bytes():

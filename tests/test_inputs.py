@@ -11,7 +11,7 @@ import pytest
 import otel_ml
 from otel_ml import ModelMonitor, Reference
 from otel_ml.contract import NO_SEGMENT
-from otel_ml.inputs import (
+from otel_ml._internal.data.inputs import (
     InputError,
     category_key,
     count_rows,

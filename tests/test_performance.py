@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from otel_ml.performance import (
+from otel_ml._internal.stats.performance import (
     PERFORMANCE_METRICS,
     PerformanceReport,
     Tally,

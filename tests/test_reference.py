@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from otel_ml import Reference
-from otel_ml.datafiles import DataFileError, read_table
-from otel_ml.reference import (
+from otel_ml._internal.data.files import DataFileError, read_table
+from otel_ml._internal.reference.profile import (
     CategoricalProfile,
     InvalidReferenceError,
     NumericProfile,
@@ -105,7 +105,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     text = path.read_text()
     assert "NaN" not in text
     data = json.loads(text)
-    assert data["format"] == "otel_ml.reference" and data["version"] == 1
+    assert data["format"] == "otel_ml._internal.reference.profile" and data["version"] == 1
     again = Reference.load(path)
     assert again.feature_names == ("a", "b")
     assert again.performance == {"accuracy": 0.9}

@@ -8,17 +8,17 @@ ground truth (performance, fairness, concept drift).
 Importing this package has no side effects and reads no environment variable.
 """
 
-from ._context import current_prediction_id
-from .config import Telemetry, configure, shutdown
-from .detectors import ADWIN, DDM, PageHinkley
-from .drift import DriftConfig, DriftReport
-from .fairness import FairnessReport
-from .monitor import ModelMonitor, instrument_model
-from .performance import PerformanceReport, reference_performance
-from .proxy import wrap_model
-from .reference import Reference, ReferenceBuilder
-from .stages import trace_stage
-from .version import __version__
+from otel_ml._internal.core.context import current_prediction_id
+from otel_ml._internal.core.config import Telemetry, configure, shutdown
+from otel_ml._internal.stats.detectors import ADWIN, DDM, PageHinkley
+from otel_ml._internal.stats.drift import DriftConfig, DriftReport
+from otel_ml._internal.stats.fairness import FairnessReport
+from otel_ml._internal.instrument.model_monitor import ModelMonitor, instrument_model
+from otel_ml._internal.stats.performance import PerformanceReport, reference_performance
+from otel_ml._internal.instrument.proxy import wrap_model
+from otel_ml._internal.reference.profile import Reference, ReferenceBuilder
+from otel_ml._internal.instrument.stages import trace_stage
+from otel_ml.version import __version__
 
 __all__ = [
     "ADWIN",

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from .version import __version__
+from otel_ml.version import __version__
 
 __all__ = ["EXIT_DRIFT", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------------- demo
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoOptions, run_demo
+    from otel_ml.demo import DemoOptions, run_demo
 
     options = DemoOptions(duration_s=args.duration, rate=args.rate, seed=args.seed,
                           otlp=args.otlp, live=not args.no_live and sys.stdout.isatty())
@@ -198,8 +198,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- profile
 def _profile(args: argparse.Namespace) -> int:
-    from .datafiles import DataFileError
-    from .reference import Reference
+    from otel_ml._internal.data.files import DataFileError
+    from otel_ml._internal.reference.profile import Reference
 
     _require_file(args.data, "data file")
     if args.bins < 2:
@@ -272,11 +272,11 @@ def _report(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
 
-    from .contract import Attr
-    from .datafiles import DataFileError, read_table
-    from .demo.snapshot import read_points
-    from .monitor import ModelMonitor
-    from .reference import InvalidReferenceError, Reference
+    from otel_ml.contract import Attr
+    from otel_ml._internal.data.files import DataFileError, read_table
+    from otel_ml.demo.snapshot import read_points
+    from otel_ml._internal.instrument.model_monitor import ModelMonitor
+    from otel_ml._internal.reference.profile import InvalidReferenceError, Reference
 
     _require_file(args.reference, "reference")
     _require_file(args.data, "data file")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..contract import ALL_SEGMENTS, PREDICTION_FEATURE
-from ..thresholds import THRESHOLDS, Thresholds
+from otel_ml.contract import ALL_SEGMENTS, PREDICTION_FEATURE
+from otel_ml.thresholds import THRESHOLDS, Thresholds
 from .snapshot import Snapshot
 
 __all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "firing"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stages import trace_stage
+from otel_ml._internal.instrument.stages import trace_stage
 
 __all__ = [
     "COLUMNS",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..contract import ALL_SEGMENTS
+from otel_ml.contract import ALL_SEGMENTS
 from .alerts import firing
 from .model import FeatureStoreTimeout, load_data, train_model, DemoService
 from .snapshot import Snapshot
@@ -138,7 +138,7 @@ def _providers(options: DemoOptions, reader: Any, spans: Any) -> tuple[Any, Any,
     """Tracer and meter providers: OTLP through ``configure`` when asked, else in process."""
     endpoint = options.otlp or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if endpoint:
-        from ..config import configure
+        from otel_ml._internal.core.config import configure
 
         telemetry = configure("otel-ml-demo", endpoint=options.otlp, metric_readers=[reader],
                               span_processors=[spans], export_interval_ms=5000, force=True)
@@ -172,8 +172,8 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     """
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from ..monitor import ModelMonitor
-    from ..reference import Reference
+    from otel_ml._internal.instrument.model_monitor import ModelMonitor
+    from otel_ml._internal.reference.profile import Reference
 
     options.validate()
     out = out if out is not None else sys.stdout
@@ -272,7 +272,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
                           interrupted, final, validation_accuracy)
     monitor.close()
     if configured:
-        from ..config import shutdown
+        from otel_ml._internal.core.config import shutdown
 
         shutdown(timeout_s=3.0)
     else:

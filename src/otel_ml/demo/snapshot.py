@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract import ALL_SEGMENTS, Attr
+from otel_ml.contract import ALL_SEGMENTS, Attr
 
 __all__ = ["Snapshot", "histogram_quantile", "read_points"]
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..contract import ALL_SEGMENTS, NO_SEGMENT, PREDICTION_FEATURE
+from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, PREDICTION_FEATURE
 from .alerts import ALERTS, firing
 from .snapshot import Snapshot
 

@@ -13,12 +13,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Status, StatusCode
 
-from ._cap import CappedValues
-from ._context import CURRENT_CALL
-from ._log import internal_error
-from .contract import Attr
-from .inputs import count_items
-from .instruments import instruments_for, tracer_for
+from otel_ml._internal.core.caps import CappedValues
+from otel_ml._internal.core.context import CURRENT_CALL
+from otel_ml._internal.core.log import internal_error
+from otel_ml.contract import Attr
+from otel_ml._internal.data.inputs import count_items
+from otel_ml._internal.core.instruments import instruments_for, tracer_for
 
 __all__ = ["StageRun", "trace_stage"]
 

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from .contract import Attr
+from otel_ml.contract import Attr
 
 __all__ = ["gpu_memory_points"]
 

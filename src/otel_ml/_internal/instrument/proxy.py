@@ -6,9 +6,9 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from .inputs import count_items
-from .monitor import ModelMonitor
-from .stages import trace_stage
+from otel_ml._internal.data.inputs import count_items
+from otel_ml._internal.instrument.model_monitor import ModelMonitor
+from otel_ml._internal.instrument.stages import trace_stage
 
 __all__ = ["ModelProxy", "wrap_model"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import Check
+from otel_ml.contract import Check
 
 __all__ = ["CHECK_INDEX", "Delta", "SegmentStats"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import weakref
 
-from ._log import log_limited
-from .contract import OTHER
+from otel_ml._internal.core.log import log_limited
+from otel_ml.contract import OTHER
 
 __all__ = ["CappedValues", "renew_locks_after_fork"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .performance import label_str, label_strings
+from otel_ml._internal.stats.performance import label_str, label_strings
 
 __all__ = [
     "FAIRNESS_GAPS",

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._context import STREAMED
+from otel_ml._internal.core.context import STREAMED
 
 if TYPE_CHECKING:
-    from .monitor import ModelMonitor, _Target
+    from otel_ml._internal.instrument.model_monitor import ModelMonitor, _Target
 
 __all__ = ["MonitoredFunction", "wrap_callable"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .inputs import (
+from otel_ml._internal.data.inputs import (
     InputError,
     Table,
     default_names,
@@ -716,7 +716,7 @@ class Reference:
             otel_ml.datafiles.DataFileError: The file is unreadable, empty or inconsistent;
                 the message names the file (and the column, when one is at fault).
         """
-        from .datafiles import DataFileError, read_table, table_rows
+        from otel_ml._internal.data.files import DataFileError, read_table, table_rows
 
         excluded = set(exclude)
         total = table_rows(path)

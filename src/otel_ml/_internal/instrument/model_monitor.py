@@ -15,19 +15,19 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import _state
-from ._cap import CappedValues
-from ._context import CURRENT_CALL, STREAMED
-from ._log import internal_error
-from ._patch import MonitoredFunction, wrap_callable
-from .contract import BATCH_SIZE_RANGES, Attr, batch_size_range
-from .inputs import count_items, count_rows
-from .instruments import Instruments, Points, instruments_for, tracer_for
+from otel_ml._internal.core import state as _state
+from otel_ml._internal.core.caps import CappedValues
+from otel_ml._internal.core.context import CURRENT_CALL, STREAMED
+from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
+from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
+from otel_ml._internal.data.inputs import count_items, count_rows
+from otel_ml._internal.core.instruments import Instruments, Points, instruments_for, tracer_for
 
 if TYPE_CHECKING:
-    from .drift import DriftConfig, DriftReport
-    from .performance import PerformanceReport
-    from .reference import Reference
+    from otel_ml._internal.stats.drift import DriftConfig, DriftReport
+    from otel_ml._internal.stats.performance import PerformanceReport
+    from otel_ml._internal.reference.profile import Reference
 
 __all__ = ["ModelMonitor", "instrument_model"]
 
@@ -160,7 +160,7 @@ class ModelMonitor:
         if not 0.0 <= capture_payloads <= 1.0:
             raise ValueError(f"capture_payloads must be within [0, 1], got {capture_payloads!r}")
         if drift is not None:
-            from .drift import DriftConfig
+            from otel_ml._internal.stats.drift import DriftConfig
 
             if not isinstance(drift, DriftConfig):
                 raise TypeError(f"drift must be a DriftConfig, got {type(drift).__name__}")
@@ -219,8 +219,8 @@ class ModelMonitor:
         self._batches = [0] * len(BATCH_SIZE_RANGES)  # successful calls by batch_size_range
 
         # Components: statistics of inputs and predictions, and outcomes joined later.
-        from .features import FeatureMonitor
-        from .outcomes import OutcomeMonitor
+        from otel_ml._internal.monitor.features import FeatureMonitor
+        from otel_ml._internal.monitor.outcomes import OutcomeMonitor
 
         self.reference = _load_reference(reference)
         self._features = FeatureMonitor(self)
@@ -525,7 +525,7 @@ def _sdk_disabled() -> bool:
 def _load_reference(reference: Any) -> Any:
     if reference is None:
         return None
-    from .reference import Reference
+    from otel_ml._internal.reference.profile import Reference
 
     if isinstance(reference, Reference):
         return reference

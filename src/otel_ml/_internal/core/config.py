@@ -17,7 +17,7 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resou
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import _state
+from otel_ml._internal.core import state as _state
 
 __all__ = ["Telemetry", "configure", "shutdown"]
 

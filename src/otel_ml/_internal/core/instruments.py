@@ -15,9 +15,9 @@ from typing import Any, Protocol
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from ._log import internal_error, log_limited
-from .contract import METRICS, Attr, Kind, MetricSpec
-from .version import __version__
+from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml.contract import METRICS, Attr, Kind, MetricSpec
+from otel_ml.version import __version__
 
 __all__ = ["Instruments", "Observer", "instruments_for", "tracer_for"]
 
@@ -137,7 +137,7 @@ def tracer_for(tracer_provider: trace.TracerProvider | None = None) -> trace.Tra
 
 
 def _gpu_points() -> Points:
-    from .gpu import gpu_memory_points
+    from otel_ml._internal.core.gpu import gpu_memory_points
 
     return gpu_memory_points()
 

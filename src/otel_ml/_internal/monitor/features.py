@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ._log import internal_error, log_limited
-from ._window import CHECK_INDEX, Delta, SegmentStats
-from .contract import (
+from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml._internal.stats.ring import CHECK_INDEX, Delta, SegmentStats
+from otel_ml.contract import (
     ALL_SEGMENTS,
     INPUT_FEATURE,
     NO_SEGMENT,
@@ -35,14 +35,14 @@ from .contract import (
     Attr,
     Check,
 )
-from .drift import (
+from otel_ml._internal.stats.drift import (
     BinnedReference,
     DriftConfig,
     DriftReport,
     binned_reference_from_profiles,
     evaluate,
 )
-from .inputs import (
+from otel_ml._internal.data.inputs import (
     InputError,
     Table,
     default_names,
@@ -52,7 +52,7 @@ from .inputs import (
     to_float_masked,
     to_table,
 )
-from .reference import CategoricalProfile, NumericProfile, Reference
+from otel_ml._internal.reference.profile import CategoricalProfile, NumericProfile, Reference
 
 __all__ = ["BUFFER_ROWS", "Batch", "FeatureMonitor"]
 

@@ -45,7 +45,9 @@ def set_disabled(value: bool) -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
-    from . import _cap, _log, instruments
+    from otel_ml._internal.core import caps as _cap
+    from otel_ml._internal.core import log as _log
+    from otel_ml._internal.core import instruments
 
     _log.log_limited._lock = threading.Lock()
     _cap.renew_locks_after_fork()
