@@ -6,10 +6,53 @@ import numpy as np
 
 from otel_ml.contract import Check
 
-__all__ = ["CHECK_INDEX", "Delta", "SegmentStats"]
+__all__ = ["CHECK_INDEX", "Delta", "SegmentStats", "SlotRing"]
 
 #: Column of each check in the issue matrices.
 CHECK_INDEX = {check: i for i, check in enumerate(Check.ALL)}
+
+
+class SlotRing:
+    """The one time-slot ring: which of ``slots`` places an absolute slot number uses, and
+    which places belong to the window ending at a given slot.
+
+    Place ``k`` holds absolute slot number ``ids[k]`` (``-1``: never used). Owners keep their
+    per-slot data in arrays (or lists) indexed by place and clear a place when :meth:`claim`
+    says it was reused for a newer slot.
+
+    Args:
+        slots: Places in the ring (the window is ``slots`` slots long).
+        slot_s: Length of one slot in seconds.
+    """
+
+    __slots__ = ("ids", "slot_s")
+
+    def __init__(self, slots: int, slot_s: float) -> None:
+        self.ids = np.full(slots, -1, dtype=np.int64)
+        self.slot_s = float(slot_s)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def slot_at(self, now: float) -> int:
+        """Absolute slot number of time ``now`` (seconds)."""
+        return int(now // self.slot_s)
+
+    def claim(self, slot: int) -> tuple[int, bool]:
+        """Place of absolute slot ``slot``, and whether it was just reused (clear it then)."""
+        k = slot % self.ids.shape[0]
+        if self.ids[k] == slot:
+            return k, False
+        self.ids[k] = slot
+        return k, True
+
+    def live(self, slot: int) -> np.ndarray:
+        """Boolean mask of the places inside the window that ends at ``slot``."""
+        return (self.ids > slot - self.ids.shape[0]) & (self.ids <= slot)
+
+    def reset(self) -> None:
+        """Forget every slot (e.g. in a forked child)."""
+        self.ids[:] = -1
 
 
 class Delta:
@@ -38,8 +81,8 @@ class Delta:
 class SegmentStats:
     """Statistics of one segment, memory fixed at creation.
 
-    The window is a ring of ``slots`` time slots; slot ``k`` of the ring holds absolute slot
-    number ``ids[k]`` (``-1``: empty). A slot is zeroed when it is reused for a newer time.
+    The window is a :class:`SlotRing` of ``slots`` time slots; a slot's arrays are zeroed when
+    the ring reuses it for a newer time.
 
     Args:
         slots: Slots in the window.
@@ -49,7 +92,7 @@ class SegmentStats:
 
     __slots__ = (
         "bins",
-        "ids",
+        "ring",
         "issues",
         "outliers",
         "rows",
@@ -61,7 +104,7 @@ class SegmentStats:
     )
 
     def __init__(self, slots: int, columns: int, bins: int) -> None:
-        self.ids = np.full(slots, -1, dtype=np.int64)
+        self.ring = SlotRing(slots, 1.0)
         self.w_rows = np.zeros(slots, dtype=np.int64)
         self.w_bins = np.zeros((slots, bins), dtype=np.int64)
         self.w_n = np.zeros((slots, columns), dtype=np.int64)
@@ -74,9 +117,8 @@ class SegmentStats:
 
     def add(self, delta: Delta, slot: int) -> None:
         """Fold ``delta`` into absolute time slot ``slot`` and into the cumulative counters."""
-        k = slot % self.ids.shape[0]
-        if self.ids[k] != slot:
-            self.ids[k] = slot
+        k, reused = self.ring.claim(slot)
+        if reused:
             self.w_rows[k] = 0
             self.w_bins[k] = 0
             self.w_n[k] = 0
@@ -94,7 +136,7 @@ class SegmentStats:
 
     def window(self, slot: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, bins, n, s1, s2)`` summed over the slots of the window ending at ``slot``."""
-        live = (self.ids > slot - self.ids.shape[0]) & (self.ids <= slot)
+        live = self.ring.live(slot)
         return (int(self.w_rows[live].sum()), self.w_bins[live].sum(axis=0),
                 self.w_n[live].sum(axis=0), self.w_s1[live].sum(axis=0),
                 self.w_s2[live].sum(axis=0))
