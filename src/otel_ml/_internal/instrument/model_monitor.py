@@ -23,6 +23,8 @@ from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callab
 from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
 from otel_ml._internal.data.inputs import count_items, count_rows
 from otel_ml._internal.core.instruments import Instruments, Points, instruments_for, tracer_for
+from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES, OUTPUTS, Settings
+from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 
 if TYPE_CHECKING:
     from otel_ml._internal.stats.drift import DriftConfig, DriftReport
@@ -33,8 +35,6 @@ __all__ = ["ModelMonitor", "instrument_model"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TASKS = ("auto", "classification", "regression")
-_OUTPUTS = ("auto", "label", "proba", "score")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,11 @@ class ModelMonitor:
         outcome_store_size: Predictions kept for joining labels that arrive later (the last
             10,000 calls by default, 0.2-0.4 kB each: 100 s of label delay at 100 calls/s).
             0 keeps none: for models whose labels come with ``record_outcomes``.
+        outcome_store_bytes: Bytes the store may hold for multi-row calls (their predictions
+            and held inputs; default 32 MiB); the oldest are evicted beyond it.
         outcome_ttl_s: How long a prediction waits for its label (default 7 days).
+        fairness_min_group_size: Labelled rows a group needs in the window before its
+            fairness rates and gaps are reported (default 30).
         capture_payloads: Opt-in share (0..1) of calls whose inputs and predictions are
             attached to the span, with ``redact`` fields removed. Default 0: never.
         redact: Feature names never captured.
@@ -126,73 +130,50 @@ class ModelMonitor:
         max_features: int = 200,
         max_categories: int = 50,
         outcome_store_size: int = 10_000,
+        outcome_store_bytes: int = DEFAULT_STORE_BYTES,
         outcome_ttl_s: float = 7 * 24 * 3600.0,
+        fairness_min_group_size: int = MIN_GROUP_SIZE,
         capture_payloads: float | None = None,
         redact: Sequence[str] = (),
         statistics: bool = True,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
-        _require_str("name", name)
-        _require_str("version", version)
-        if task not in _TASKS:
-            raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
-        if not isinstance(features_arg, (int, str)) or isinstance(features_arg, bool):
-            raise TypeError(f"features_arg must be a position or a keyword name, got {features_arg!r}")
-        if segment_by is not None and not (isinstance(segment_by, str) or callable(segment_by)):
-            raise TypeError("segment_by must be a column name or a callable (args, kwargs) -> str")
-        if drift_window_s is None:
-            drift_window_s = _env_float("OTEL_ML_DRIFT_WINDOW", 3600.0)
-        if capture_payloads is None:
-            capture_payloads = _env_float("OTEL_ML_CAPTURE_PAYLOADS", 0.0)
-        for label, value in (("drift_window_s", drift_window_s), ("slot_s", slot_s),
-                             ("outcome_ttl_s", outcome_ttl_s)):
-            if not value > 0:
-                raise ValueError(f"{label} must be positive, got {value!r}")
-        if slot_s > drift_window_s:
-            raise ValueError(f"slot_s ({slot_s}) must not exceed drift_window_s ({drift_window_s})")
-        for label, value in (("max_segments", max_segments), ("max_features", max_features),
-                             ("max_categories", max_categories)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if not isinstance(outcome_store_size, int) or outcome_store_size < 0:
-            raise ValueError(f"outcome_store_size must be an integer >= 0, got {outcome_store_size!r}")
-        if not 0.0 <= capture_payloads <= 1.0:
-            raise ValueError(f"capture_payloads must be within [0, 1], got {capture_payloads!r}")
-        if drift is not None:
-            from otel_ml._internal.stats.drift import DriftConfig
-
-            if not isinstance(drift, DriftConfig):
-                raise TypeError(f"drift must be a DriftConfig, got {type(drift).__name__}")
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be within (0, 1), got {threshold!r}")
-        if prediction_id_arg is not None and not isinstance(prediction_id_arg, str):
-            raise TypeError(f"prediction_id_arg must be a keyword name or None, got {prediction_id_arg!r}")
-        if isinstance(redact, str):
-            raise TypeError(f"redact takes a list of feature names, got the string {redact!r}")
-
+        settings = self.settings = Settings.create(
+            name, version, task=task, feature_names=feature_names, features_arg=features_arg,
+            segment_by=segment_by, segments=segments, max_segments=max_segments,
+            sensitive_attribute=sensitive_attribute, positive_class=positive_class,
+            classes=classes, threshold=threshold, prediction_id_arg=prediction_id_arg,
+            drift=drift, drift_window_s=drift_window_s, slot_s=slot_s,
+            max_features=max_features, max_categories=max_categories,
+            outcome_store_size=outcome_store_size, outcome_store_bytes=outcome_store_bytes,
+            outcome_ttl_s=outcome_ttl_s, fairness_min_group_size=fairness_min_group_size,
+            capture_payloads=capture_payloads, redact=redact, statistics=statistics)
+        # Read by the components until each takes the settings object (issue 12).
         self.name = name
         self.version = version
         self.task = task
-        self.feature_names = tuple(feature_names) if feature_names is not None else None
+        self.feature_names = settings.feature_names
         self.features_arg = features_arg
         self.segment_by = segment_by
         self.sensitive_attribute = sensitive_attribute
         self.positive_class = positive_class
-        self.classes = tuple(classes) if classes is not None else None
-        self.threshold = float(threshold)
+        self.classes = settings.classes
+        self.threshold = settings.threshold
         self.prediction_id_arg = prediction_id_arg
-        self.drift_window_s = float(drift_window_s)
+        self.drift_window_s = settings.drift_window_s
         self.drift_config = drift
-        self.slot_s = float(slot_s)
+        self.slot_s = settings.slot_s
         self.max_features = max_features
         self.max_categories = max_categories
         self.outcome_store_size = outcome_store_size
-        self.outcome_ttl_s = float(outcome_ttl_s)
-        self.capture_payloads = float(capture_payloads)
-        self.redact = frozenset(redact)
-        self.statistics = bool(statistics)
-        self.segment_values = CappedValues("segment", max_segments, tuple(segments or ()))
+        self.outcome_store_bytes = outcome_store_bytes
+        self.fairness_min_group_size = fairness_min_group_size
+        self.outcome_ttl_s = settings.outcome_ttl_s
+        self.capture_payloads = settings.capture_payloads
+        self.redact = settings.redact
+        self.statistics = settings.statistics
+        self.segment_values = CappedValues("segment", max_segments, settings.segments)
 
         self._disabled = _sdk_disabled() or _state.disabled
         self._tracer = tracer_for(tracer_provider)
@@ -260,8 +241,8 @@ class ModelMonitor:
 
     def instrument_method(self, func: F, method: str, output: str = "auto") -> F:
         """Instrument one method of a model object (used by :func:`otel_ml.wrap_model`)."""
-        if output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         return wrap_callable(func, self, _Target(f"ml.{method} {self.name}", output))  # type: ignore[return-value]
 
     def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None) -> None:
@@ -499,23 +480,6 @@ def _features_arg(which: int | str, args: tuple, kwargs: dict) -> Any:
     if which < len(args):
         return args[which]
     return None
-
-
-def _require_str(label: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{label} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{label} must not be empty")
-
-
-def _env_float(variable: str, default: float) -> float:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{variable}={raw!r} is not a number") from None
 
 
 def _sdk_disabled() -> bool:

@@ -65,7 +65,7 @@ __all__ = [
 
 #: Memory cap of the prediction store (``ModelMonitor`` attribute ``outcome_store_bytes``
 #: overrides it); the count cap is ``outcome_store_size``.
-DEFAULT_STORE_BYTES = 32 * 1024 * 1024
+from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES  # noqa: E402  (moved)
 
 #: Largest input kept with a remembered call for error analysis by reference bin (bigger
 #: batches are scored without it).
