@@ -314,7 +314,7 @@ def test_after_fork_starts_from_zero(ref, providers) -> None:
     monitor = ModelMonitor("m", reference=ref, **providers)
     monitor.observe(np.random.default_rng(11).normal(size=(100, 3)))
     monitor.observe(np.zeros(3))
-    monitor._after_fork()
+    monitor.after_fork()
     assert monitor.drift_report().rows == 0
     monitor.observe(np.zeros((5, 3)))
     assert monitor.drift_report().rows == 5

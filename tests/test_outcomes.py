@@ -563,7 +563,7 @@ def test_after_fork_starts_empty(providers, metric_reader):
     monitor = _monitor(providers)
     monitor._outcomes.remember("p", None, np.array([1]), "label", None, None)
     monitor.record_outcomes([1], [1])
-    monitor._after_fork()
+    monitor.after_fork()
     assert points(metric_reader, "ml.model.outcomes") == []
     assert monitor._outcomes.store_stats()["records"] == 0
     monitor.record_outcome("p", 1)
@@ -693,7 +693,7 @@ def test_single_row_fast_path_keeps_what_the_general_path_keeps(providers):
 
 def test_disabled_monitor_records_nothing(providers, metric_reader):
     monitor = _monitor(providers)
-    monitor._disabled = True
+    monitor.switch.off = True
     monitor.record_outcome("p", 1)
     monitor.record_outcomes([1, 0], [1, 1])
     monitor.record_rejected("unauthorized")

@@ -206,7 +206,7 @@ def shutdown(timeout_s: float = 5.0) -> None:
 # A process that forks after configure() (gunicorn --preload, multiprocessing "fork") gives each
 # child a copy of the providers. The SDK restarts its export threads in the child (at-fork hooks
 # of PeriodicExportingMetricReader and BatchSpanProcessor) and empties the span queue; the monitors
-# zero their own tallies (``ModelMonitor._after_fork``). What remains is done here, for the
+# zero their own tallies (``ModelMonitor.after_fork``). What remains is done here, for the
 # providers configure() built (never for an application's own providers):
 #   * a new ``service.instance.id``: replicas must not share a Prometheus ``instance``;
 #   * an empty metric storage: the parent's synchronous instruments (the duration histograms

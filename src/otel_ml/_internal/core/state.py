@@ -7,8 +7,25 @@ import threading
 import weakref
 from typing import Any
 
+__all__ = ["Switch", "disabled", "live_monitors", "register_monitor", "set_disabled"]
+
 #: Set by :func:`otel_ml.configure` when ``OTEL_SDK_DISABLED=true``.
 disabled = False
+
+
+
+class Switch:
+    """A monitor's on/off state, shared with its components (read on every call).
+
+    Attributes:
+        off: True when telemetry is disabled (``OTEL_SDK_DISABLED`` or ``configure``).
+    """
+
+    __slots__ = ("off",)
+
+    def __init__(self, off: bool = False) -> None:
+        self.off = off
+
 
 _monitors: weakref.WeakSet[Any] = weakref.WeakSet()
 _lock = threading.Lock()
@@ -16,12 +33,15 @@ _fork_hook_installed = False
 
 
 def register_monitor(monitor: Any) -> None:
-    """Track ``monitor`` (weakly) so that disabling and forking reach it."""
+    """Track ``monitor`` (weakly) so that disabling and forking reach it.
+
+    The monitor has a ``switch`` (:class:`Switch`) and an ``after_fork()`` method.
+    """
     global _fork_hook_installed
     with _lock:
         _monitors.add(monitor)
         if disabled:
-            monitor._disabled = True
+            monitor.switch.off = True
         if not _fork_hook_installed and hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork_in_child)
             _fork_hook_installed = True
@@ -39,7 +59,7 @@ def set_disabled(value: bool) -> None:
     with _lock:
         disabled = value
         for monitor in _monitors:
-            monitor._disabled = value
+            monitor.switch.off = value
 
 
 def _after_fork_in_child() -> None:
@@ -53,7 +73,7 @@ def _after_fork_in_child() -> None:
     _cap.renew_locks_after_fork()
     instruments.renew_locks_after_fork()
     for monitor in list(_monitors):
-        reset = getattr(monitor, "_after_fork", None)
+        reset = getattr(monitor, "after_fork", None)
         if reset is not None:
             try:
                 reset()

@@ -175,7 +175,7 @@ class ModelMonitor:
         self.statistics = settings.statistics
         self.segment_values = CappedValues("segment", max_segments, settings.segments)
 
-        self._disabled = _sdk_disabled() or _state.disabled
+        self.switch = _state.Switch(_sdk_disabled() or _state.disabled)
         self._tracer = tracer_for(tracer_provider)
         self._instruments: Instruments = instruments_for(meter_provider)
         self._duration = self._instruments["ml.model.predict.duration"]
@@ -291,7 +291,11 @@ class ModelMonitor:
         """Stop reporting this monitor's observable metrics."""
         self._instruments.unregister(self)
 
-    def _after_fork(self) -> None:
+    @property
+    def _disabled(self) -> bool:  # read by the components until they take the switch (issue 12)
+        return self.switch.off
+
+    def after_fork(self) -> None:
         """In a forked child: start from zero so nothing the parent counted is counted twice."""
         self._lock = threading.Lock()
         self._calls, self._rows, self._cpu_s, self._errors = 0, 0, 0.0, {}
