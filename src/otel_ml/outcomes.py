@@ -4,6 +4,6 @@
 from otel_ml._deprecated import forwarder
 
 __getattr__ = forwarder(__name__, {
-    "DEFAULT_STORE_BYTES": ("otel_ml._internal.monitor.outcomes",
+    "DEFAULT_STORE_BYTES": ("otel_ml._internal.monitor.settings",
                             "ModelMonitor(outcome_store_bytes=...)"),
 })

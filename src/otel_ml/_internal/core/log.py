@@ -23,10 +23,13 @@ class _RateLimiter:
         self.counts: Counter[str] = Counter()
 
     def __call__(self, cause: str, msg: str, *args: object, level: int = logging.WARNING,
-                 exc_info: bool = False) -> None:
+                 exc_info: bool = False, count: bool = True) -> None:
+        """Log ``msg`` unless ``cause`` was logged within the interval; ``count=False`` for
+        what is not a failure inside otel_ml (the user's data, a late label): logged, not
+        counted in ``ml.telemetry.errors``."""
         now = time.monotonic()
         with self._lock:
-            if len(self.counts) < _MAX_KEYS or cause in self.counts:
+            if count and (len(self.counts) < _MAX_KEYS or cause in self.counts):
                 self.counts[cause] += 1
             last = self._last.get(cause)
             if last is not None and now - last < self._interval:
