@@ -16,7 +16,8 @@ from otel_ml._internal.stats.fairness import FairnessReport
 from otel_ml._internal.instrument.model_monitor import ModelMonitor, instrument_model
 from otel_ml._internal.stats.performance import PerformanceReport, reference_performance
 from otel_ml._internal.instrument.proxy import wrap_model
-from otel_ml._internal.reference.profile import Reference, ReferenceBuilder
+from otel_ml._internal.reference.builder import ReferenceBuilder
+from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.instrument.stages import trace_stage
 from otel_ml.version import __version__
 

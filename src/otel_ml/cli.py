@@ -276,7 +276,8 @@ def _report(args: argparse.Namespace) -> int:
     from otel_ml._internal.data.files import DataFileError, read_table
     from otel_ml.demo.snapshot import read_points
     from otel_ml._internal.instrument.model_monitor import ModelMonitor
-    from otel_ml._internal.reference.profile import InvalidReferenceError, Reference
+    from otel_ml._internal.reference.codec import InvalidReferenceError
+    from otel_ml._internal.reference.profile import Reference
 
     _require_file(args.reference, "reference")
     _require_file(args.data, "data file")

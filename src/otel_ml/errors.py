@@ -2,6 +2,6 @@
 
 from otel_ml._internal.data.files import DataFileError
 from otel_ml._internal.data.inputs import InputError
-from otel_ml._internal.reference.profile import InvalidReferenceError
+from otel_ml._internal.reference.codec import InvalidReferenceError
 
 __all__ = ["DataFileError", "InputError", "InvalidReferenceError"]
