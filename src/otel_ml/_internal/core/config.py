@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_ml._internal.core import state as _state
+from otel_ml._internal.core.export_log import ExportFailureLog
 
 __all__ = ["Telemetry", "configure", "shutdown"]
 
@@ -25,6 +28,10 @@ logger = logging.getLogger("otel_ml")
 
 _PROTOCOLS = ("grpc", "http/protobuf")
 _EXPORTERS = ("otlp", "console", "none")
+#: At interpreter exit, the last export of configure()'s providers gets this long (seconds).
+#: A collector that does not answer must not hold a finished script open (the exporters
+#: would retry for up to ``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s, per signal).
+EXIT_FLUSH_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -49,11 +56,16 @@ class Telemetry:
     _owned: bool = False
     #: ``service.instance.id`` the providers were built with (a forked child must not keep it).
     _instance_id: str | None = None
+    #: Turns the exporters' retry messages into one "cannot reach the collector" line.
+    _export_log: ExportFailureLog | None = None
 
 
 _lock = threading.Lock()
 _configured: Telemetry | None = None
 _fork_hook_installed = False
+_exit_hook_installed = False
+#: Telemetry built by configure() and not shut down yet (flushed at exit, within a bound).
+_pending: list[Telemetry] = []
 
 
 def configure(
@@ -82,7 +94,11 @@ def configure(
     ``OTEL_TRACES_EXPORTER``/``OTEL_METRICS_EXPORTER`` (``otlp``, ``console``, ``none``).
     Explicit arguments win over the variables, except ``service_name``, which is a default
     that ``OTEL_SERVICE_NAME`` overrides. Exports run in background threads: a slow or absent
-    collector never blocks a predict call.
+    collector never blocks a predict call. While the collector cannot be reached, one warning
+    says so (the exporters' retry messages go to DEBUG). At interpreter exit the providers
+    are flushed within ``EXIT_FLUSH_TIMEOUT_S`` (1 s), and at once when the collector does not
+    answer: a finished script never hangs on its telemetry. Call :func:`shutdown` for a
+    longer bound.
 
     Calling it again returns the first result unless ``force=True``. When the application has
     already installed SDK providers globally, they are left alone (and returned) unless
@@ -136,7 +152,8 @@ def configure(
             return _configured
 
         resource = _resource(service_name, resource_attributes)
-        tracer_provider = TracerProvider(resource=resource)
+        # configure()'s own exit handler (bounded) replaces the SDK's (up to 10 s per signal).
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         for processor in span_processors:
             tracer_provider.add_span_processor(processor)
         span_exporter = _span_exporter(traces_exporter, protocol, endpoint, headers, insecure)
@@ -147,12 +164,20 @@ def configure(
         if metric_exporter is not None:
             readers.append(PeriodicExportingMetricReader(
                 metric_exporter, export_interval_millis=export_interval_ms))
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers,
+                                       shutdown_on_exit=False)
+        exporters = [e for e in (span_exporter, metric_exporter) if e]
+        export_log = None
+        if traces_exporter == "otlp" or metrics_exporter == "otlp":
+            export_log = ExportFailureLog(_endpoint_text(endpoint, protocol))
+            export_log.install()
         telemetry = Telemetry(tracer_provider, meter_provider, set_global=set_global,
-                              exporters=[e for e in (span_exporter, metric_exporter) if e],
-                              _owned=True,
-                              _instance_id=resource.attributes.get(SERVICE_INSTANCE_ID))
+                              exporters=exporters, _owned=True,
+                              _instance_id=resource.attributes.get(SERVICE_INSTANCE_ID),
+                              _export_log=export_log)
         _install_fork_hook()
+        _install_exit_hook()
+        _pending.append(telemetry)
         if set_global:
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
@@ -166,12 +191,43 @@ def configure(
 
 
 def shutdown(timeout_s: float = 5.0) -> None:
-    """Flush and stop what :func:`configure` set up, within ``timeout_s`` even if the collector hangs."""
+    """Flush and stop what :func:`configure` set up, within ``timeout_s`` even if the collector hangs.
+
+    An export still running at the bound is aborted (its retries stop) and its data dropped.
+    """
     global _configured
     with _lock:
         telemetry, _configured = _configured, None
     if telemetry is None or telemetry.disabled:
         return
+    _stop(telemetry, timeout_s, give_up_on_failure=False)
+
+
+def _at_exit() -> None:
+    """Flush configure()'s providers at interpreter exit: bounded, and at once without a collector."""
+    global _configured
+    with _lock:
+        pending, _configured = list(_pending), None
+    for telemetry in pending:
+        _stop(telemetry, EXIT_FLUSH_TIMEOUT_S, give_up_on_failure=True)
+
+
+def _install_exit_hook() -> None:
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        atexit.register(_at_exit)
+        _exit_hook_installed = True
+
+
+def _stop(telemetry: Telemetry, timeout_s: float, give_up_on_failure: bool) -> None:
+    """Shut ``telemetry``'s providers down within ``timeout_s``; abort exports still running then.
+
+    With ``give_up_on_failure``, a failed attempt to reach the collector during the flush also
+    ends the wait: retrying cannot succeed before the bound, so the exit is not delayed.
+    """
+    with _lock:
+        if telemetry in _pending:
+            _pending.remove(telemetry)
     for instrumentor in telemetry._instrumentors:
         try:
             instrumentor.uninstrument()
@@ -183,6 +239,9 @@ def shutdown(timeout_s: float = 5.0) -> None:
         except Exception:
             logger.debug("otel_ml: flushing a monitor failed", exc_info=True)
     done = threading.Event()
+    export_log = telemetry._export_log
+    if export_log is not None:
+        export_log.failed.clear()
 
     def stop() -> None:
         try:
@@ -197,9 +256,30 @@ def shutdown(timeout_s: float = 5.0) -> None:
 
     worker = threading.Thread(target=stop, name="otel_ml-shutdown", daemon=True)
     worker.start()
-    if not done.wait(timeout_s):
-        logger.warning("otel_ml: shutdown did not finish within %.1f s (collector unreachable?); "
-                       "unsent telemetry is dropped", timeout_s)
+    end = time.monotonic() + timeout_s
+    abort_at = end - min(0.25, timeout_s / 4)  # leaves the aborted exports time to return
+    while not done.wait(min(0.02, max(0.0, abort_at - time.monotonic()))):
+        if time.monotonic() >= abort_at:
+            if export_log is None or not export_log.failed.is_set():
+                logger.warning("otel_ml: shutdown did not finish within %.1f s (collector "
+                               "unreachable?); unsent telemetry is dropped", timeout_s)
+            break
+        if give_up_on_failure and export_log is not None and export_log.failed.is_set():
+            break
+    if not done.is_set():
+        _abort_exports(telemetry)
+        done.wait(max(0.0, end - time.monotonic()))
+    if export_log is not None and done.is_set():  # else the exports still running may log
+        export_log.uninstall()
+
+
+def _abort_exports(telemetry: Telemetry) -> None:
+    """Stop the exporters' retries (an export in flight returns; later ones are refused)."""
+    for exporter in telemetry.exporters:
+        try:
+            exporter.shutdown()
+        except Exception:
+            logger.debug("otel_ml: stopping an exporter failed", exc_info=True)
 
 
 # ---------------------------------------------------------------------------- fork handling
@@ -273,6 +353,16 @@ def _renew_sdk_state_after_fork(telemetry: Telemetry, instance_id: str | None = 
     resource = _provider_resource(meter_provider or tracer_provider)
     if resource is not None:  # a grandchild must renew the child's id in turn
         telemetry._instance_id = resource.attributes.get(SERVICE_INSTANCE_ID)
+
+
+def _endpoint_text(endpoint: str | None, protocol: str) -> str:
+    """The collector address the OTLP exporters use (for messages)."""
+    if endpoint:
+        return endpoint
+    signal = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if signal:
+        return signal
+    return "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
 
 
 def _exporter_choice(exporter: str | None, variable: str) -> str:
