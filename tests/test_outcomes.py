@@ -6,7 +6,6 @@ import math
 import random
 import threading
 import tracemalloc
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +15,13 @@ from sklearn import metrics as skm
 
 import otel_ml
 from otel_ml import ModelMonitor
+from otel_ml._internal.core.caps import CappedValues
+from otel_ml._internal.core.instruments import instruments_for, tracer_for
+from otel_ml._internal.core.state import Switch
+from otel_ml._internal.monitor.analysis import Analysis
+from otel_ml._internal.monitor.batch import Batch, RowBins
+from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
+from otel_ml._internal.monitor.settings import Settings
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, OTHER
 
 MODEL = {"ml.model.name": "m", "ml.model.version": "1"}
@@ -30,13 +36,46 @@ class Clock:
 
 
 def _monitor(providers, **options) -> ModelMonitor:
-    monitor = ModelMonitor("m", "1", **providers, **options)
-    monitor._outcomes._clock = Clock()
-    return monitor
+    return ModelMonitor("m", "1", **providers, **options)
 
 
-def _clock(monitor) -> Clock:
-    return monitor._outcomes._clock
+class _NoFeatures:
+    """The feature side without a reference: no bins (the real interface of FeatureIngest)."""
+
+    def __init__(self) -> None:
+        self.bin_requests = 0
+
+    def batch_of(self, x, rows=None):
+        return Batch(_Columns(), x, 1 if rows is None else rows, None)
+
+    def bin_rows(self, batch) -> RowBins | None:
+        self.bin_requests += 1
+        return None
+
+    def bin_label(self, feature: str, index: int) -> str:
+        return str(index)
+
+
+class _Columns:
+    """Reads columns of a dict input (the BatchReader interface)."""
+
+    def column_of(self, x, name):
+        return None if not isinstance(x, dict) or name not in x else np.asarray(x[name])
+
+
+def _analysis(providers, *, features=None, reference=None, clock=None, **options):
+    """The outcome side alone, on a clock the test moves (protocol-level tests)."""
+    settings = Settings.create("m", "1", **options)
+    return OutcomeAnalysis(
+        settings, reference=reference, features=features or _NoFeatures(),
+        tracer=tracer_for(providers["tracer_provider"]),
+        instruments=instruments_for(providers["meter_provider"]), switch=Switch(),
+        segment_values=CappedValues("segment", settings.max_segments, settings.segments),
+        clock=clock or Clock())
+
+
+def _collected(analysis, name, key):
+    return {attrs[key]: value for value, attrs in analysis.collectors()[name]()}
 
 
 def _by(reader, name, key):
@@ -51,7 +90,6 @@ def _decorated(providers, fn, **options):
         ids.append(otel_ml.current_prediction_id())
         return fn(x)
 
-    predict.monitor._outcomes._clock = Clock()
     return predict, ids
 
 
@@ -227,27 +265,25 @@ def test_regression_rejects_non_numeric_labels(providers, metric_reader):
     assert monitor.performance_report().count == 2
 
 
-def test_late_labels_beyond_the_ttl_are_unmatched(providers, metric_reader):
-    monitor = _monitor(providers, outcome_ttl_s=60.0)
-    clock = _clock(monitor)
-    outcomes = monitor._outcomes
+def test_late_labels_beyond_the_ttl_are_unmatched(providers):
+    clock = Clock()
+    outcomes = _analysis(providers, clock=clock, outcome_ttl_s=60.0)
     outcomes.remember("a", None, np.array([1]), "auto", None, None)
     outcomes.remember("b", None, np.array([1]), "auto", None, None)
     clock.t += 30
-    monitor.record_outcome("a", 1)  # in time
+    outcomes.record_outcome("a", 1)  # in time
     clock.t += 31
     outcomes.remember("c", None, np.array([1]), "auto", None, None)  # purges "b"
-    monitor.record_outcome("b", 1)  # 61 s old
+    outcomes.record_outcome("b", 1)  # 61 s old
     clock.t += 61
-    monitor.record_outcome("c", 1)  # expired, not purged yet
-    assert _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason") == {"expired": 2}
-    assert monitor.performance_report().store["expired"] == 2
+    outcomes.record_outcome("c", 1)  # expired, not purged yet
+    assert _collected(outcomes, "ml.model.outcomes.unmatched", "ml.reason") == {"expired": 2}
+    assert outcomes.performance_report().store["expired"] == 2
 
 
 # ------------------------------------------------------------------ concurrency and memory
-def test_concurrent_outcomes_give_exact_counts(providers, metric_reader):
-    monitor = _monitor(providers)
-    outcomes = monitor._outcomes
+def test_concurrent_outcomes_give_exact_counts(providers):
+    outcomes = _analysis(providers)
     n = 4000
     for i in range(n):
         outcomes.remember(str(i), None, np.array([i % 3]), "label", None, None)
@@ -256,7 +292,7 @@ def test_concurrent_outcomes_give_exact_counts(providers, metric_reader):
     def label(worker: int) -> None:
         try:
             for i in range(worker, n, 8):
-                monitor.record_outcome(str(i), (i % 3) if i % 4 else (i + 1) % 3)
+                outcomes.record_outcome(str(i), (i % 3) if i % 4 else (i + 1) % 3)
         except Exception as exc:  # pragma: no cover - the assertion below reports it
             errors.append(exc)
 
@@ -266,17 +302,16 @@ def test_concurrent_outcomes_give_exact_counts(providers, metric_reader):
     for t in threads:
         t.join()
     assert not errors
-    counts = points(metric_reader, "ml.model.outcomes")
-    assert sum(v for _, v in counts) == n
-    wrong = sum(v for a, v in counts if a["ml.class.predicted"] != a["ml.class.actual"])
+    counts = list(outcomes.collectors()["ml.model.outcomes"]())
+    assert sum(v for v, _ in counts) == n
+    wrong = sum(v for v, a in counts if a["ml.class.predicted"] != a["ml.class.actual"])
     assert wrong == n // 4
-    assert monitor.performance_report().metrics["accuracy"] == pytest.approx(0.75)
+    assert outcomes.performance_report().metrics["accuracy"] == pytest.approx(0.75)
     assert outcomes.store_stats()["records"] == 0
 
 
 def test_store_is_bounded_by_count(providers):
-    monitor = _monitor(providers, outcome_store_size=1000)
-    outcomes = monitor._outcomes
+    outcomes = _analysis(providers, outcome_store_size=1000)
     prediction = np.array([1.0])
     for i in range(100_000):
         outcomes.remember(format(i, "016x"), None, prediction, "auto", None, None)
@@ -297,9 +332,9 @@ def test_store_is_bounded_by_count(providers):
         tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert abs(grown) < 20_000, grown
-    monitor.record_outcome(format(123_500, "016x"), 1.0)  # evicted recently: said so
-    monitor.record_outcome(format(0, "016x"), 1.0)  # evicted long ago: forgotten
-    assert monitor.performance_report().unmatched == {"evicted": 1, "unknown_id": 1}
+    outcomes.record_outcome(format(123_500, "016x"), 1.0)  # evicted recently: said so
+    outcomes.record_outcome(format(0, "016x"), 1.0)  # evicted long ago: forgotten
+    assert outcomes.performance_report().unmatched == {"evicted": 1, "unknown_id": 1}
 
 
 class _Context:
@@ -314,16 +349,20 @@ class _Context:
         self.trace_flags = 1
 
 
-def test_default_store_of_single_row_calls_stays_within_its_memory_bound(providers):
+def test_default_store_of_single_row_calls_stays_within_its_memory_bound(providers,
+                                                                         span_exporter):
     """200k single-row calls (span-id ids, input row held for the reference bins) with the
     default settings: what the store keeps, measured by tracemalloc, stays under 4 MiB
     (the bound docs/configuration.md states), flat once full, and store_stats() says so."""
+    from otel_ml._internal.monitor.feature_ingest import FeatureIngest
+
     rng = np.random.default_rng(3)
     reference = otel_ml.Reference.from_data(rng.normal(size=(2000, 20)))
-    monitor = ModelMonitor("m", "1", reference=reference, **providers)
-    outcomes = monitor._outcomes
+    settings = Settings.create("m", "1")
+    ingest = FeatureIngest(settings, reference, CappedValues("segment", 20))
+    outcomes = _analysis(providers, features=ingest, reference=reference)
     x = rng.normal(size=(1, 20))
-    batch = monitor._features.observe(x, np.array([0.5]), segment=None, output="auto")
+    batch = ingest.prepare(x, np.array([0.5]), segment=None, output="auto")
     assert batch is not None and batch.rows == 1
     prediction = np.array([0.5])
     remember = outcomes.remember
@@ -337,7 +376,7 @@ def test_default_store_of_single_row_calls_stays_within_its_memory_bound(provide
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        outcomes._reset()  # the store, allocated under tracing
+        outcomes.after_fork()  # the store, allocated under tracing
         calls(0, 100_000)
         half = tracemalloc.get_traced_memory()[0] - base
         calls(100_000, 200_000)
@@ -349,57 +388,63 @@ def test_default_store_of_single_row_calls_stays_within_its_memory_bound(provide
     assert held < 4 * 2**20, held
     assert abs(held - half) < 50_000, (half, held)  # flat once full
     assert 0.7 * held < stats["bytes"] < 1.3 * held, (stats["bytes"], held)  # honest count
-    # the latest calls are still joinable, and link to their span
+    # the latest calls are still joinable, link to their span, and bin the row they held
     ids = random.Random(4)
     span_id = ids.getrandbits(64) | 1
     trace_id = ids.getrandbits(128) | 1
     ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
     outcomes.remember(format(span_id, "016x"), batch, prediction, "auto", ctx, None)
-    record = outcomes._take(span_id, outcomes._clock())
-    assert record.span_context.trace_id == trace_id and record.span_context.span_id == span_id
-    assert record.span_context.trace_flags == 1
-    np.testing.assert_array_equal(record.batch._x, x)
-    assert record.pred.tolist() == [0.5] and record.rows == 1
+    outcomes.record_outcome(format(span_id, "016x"), 0.25)
+    [span] = [s for s in span_exporter.get_finished_spans() if s.name == "ml.outcome m"]
+    [link] = span.links
+    assert (link.context.trace_id, link.context.span_id) == (trace_id, span_id)
+    assert link.context.trace_flags == 1
+    report = outcomes.performance_report()
+    assert report.count == 1 and report.metrics["mae"] == pytest.approx(0.25)
+    row_bins = ingest.bin_rows(batch)
+    expected = {f: {ingest.bin_label(f, int(b)): {"count": 1.0, "error": pytest.approx(0.25)}}
+                for f, b in zip(row_bins.features, row_bins.bins[0].tolist()) if b >= 0}
+    assert expected and report.error_by_bin == expected
 
 
 def test_store_is_bounded_by_bytes(providers):
-    monitor = _monitor(providers)
-    monitor.outcome_store_bytes = 1_000_000
-    monitor._outcomes.max_bytes = 1_000_000
+    outcomes = _analysis(providers, outcome_store_bytes=1_000_000)
     big = np.zeros(10_000)  # 80 kB of predictions per call
     for i in range(50):
-        monitor._outcomes.remember(str(i), None, big, "auto", None, None)
-    stats = monitor._outcomes.store_stats()
+        outcomes.remember(str(i), None, big, "auto", None, None)
+    stats = outcomes.store_stats()
     assert stats["bytes"] <= 1_000_000 and stats["records"] == 12
     # the stored predictions are a private copy
     mutable = np.array([1.0])
-    monitor._outcomes.remember("x", None, mutable, "auto", None, None)
+    outcomes.remember("x", None, mutable, "auto", None, None)
     mutable[0] = 100.0
-    monitor.record_outcome("x", 1.0)
-    assert monitor.performance_report().metrics["mae"] == 0.0
+    outcomes.record_outcome("x", 1.0)
+    assert outcomes.performance_report().metrics["mae"] == 0.0
 
 
 # ------------------------------------------------------------------ window
-def test_windowed_gauges_forget_old_slots_but_counters_do_not(providers, metric_reader):
-    monitor = _monitor(providers, drift_window_s=600, slot_s=60)
-    clock = _clock(monitor)
-    monitor.record_outcomes([1, 1], [1, 0])
+def test_windowed_gauges_forget_old_slots_but_counters_do_not(providers):
+    clock = Clock()
+    outcomes = _analysis(providers, clock=clock, drift_window_s=600, slot_s=60)
+    outcomes.record_outcomes([1, 1], [1, 0])
     clock.t += 300
-    monitor.record_outcomes([1, 1], [1, 1])
-    assert monitor.performance_report().metrics["accuracy"] == pytest.approx(0.75)
+    outcomes.record_outcomes([1, 1], [1, 1])
+    assert outcomes.performance_report().metrics["accuracy"] == pytest.approx(0.75)
     clock.t += 400  # the first batch left the window
-    assert monitor.performance_report().metrics["accuracy"] == 1.0
+    assert outcomes.performance_report().metrics["accuracy"] == 1.0
     clock.t += 600
-    assert monitor.performance_report().count == 0
-    assert points(metric_reader, "ml.model.performance") == []
-    assert sum(v for _, v in points(metric_reader, "ml.model.outcomes")) == 4
+    assert outcomes.performance_report().count == 0
+    assert list(outcomes.collectors()["ml.model.performance"]()) == []
+    assert sum(v for v, _ in outcomes.collectors()["ml.model.outcomes"]()) == 4
 
 
 # ------------------------------------------------------------------ reference, attributions
 def test_reference_performance_and_attribution_drift(providers, metric_reader):
-    monitor = _monitor(providers)
-    monitor.reference = SimpleNamespace(performance={"accuracy": 0.9, "f1_macro": 0.85},
-                                        attributions={"age": 0.5, "income": 0.2})
+    reference = otel_ml.Reference.from_data(
+        np.random.default_rng(0).normal(size=(100, 2)), feature_names=["age", "income"],
+        performance={"accuracy": 0.9, "f1_macro": 0.85},
+        attributions={"age": 0.5, "income": 0.2})
+    monitor = _monitor(providers, reference=reference)
     monitor.record_outcomes([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
     assert _by(metric_reader, "ml.model.performance.reference", "ml.performance.metric") == {
         "accuracy": 0.9, "f1_macro": 0.85}
@@ -414,6 +459,10 @@ def test_reference_performance_and_attribution_drift(providers, metric_reader):
     drift = _by(metric_reader, "ml.feature.attribution.drift", "ml.feature.name")
     # age: (0.4 + 0.6 + 1.5) / 3 = 5/6 against 0.5; tenure has no reference value
     assert drift == {"age": pytest.approx((5 / 6) / 0.5 - 1), "income": pytest.approx(0.0)}
+    # unnamed columns take the reference's feature names
+    monitor.record_attributions(np.array([[0.5, 0.2]]))
+    assert set(_by(metric_reader, "ml.feature.attribution", "ml.feature.name")) == {
+        "age", "income", "tenure"}
 
 
 def test_bad_attributions_are_dropped(providers, metric_reader, caplog):
@@ -459,24 +508,26 @@ def test_fairness_misuse_fails_fast(providers):
 
 
 # ------------------------------------------------------------------ concept drift
-def test_concept_drift_counter_and_state(providers, metric_reader):
-    monitor = _monitor(providers)
+def test_concept_drift_counter_and_state(providers):
+    clock = Clock()
+    outcomes = _analysis(providers, clock=clock)
     rng = np.random.default_rng(7)
     y_true = rng.integers(0, 2, 2000)
     wrong = np.concatenate([rng.uniform(size=1000) < 0.1, rng.uniform(size=1000) < 0.5])
     y_pred = np.where(wrong, 1 - y_true, y_true)
-    monitor.record_outcomes(y_true[:1000], y_pred[:1000])
-    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
-        "page_hinkley": 0, "adwin": 0}
-    monitor.record_outcomes(y_true[1000:], y_pred[1000:])
-    detections = _by(metric_reader, "ml.concept_drift.detections", "ml.detector")
+    outcomes.record_outcomes(y_true[:1000], y_pred[:1000])
+    assert _collected(outcomes, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 0, "adwin": 0, "ddm": 0}
+    outcomes.record_outcomes(y_true[1000:], y_pred[1000:])
+    detections = _collected(outcomes, "ml.concept_drift.detections", "ml.detector")
     assert detections["page_hinkley"] >= 1 and detections["adwin"] >= 1
-    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
-        "page_hinkley": 1, "adwin": 1}
-    assert monitor.performance_report().concept_drift_detected
-    _clock(monitor).t += monitor.drift_window_s + 1
-    assert _by(metric_reader, "ml.concept_drift.state", "ml.detector") == {
-        "page_hinkley": 0, "adwin": 0}
+    assert detections["ddm"] >= 1
+    assert _collected(outcomes, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 1, "adwin": 1, "ddm": 1}
+    assert outcomes.performance_report().concept_drift_detected
+    clock.t += 3600 + 1  # the drift window
+    assert _collected(outcomes, "ml.concept_drift.state", "ml.detector") == {
+        "page_hinkley": 0, "adwin": 0, "ddm": 0}
 
 
 def test_regression_concept_drift_on_scaled_errors(providers, metric_reader):
@@ -491,58 +542,54 @@ def test_regression_concept_drift_on_scaled_errors(providers, metric_reader):
 
 
 # ------------------------------------------------------------------ batches from the features side
-class _Batch:
-    """Stand-in for the feature monitor's batch: rows, per-row segments, columns."""
+class _Bins(_NoFeatures):
+    """A feature side with fixed reference bins (the real interface of FeatureIngest)."""
 
-    def __init__(self, rows, segments=None, columns=None):
-        self.rows = rows
-        self.segments = segments
-        self._columns = columns or {}
-
-    def column(self, name):
-        return self._columns.get(name)
-
-
-class _Features:
     def __init__(self, bins):
+        super().__init__()
         self.bins = bins
 
-    def bin_rows(self, batch):
-        return ("age", "income"), self.bins
+    def bin_rows(self, batch) -> RowBins | None:
+        self.bin_requests += 1
+        return RowBins(("age", "income"), self.bins)
 
     def bin_label(self, feature, index):
         return f"b{index}"
 
 
-def test_error_rate_by_bin_segments_and_groups_from_the_batch(providers, metric_reader):
-    monitor = _monitor(providers, sensitive_attribute="sex")
-    monitor.reference = SimpleNamespace()
+def test_error_rate_by_bin_segments_and_groups_from_the_batch(providers):
     bins = np.array([[0, 2], [1, 2], [1, 0], [1, -1]])  # -1: missing value, no bin
-    monitor._features = _Features(bins)
-    batch = _Batch(4, segments=np.array(["web", "web", "app", "app"], dtype=object),
-                   columns={"sex": np.array(["f", "m", "f", "m"])})
-    monitor._outcomes.remember("p", batch, np.array([1, 1, 0, 0]), "label", None, None)
-    monitor.record_outcome("p", np.array([1, 0, 0, 1]))  # wrong: rows 1 and 3
+    reference = otel_ml.Reference.from_data(np.zeros((10, 2)), feature_names=["age", "income"])
+    outcomes = _analysis(providers, features=_Bins(bins), reference=reference,
+                         sensitive_attribute="sex")
+    batch = Batch(_Columns(), {"sex": ["f", "m", "f", "m"]}, 4, None,
+                  segments=np.array(["web", "web", "app", "app"], dtype=object))
+    outcomes.remember("p", batch, np.array([1, 1, 0, 0]), "label", None, None)
+    outcomes.record_outcome("p", np.array([1, 0, 0, 1]))  # wrong: rows 1 and 3
     by_bin = {(a["ml.feature.name"], a["ml.feature.bin"]): v
-              for a, v in points(metric_reader, "ml.model.error_rate.by_bin")}
+              for v, a in outcomes.collectors()["ml.model.error_rate.by_bin"]()}
     assert by_bin == {("age", "b0"): 0.0, ("age", "b1"): pytest.approx(2 / 3),
                       ("income", "b0"): 0.0, ("income", "b2"): 0.5}
     segs = {}
-    for attrs, v in points(metric_reader, "ml.model.outcomes"):
+    for v, attrs in outcomes.collectors()["ml.model.outcomes"]():
         segs[attrs["ml.segment"]] = segs.get(attrs["ml.segment"], 0) + v
     assert segs == {"web": 2, "app": 2}
-    report = monitor.performance_report()
+    report = outcomes.performance_report()
     assert report.by_segment["app"]["accuracy"] == 0.5
     assert report.error_by_bin["age"]["b1"] == {"count": 3.0, "error": pytest.approx(2 / 3)}
     assert report.fairness.groups["f"].count == 2 and not report.fairness.groups["f"].sufficient
 
 
 def test_bins_are_not_requested_without_a_reference(providers):
-    monitor = _monitor(providers)
-    called = []
-    monitor._features = SimpleNamespace(bin_rows=lambda batch: called.append(1))
-    monitor._outcomes.remember("p", _Batch(1), np.array([1]), "label", None, None)
-    assert called == []
+    features = _Bins(np.array([[0, 1]]))
+    outcomes = _analysis(providers, features=features, sensitive_attribute="sex")
+    batch = Batch(_Columns(), {"sex": ["f"]}, 1, None)
+    outcomes.remember("p", batch, np.array([1]), "label", None, None)
+    outcomes.record_outcome("p", 1)
+    assert features.bin_requests == 0
+    report = outcomes.performance_report()
+    assert report.count == 1 and report.error_by_bin == {}
+    assert report.fairness.groups["f"].count == 1
 
 
 # ------------------------------------------------------------------ access, fork
@@ -561,11 +608,17 @@ def test_rejected_requests_by_reason(providers, metric_reader):
 
 def test_after_fork_starts_empty(providers, metric_reader):
     monitor = _monitor(providers)
-    monitor._outcomes.remember("p", None, np.array([1]), "label", None, None)
+
+    @monitor
+    def predict(x, prediction_id=None):
+        return np.array([1])
+
+    predict(np.zeros(2), prediction_id="p")
     monitor.record_outcomes([1], [1])
+    assert monitor.performance_report().store["records"] == 1
     monitor.after_fork()
     assert points(metric_reader, "ml.model.outcomes") == []
-    assert monitor._outcomes.store_stats()["records"] == 0
+    assert monitor.performance_report().store["records"] == 0
     monitor.record_outcome("p", 1)
     assert monitor.performance_report().unmatched == {"unknown_id": 1}
 
@@ -573,20 +626,24 @@ def test_after_fork_starts_empty(providers, metric_reader):
 def test_every_collector_is_in_the_contract(providers):
     from otel_ml.contract import METRICS
 
-    monitor = _monitor(providers, sensitive_attribute="g")
-    monitor.reference = SimpleNamespace(performance={"accuracy": 1.0}, attributions={"a": 1.0})
-    monitor.record_outcomes([1, 0] * 40, [1, 1] * 40, segments="s", groups=["x", "y"] * 40)
-    monitor.record_attributions([[1.0]], ["a"])
+    reference = otel_ml.Reference.from_data(np.zeros((10, 1)), feature_names=["a"],
+                                            performance={"accuracy": 1.0},
+                                            attributions={"a": 1.0})
+    outcomes = _analysis(providers, reference=reference, sensitive_attribute="g")
+    outcomes.record_outcomes([1, 0] * 40, [1, 1] * 40, segments="s", groups=["x", "y"] * 40)
+    outcomes.record_attributions([[1.0]], ["a"])
     seen = set()
-    for name, collector in monitor._outcomes.collectors().items():
+    for name, collector in outcomes.collectors().items():
         assert name in METRICS
         for _, attrs in collector():
             assert set(attrs) == set(METRICS[name].attributes) - set(MODEL), name
             seen.add(name)
-    missing = set(monitor._outcomes.collectors()) - seen
+    missing = set(outcomes.collectors()) - seen
     # regression only, bins only with a reference and batches, nothing unmatched
     assert missing == {"ml.model.error.squared", "ml.model.error_rate.by_bin",
                        "ml.model.outcomes.unmatched"}
+    assert isinstance(outcomes, Analysis)
+    assert outcomes.report()["performance"].count == 80
 
 
 def test_real_batches_give_segments_groups_and_bins(providers, metric_reader):
@@ -644,8 +701,9 @@ def test_single_rows_kept_compactly_score_like_one_batch(providers):
     singles, ids = _decorated(providers, model, **options)
     for i, row in enumerate(X):
         singles([row, row.reshape(1, -1), row.tolist()][i % 3])
-    store = singles.monitor._outcomes._store
-    assert store.width == 3 and not store.extras  # every row in the array of rows
+    # every row in the array of rows: about 0.2 kB a call with its 3 floats (a list held
+    # beside the slot would cost more than 0.35 kB)
+    assert singles.monitor.performance_report().store["bytes"] <= 200 * 200
     for pid, actual in zip(ids, y):
         singles.monitor.record_outcome(pid, actual)
     batched, batch_ids = _decorated(providers, model, **options)
@@ -661,34 +719,37 @@ def test_single_rows_kept_compactly_score_like_one_batch(providers):
 
 def test_single_row_fast_path_keeps_what_the_general_path_keeps(providers):
     """A float prediction of a single numeric row under the span's own id takes a short path
-    into the store; every field of every slot equals what the general path writes."""
+    into the store; every remembered record equals what the general path keeps."""
+    from otel_ml._internal.monitor.feature_ingest import FeatureIngest
+    from otel_ml._internal.monitor.prediction_store import PredictionStore
+    from otel_ml._internal.stats.task import TaskGuess
+
     rng = np.random.default_rng(5)
     reference = otel_ml.Reference.from_data(rng.normal(size=(300, 4)))
     rows = [rng.normal(size=(1, 4)), rng.normal(size=4), rng.normal(size=(1, 4))]
-    stores, short = [], []
+    settings = Settings.create("m", "1", task="regression")
+    ingest = FeatureIngest(settings, reference, CappedValues("segment", 20))
+    seen, short = [], []
     for own_id in (True, False):
-        monitor = _monitor(providers, reference=reference, task="regression")
-        outcomes = monitor._outcomes
-        taken = []
-        short.append(taken)
-        remember_row = outcomes._remember_row
-        outcomes._remember_row = lambda *a, f=remember_row, taken=taken: taken.append(f(*a)) \
-            or taken[-1]
+        store = PredictionStore(settings, TaskGuess("regression"), True, ingest, Clock())
         for i, x in enumerate(rows * 3):
             ctx = SpanContext(0xABC0 + i, 0x1000 + i, is_remote=False,
                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
-            batch = monitor._features.observe(x, None, segment=None, output="score")
-            outcomes.remember(format(0x1000 + i, "016x"), batch, np.array([0.25 * i]), "score",
-                              ctx, None, own_id)
-        stores.append(outcomes._store)
-    fast, general = stores
+            batch = ingest.prepare(x, None, segment=None, output="score")
+            store.remember(format(0x1000 + i, "016x"), batch, np.array([0.25 * i]), "score",
+                           ctx, None, own_id)
+        short.append(store.short_path_calls)
+        seen.append([store.peek(format(0x1000 + i, "016x")) for i in range(9)])
+        assert store.stats()["records"] == 9
     # The first call decides the row width and the float layout; the rest take the short path.
-    assert short == [[False] + [True] * 8, []]
-    assert fast.pos == general.pos == 9 and fast.index == general.index
-    for field in ("trace_hi", "trace_lo", "span", "pred", "rows", "flags"):
-        assert getattr(fast, field) == getattr(general, field), field
-    assert np.array_equal(fast.inputs, general.inputs) and fast.bytes == general.bytes
-    assert not fast.extras and not general.extras
+    assert short == [8, 0]
+    fast, general = seen
+    assert fast == general
+    assert [r["row"] for r in fast] == [np.ravel(x).tolist() for x in rows * 3]
+    assert {(r["trace_flags"], r["output"], r["rows"], r["segment"], r["extra"])
+            for r in fast} == {(1, "score", 1, None, False)}
+    assert [(r["trace_id"], r["span_id"], r["prediction"]) for r in fast] == [
+        (0xABC0 + i, 0x1000 + i, [0.25 * i]) for i in range(9)]
 
 
 def test_disabled_monitor_records_nothing(providers, metric_reader):
@@ -745,3 +806,76 @@ def test_a_store_of_size_zero_keeps_nothing_and_batch_labels_still_score(provide
     assert confusion == {("1", "1"): 1, ("1", "0"): 1}
     with pytest.raises(ValueError, match="outcome_store_size"):
         ModelMonitor("churn", outcome_store_size=-1)
+
+
+# ------------------------------------------------------------------ telemetry errors, shim
+def _telemetry_errors(reader) -> dict[str, float]:
+    return {attrs["ml.reason"]: v for attrs, v in points(reader, "ml.telemetry.errors")}
+
+
+def test_unscorable_labels_are_not_counted_as_otel_ml_failures(providers, metric_reader):
+    """ml.telemetry.errors counts failures inside otel_ml; a label for an unknown id, a
+    duplicate, a bad shape or bad attributions are the caller's data, counted elsewhere."""
+    monitor = _monitor(providers)
+    before = _telemetry_errors(metric_reader)
+    monitor.record_outcome("never-seen", 1)
+    monitor.record_outcomes([1, 2, 3], [1, 2])
+    monitor.record_attributions("not numbers")
+    assert _by(metric_reader, "ml.model.outcomes.unmatched", "ml.reason") == {
+        "unknown_id": 1, "wrong_shape": 3}
+    after = _telemetry_errors(metric_reader)
+    assert after.get("outcome", 0) == before.get("outcome", 0)
+    assert after.get("outcomes", 0) == before.get("outcomes", 0)
+
+
+def test_deprecated_outcomes_module_forwards_the_store_budget():
+    import importlib
+
+    module = importlib.import_module("otel_ml.outcomes")
+    with pytest.warns(DeprecationWarning, match="outcome_store_bytes"):
+        value = module.DEFAULT_STORE_BYTES
+    assert value == 32 * 2**20
+
+
+# ------------------------------------------------------------------ DDM on a classifier
+def _error_labels(rng, error_rates):
+    """Labels and predictions whose errors follow ``error_rates`` (one rate per row)."""
+    y_true = rng.integers(0, 2, len(error_rates))
+    wrong = rng.uniform(size=len(error_rates)) < error_rates
+    return y_true, np.where(wrong, 1 - y_true, y_true)
+
+
+def test_ddm_detects_a_classifier_error_rate_change_after_it_and_not_before(providers):
+    """DDM on a classifier's 0/1 error stream: the error rate jumps from 0.1 to 0.4 at row
+    1,500 of 3,000; labels arrive in batches of 50. No detection before the change, one
+    within 300 rows after it; none on a stationary stream of the same length."""
+    change, n, step = 1500, 3000, 50
+    for seed in range(5):
+        rates = np.where(np.arange(n) < change, 0.1, 0.4)
+        y_true, y_pred = _error_labels(np.random.default_rng(seed), rates)
+        outcomes = _analysis(providers)
+        first = None
+        for start in range(0, n, step):
+            outcomes.record_outcomes(y_true[start:start + step], y_pred[start:start + step])
+            detections = _collected(outcomes, "ml.concept_drift.detections", "ml.detector")
+            if first is None and detections["ddm"]:
+                first = start + step
+        assert first is not None and change < first <= change + 300, (seed, first)
+        assert outcomes.performance_report().concept_drift["ddm"]["drift"]
+
+        steady = _analysis(providers)
+        y_true, y_pred = _error_labels(np.random.default_rng(100 + seed), np.full(n, 0.1))
+        for start in range(0, n, step):
+            steady.record_outcomes(y_true[start:start + step], y_pred[start:start + step])
+        assert _collected(steady, "ml.concept_drift.detections", "ml.detector")["ddm"] == 0
+        assert _collected(steady, "ml.concept_drift.state", "ml.detector")["ddm"] == 0
+
+
+def test_ddm_is_not_fed_regression_errors(providers):
+    outcomes = _analysis(providers, task="regression")
+    rng = np.random.default_rng(3)
+    y = rng.normal(100, 10, 3000)
+    noise = np.concatenate([rng.normal(0, 1, 1500), rng.normal(0, 5, 1500)])
+    outcomes.record_outcomes(y, y + noise)
+    detections = _collected(outcomes, "ml.concept_drift.detections", "ml.detector")
+    assert detections["adwin"] >= 1 and detections["ddm"] == 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from otel_ml._internal.data.inputs import is_categorical
 
-__all__ = ["CLASSIFICATION", "REGRESSION", "infer_task"]
+__all__ = ["CLASSIFICATION", "REGRESSION", "TaskGuess", "infer_task"]
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -51,3 +51,41 @@ def infer_task(predictions: np.ndarray, output: str = "auto") -> str:
     if kind == "O":
         return CLASSIFICATION if is_categorical(predictions) else REGRESSION
     return REGRESSION
+
+
+class TaskGuess:
+    """A model's task: as declared, or as its first predictions showed (shared by the parts
+    of the outcome side, so they agree).
+
+    Args:
+        declared: ``"auto"``, ``"classification"`` or ``"regression"``.
+
+    Attributes:
+        declared: The declared task.
+        inferred: The task the first predictions showed (``None`` until seen, or when declared).
+        known: Whether the task is settled (declared, or inferred already).
+    """
+
+    __slots__ = ("declared", "inferred", "known")
+
+    def __init__(self, declared: str = "auto") -> None:
+        self.declared = declared
+        self.inferred: str | None = None
+        self.known = declared != "auto"
+
+    def see(self, predictions: np.ndarray, output: str = "auto") -> None:
+        """Infer the task from these predictions unless it is settled."""
+        if not self.known:
+            self.inferred = infer_task(predictions, output)
+            self.known = True
+
+    def resolve(self, predictions: np.ndarray, output: str = "auto") -> str:
+        """The task to score ``predictions`` with: the settled one, else what they show."""
+        if self.declared != "auto":
+            return self.declared
+        return self.inferred or infer_task(predictions, output)
+
+    def reset(self) -> None:
+        """Forget the inferred task (in a forked child)."""
+        self.inferred = None
+        self.known = self.declared != "auto"

@@ -1,0 +1,198 @@
+"""Outcomes and performance: the ground-truth side of a monitor, behind the
+:class:`~otel_ml._internal.monitor.analysis.Analysis` protocol.
+
+Wires the parts, each in its own module: the :class:`PredictionStore` (predictions remembered
+on the hot path), the :class:`OutcomeJoin` (labels joined to them, traced), the
+:class:`OutcomeStats` (scoring into counters and the :class:`OutcomeWindow`), the
+:class:`ConceptDrift` detectors, :class:`ErrorBins`, :class:`Attributions`,
+:class:`RejectedRequests`, and the :class:`OutcomeReadout` (report and collectors).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from opentelemetry import trace
+
+from otel_ml._internal.core.instruments import Instruments
+from otel_ml._internal.core.state import Switch
+from otel_ml._internal.monitor.analysis import Collector
+from otel_ml._internal.monitor.attributions import Attributions
+from otel_ml._internal.monitor.concept_drift import ConceptDrift
+from otel_ml._internal.monitor.error_bins import ErrorBins
+from otel_ml._internal.monitor.outcome_join import OutcomeJoin
+from otel_ml._internal.monitor.outcome_readout import OutcomeReadout
+from otel_ml._internal.monitor.outcome_stats import OutcomeStats
+from otel_ml._internal.monitor.outcome_window import OutcomeWindow
+from otel_ml._internal.monitor.prediction_store import PredictionStore
+from otel_ml._internal.monitor.rejected import RejectedRequests
+from otel_ml._internal.monitor.settings import Settings
+from otel_ml._internal.stats.performance import PerformanceReport, label_str
+from otel_ml._internal.stats.task import TaskGuess
+from otel_ml.contract import Attr
+
+__all__ = ["FeatureSide", "OutcomeAnalysis"]
+
+
+class FeatureSide(Protocol):
+    """What the outcome side needs of the feature side (``FeatureIngest``)."""
+
+    def batch_of(self, x: Any, rows: int | None = None) -> Any:
+        """A batch over a kept input."""
+
+    def bin_rows(self, batch: Any) -> Any:
+        """The ``RowBins`` of a batch's input, or ``None``."""
+
+    def bin_label(self, feature: str, index: int) -> str:
+        """Label of a reference bin."""
+
+
+class OutcomeAnalysis:
+    """The outcome side of one model.
+
+    Args:
+        settings: The monitor's settings.
+        reference: The reference profile (``performance``, ``attributions``,
+            ``feature_names``), or ``None``.
+        features: The feature side (batches over kept inputs, reference bins).
+        tracer: The tracer of the outcome spans.
+        instruments: The instruments (``ml.model.error.absolute``,
+            ``ml.model.requests.rejected``), by metric name.
+        switch: The monitor's on/off switch.
+        segment_values: Caps segment values (shared with the monitor).
+        clock: Monotonic seconds.
+
+    Raises:
+        ValueError: A sensitive attribute is declared for a regression model, or is empty.
+        TypeError: The sensitive attribute is not a string.
+    """
+
+    def __init__(self, settings: Settings, *, reference: Any, features: FeatureSide,
+                 tracer: trace.Tracer, instruments: Instruments, switch: Switch,
+                 segment_values: Callable[[Any], str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        _check_sensitive(settings)
+        self._settings = settings
+        self._reference = reference
+        self._features = features
+        self._tracer = tracer
+        self._instruments = instruments
+        self._switch = switch
+        self._segment_values = segment_values
+        self._clock = clock
+        self._attributes = {Attr.MODEL_NAME: settings.name, Attr.MODEL_VERSION: settings.version}
+        self._task = TaskGuess(settings.task)
+        self._store = PredictionStore(
+            settings, self._task, settings.sensitive_attribute is not None or reference is not None,
+            features, clock)
+        #: Keep what scoring the call's label will need (the hot path; O(1), never raises):
+        #: ``remember(prediction_id, batch, result, output, span_context, segment, own_id)``.
+        self.remember = self._store.remember
+        self._rejected = RejectedRequests(self._attributes,
+                                          instruments["ml.model.requests.rejected"], switch)
+        self._build()
+
+    def _build(self) -> None:
+        s, reference = self._settings, self._reference
+        window = OutcomeWindow(s, self._clock)
+        concept = ConceptDrift(s.drift_window_s, self._clock)
+        bins = ErrorBins(s.max_features, self._features)
+        stats = OutcomeStats(s.name, self._attributes,
+                             self._instruments["ml.model.error.absolute"],
+                             tuple(label_str(c) for c in s.classes or ()),
+                             label_str(s.positive_class), window, concept, bins)
+        names = s.feature_names or getattr(reference, "feature_names", None) or ()
+        self._attributions = Attributions(s.name, s.max_features, names,
+                                          _floats(getattr(reference, "attributions", None)),
+                                          window)
+        self._join = OutcomeJoin(s, self._tracer, self._attributes, self._switch,
+                                 self._segment_values, self._task, self._store, stats,
+                                 bins if reference is not None else None, self._clock)
+        self._readout = OutcomeReadout(s, _floats(getattr(reference, "performance", None)),
+                                       self._task, self._store, window, stats, concept, bins,
+                                       self._attributions)
+        self._points = self._readout.collectors()
+
+    # ------------------------------------------------------------------ Analysis protocol
+    def observe(self, batch: Any) -> None:
+        """Nothing to do per batch: a call's prediction is remembered by :attr:`remember`
+        (it needs the call's id and span), and the outcome side learns when labels arrive."""
+
+    def collectors(self) -> dict[str, Collector]:
+        """Observable metric name to a function giving its points (without model attributes)."""
+        # Each reads the current parts, so the monitor's collectors survive after_fork.
+        return {name: functools.partial(self._collect, name) for name in self._points}
+
+    def _collect(self, name: str) -> Any:
+        return self._points[name]()
+
+    def report(self) -> dict[str, Any]:
+        """``{"performance": PerformanceReport}``."""
+        return {"performance": self.performance_report()}
+
+    def after_fork(self) -> None:
+        """In a forked child: start empty (the parent's predictions are the parent's)."""
+        self._task.reset()
+        self._store.reset()
+        self._build()
+
+    # ------------------------------------------------------------------ labels and more
+    def record_outcome(self, prediction_id: str, actual: Any) -> None:
+        """Score the label of one remembered call (never raises; any thread)."""
+        self._join.record_outcome(prediction_id, actual)
+
+    def record_outcomes(self, y_true: Any, y_pred: Any, segments: Any = None,
+                        groups: Any = None) -> None:
+        """Score labels and predictions that arrive together (see :class:`OutcomeJoin`)."""
+        self._join.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
+
+    def record_attributions(self, attributions: Any,
+                            feature_names: Sequence[str] | None = None) -> None:
+        """Add per-row attributions (never raises)."""
+        if not self._switch.off:
+            self._attributions.record(attributions, feature_names)
+
+    def record_rejected(self, reason: str) -> None:
+        """Count one request refused before predict (never raises)."""
+        self._rejected.record(reason)
+
+    def performance_report(self) -> PerformanceReport:
+        """Windowed performance, per segment, fairness, concept drift, error bins."""
+        return self._readout.performance_report()
+
+    def inferred_task(self) -> str | None:
+        """``"classification"`` or ``"regression"`` from the first predictions, else ``None``."""
+        return self._task.inferred
+
+    def store_stats(self) -> dict[str, int]:
+        """Prediction store: records and bytes held, evicted and expired since start."""
+        return self._store.stats()
+
+
+def _check_sensitive(settings: Settings) -> None:
+    sensitive = settings.sensitive_attribute
+    if sensitive is None:
+        return
+    if not isinstance(sensitive, str):
+        raise TypeError("sensitive_attribute must be a column name (str), got "
+                        f"{type(sensitive).__name__}")
+    if not sensitive.strip():
+        raise ValueError("sensitive_attribute must not be empty")
+    if settings.task == "regression":
+        raise ValueError("fairness metrics need a classifier: sensitive_attribute "
+                         f"{sensitive!r} was given for a regression model")
+
+
+def _floats(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    out = {}
+    for k, v in value.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):  # a value of the user's reference: skipped
+            continue
+    return out
