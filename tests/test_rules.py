@@ -7,6 +7,7 @@ is missing the promtool tests are skipped, or fail when ``OTEL_ML_REQUIRE_STACK=
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -129,7 +130,7 @@ def test_every_alert_is_tested_on_both_sides_of_its_for_window(alert):
     for name, _, exp in tests:
         for e in exp:
             assert e["exp_labels"]["severity"] == alert["labels"]["severity"]
-            assert set(e["exp_annotations"]) == {"summary", "description", "runbook_url"}
+            assert set(e["exp_annotations"]) == set(alert["annotations"])
 
 
 def test_promtool_tests_order_groups_like_the_generator():
@@ -152,6 +153,62 @@ def test_alert_has_severity_annotations_and_a_runbook_section(alert):
     assert base == gen_rules.RUNBOOK_BASE and base.endswith("docs/runbooks.md")
     assert f'<a id="{anchor}"></a>' in RUNBOOKS.read_text(), anchor
     assert alert["for"] in {"0m", "5m", "10m", "15m", "30m"}
+
+
+def test_segment_alerts_name_the_segment_and_link_the_root_cause_row():
+    segment = [a for a in _alerts() if a["alert"].startswith("MLSegment")]
+    assert {a["alert"] for a in segment} == {a.name for a in gen_rules.SEGMENT_ALERTS} == {
+        "MLSegmentFeatureDrift", "MLSegmentPredictionDrift",
+        "MLSegmentPerformanceBelowReference", "MLSegmentErrorAboveReference",
+        "MLSegmentMissingValuesSurge"}
+    for a in segment:
+        assert "{{ $labels.ml_segment }}" in a["annotations"]["summary"], a["alert"]
+        assert "{{ $labels.ml_segment }}" in a["annotations"]["description"], a["alert"]
+        url = a["annotations"]["dashboard_url"]
+        assert url.startswith(f"{gen_rules.GRAFANA_BASE}/d/{gen_rules.ROOT_CAUSE_DASHBOARD}/?")
+        assert "var-segment={{ $labels.ml_segment | urlquery }}" in url
+        # Every segment alert requires a minimum of rows and that the segment differs from
+        # the fleet (the thresholds module's values, interpolated).
+        t = gen_rules.THRESHOLDS
+        assert (f">= {t.segment_min_rows}" in a["expr"]
+                or f">= {t.segment_min_outcomes}" in a["expr"]), a["alert"]
+        assert f"{t.segment_factor} * model" in a["expr"], a["alert"]
+    assert not [a for a in _alerts() if a["alert"] not in {s["alert"] for s in segment}
+                and "dashboard_url" in a["annotations"]]
+
+
+def test_root_cause_dashboard_row_exists():
+    dashboard = json.loads((REPO / "grafana/dashboards" /
+                            f"{gen_rules.ROOT_CAUSE_DASHBOARD}.json").read_text())
+    assert gen_rules.ROOT_CAUSE_ROW in [p["title"] for p in dashboard["panels"]
+                                        if p["type"] == "row"]
+    assert "segment" in [v["name"] for v in dashboard["templating"]["list"]]
+
+
+def test_alertmanager_inhibits_exactly_what_segment_alerts_explain():
+    """Each segment alert inhibits the fleet alerts it explains, and nothing else inhibits
+    on a segment alert's behalf (the `explains` of gen_rules and the shipped config agree)."""
+    config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
+    found = {}
+    for rule in config["inhibit_rules"]:
+        source = [m for m in rule["source_matchers"] if m.startswith("alertname=")]
+        if not source:
+            continue
+        name = source[0].split("=", 1)[1].strip('"')
+        target = next(m for m in rule["target_matchers"] if m.startswith("alertname="))
+        targets = target.split("=", 1)[1].lstrip("~").strip('"').split("|")
+        assert 'ml_segment=""' in rule["target_matchers"], rule  # only fleet alerts
+        found[name] = (set(targets), set(rule["equal"]))
+    expected = {a.name: (set(a.explains), {"job", *gen_rules.MODEL[1:], *a.explains_equal})
+                for a in gen_rules.SEGMENT_ALERTS}
+    assert found == expected
+    fleet = {a["alert"] for a in _alerts()}
+    assert set().union(*(t for t, _ in found.values())) <= fleet
+    # One notification per model version and segment, whatever the alert.
+    route = next(r for r in config["route"]["routes"]
+                 if r.get("matchers") == ['ml_segment=~".+"'])
+    assert route["group_by"] == ["job", "ml_model_name", "ml_model_version", "ml_segment"]
+    assert config["route"]["routes"][0] is route  # before the severity routes
 
 
 def test_alert_names_are_unique_and_cover_the_issue():

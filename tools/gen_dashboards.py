@@ -215,12 +215,65 @@ def overview() -> dict:
                       "Traffic, latency, errors, batch size, live versions and resources.", p)
 
 
+def _root_cause_row(p: _Panels) -> None:
+    """The "Where is it coming from" row: the ranking of ``monitor.root_cause_report()`` from
+    the root-cause recording rules. Segment alerts link here with ``var-segment`` preset; the
+    segment rankings ignore the variable (they compare every segment), the feature ranking
+    follows it."""
+    q = R.THRESHOLDS
+    seg_steps = {"thresholds": {"mode": "absolute", "steps": [
+        {"color": "green", "value": None}, {"color": "red", "value": q.segment_psi}]}}
+    p.row(R.ROOT_CAUSE_ROW)
+    p.add("Segments by contribution to prediction drift (1h)", [
+        (f"sort_desc(max by (ml_segment) (model_segment:ml_prediction_drift:contribution1h_top"
+         f"{R.TOP_SEGMENTS}{{{SEL}}}))", "contribution"),
+        (f"max by (ml_segment) (model_segment:ml_feature_observations:share1h{{{SEL}}})",
+         "traffic share"),
+        (f'max by (ml_segment) (model_feature_segment:ml_feature_psi:1h{{{SEL}, '
+         f'ml_feature_name="{PRED}"}})', "prediction PSI")],
+          kind="table", instant=True, w=12,
+          options={"sortBy": [{"displayName": "Value #A", "desc": True}]},
+          description=(f"Top {R.TOP_SEGMENTS} segments by share of traffic x PSI of the "
+                       f"predictions within the segment. A segment alerts above PSI "
+                       f"{q.segment_psi} when that is at least {q.segment_factor} x the "
+                       "fleet-wide PSI."))
+    p.add("Segments by contribution to the performance loss (1h)", [
+        (f"sort_desc(max by (ml_segment, ml_performance_metric) (model_segment:ml_model_"
+         f"performance:contribution1h_top{R.TOP_SEGMENTS}{{{SEL}}}))", "contribution"),
+        (f"max by (ml_segment, ml_performance_metric) (model_segment:ml_model_performance:loss1h"
+         f"{{{SEL}}})", "loss in the segment")],
+          kind="table", instant=True, w=12,
+          options={"sortBy": [{"displayName": "Value #A", "desc": True}]},
+          description=("Top segments by labelled share x loss against the reference (points "
+                       "of accuracy or macro F1 lost; relative increase of MAE or RMSE). A "
+                       f"segment alerts above a loss of {q.performance_drop} (accuracy, F1) or "
+                       f"{q.regression_error_factor - 1:.0%} (MAE, RMSE)."))
+    p.add("Top drifting features of the top segments (PSI 1h)", [
+        (f"sort_desc(max by (ml_segment, ml_feature_name) (model_feature_segment:ml_feature_"
+         f"psi:top{R.TOP_FEATURES}_1h{{{SEL_SEG}}}))", "PSI")],
+          kind="table", instant=True, w=8, field_config=seg_steps,
+          description=(f"Within each top segment, the {R.TOP_FEATURES} features with the "
+                       f"largest PSI (segment alert threshold {q.segment_psi})."))
+    p.add("Features by error-rate spread across reference bins", [
+        (f"sort_desc(max by (ml_feature_name) (model_feature:{_m('ml.model.error_rate.by_bin')}"
+         f":spread_top{R.TOP_FEATURES}{{{SEL}}}))", "spread")],
+          kind="table", instant=True, w=8,
+          description=("Largest minus smallest error rate (MAE for a regressor) across the "
+                       "reference bins of a feature, over labelled predictions: features whose "
+                       "value ranges the model gets wrong."))
+    p.add("Traffic share by segment (1h)", [
+        (f"max by (ml_segment) (model_segment:ml_feature_observations:share1h{{{SEL}}})",
+         "{{ml_segment}}")], unit="percentunit", w=8,
+          description="A segment that just appeared or grew is often the new data source.")
+
+
 def drift() -> dict:
     p = _Panels()
     q = R.THRESHOLDS
     psi_steps = {"thresholds": {"mode": "absolute", "steps": [
         {"color": "green", "value": None}, {"color": "orange", "value": q.psi_warning},
         {"color": "red", "value": q.psi_critical}]}}
+    _root_cause_row(p)
     p.row("Drift (fleet-wide, from the exported bin counts)")
     p.add("PSI per feature (1h)", [(f'max by (ml_feature_name) (model_feature:ml_feature_psi:1h'
                                     f'{{{SEL_FEATURE}, ml_feature_name!="{PRED}"}})',

@@ -11,6 +11,7 @@ threshold, diagnosis and mitigation), so thresholds and names are written in one
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -93,7 +94,109 @@ def metrics_md() -> str:
     out.append("\n## Alerts\n\n| Alert | Severity | Condition |\n|---|---|---|\n")
     for a in R.ALERTS:
         out.append(f"| [{a.name}](runbooks.md#{a.anchor}) | {a.severity} | {a.threshold} |\n")
+    out.append(_cardinality_md())
     return "".join(out)
+
+
+#: The sizing example of docs/metrics.md: one model with this many segments, features, bins.
+SIZING = {"segment": 20, "feature": 50, "bin": 10, "class": 2, "check": 2}
+
+
+def _series_per_rule(record: str) -> int:
+    """Series one recording rule keeps for one model version at :data:`SIZING` (an upper bound:
+    every segment sees every feature, the prediction counts as one more feature)."""
+    level = record.split(":")[0].split("_")
+    n = 1
+    for part in level[1:]:
+        n *= {"feature": SIZING["feature"] + 1, "segment": SIZING["segment"],
+              "bin": SIZING["bin"], "check": SIZING["check"]}.get(part, 1)
+        if part == "class":  # confusion pairs on the outcome counts, one class elsewhere
+            n *= SIZING["class"] ** (2 if "outcomes" in record else 1)
+    if "performance" in record and "contribution1h_top" not in record:
+        n *= 4  # accuracy, f1_macro, mae, rmse
+    top = re.search(r"top(\d+)", record.split(":")[2])
+    if top:  # a topk rule keeps k per group
+        k = int(top.group(1))
+        if level[-1] == "segment" and "feature" in level:  # features of the top segments:
+            n = k * 2 * R.TOP_SEGMENTS  # at most 2 x TOP_SEGMENTS segments (drift, performance)
+        else:
+            n = k * (4 if "performance" in record else 1)
+    return n
+
+
+def _cardinality_md() -> str:
+    """The segment cap, and the series the rules keep for 20 segments x 50 features."""
+    s, f, b = SIZING["segment"], SIZING["feature"], SIZING["bin"]
+    rows, segment_total, total = [], 0, 0
+    for group in R.recording_groups():
+        for rule in group["rules"]:
+            n = _series_per_rule(rule["record"])
+            total += n
+            if "segment" in rule["record"].split(":")[0]:
+                segment_total += n
+                rows.append((rule["record"], n))
+    alert_bound = {"MLSegmentFeatureDrift": f * s, "MLSegmentPredictionDrift": s,
+                   "MLSegmentPerformanceBelowReference": 2 * s,
+                   "MLSegmentErrorAboveReference": 2 * s, "MLSegmentMissingValuesSurge": f * s}
+    out = ["\n## Segment cardinality and the size of the rules\n\n",
+           "`ml_segment` takes the values declared up front (`ModelMonitor(segments=[...])`: any "
+           "other value becomes `__other__`) or, when none are declared, the first "
+           "`max_segments` values seen (default 20; later ones become `__other__`), plus "
+           f"`{contract.NO_SEGMENT}` for rows without a segment. Every per-segment series "
+           "is bounded by that cap times the features tracked (`max_features`, default 200).\n\n",
+           f"For one model version with **{s} segments x {f} features** ({b} reference bins per "
+           f"feature, the predictions counted as one more feature, {SIZING['class']} classes), "
+           "the recording rules keep at most:\n\n",
+           f"- all recording rules: **{total:,}** series, of which the per-segment rules "
+           f"below keep **{segment_total:,}** (the bin-level rule "
+           "`model_feature_segment_bin:...` alone: "
+           f"{(f + 1) * s * b:,});\n",
+           "- the per-segment alerts evaluate one series per feature and segment: at most "
+           f"**{sum(alert_bound.values()):,}** `ALERTS` series if every one fired ("
+           + ", ".join(f"{k} {v:,}" for k, v in alert_bound.items()) + "); in practice a "
+           "handful, since a segment alert needs its segment to differ from the rest.\n\n",
+           "| Per-segment recording rule | Series (upper bound) |\n|---|---|\n"]
+    out.extend(f"| `{name}` | {n:,} |\n" for name, n in rows)
+    return "".join(out)
+
+
+_SEGMENTS_MD = f"""<a id="one-segment-differs-from-the-rest"></a>
+
+## One segment differs from the rest
+
+With `segment_by` set (a column such as `hospital`, or a callable), every drift, data-quality
+and performance figure also exists per segment. A problem confined to one segment is diluted in
+the fleet-wide figures: a new hospital at 20% of the traffic with a shifted `bmi` has a PSI of
+2 or more within its segment but about 0.06 over all traffic, under every fleet-wide threshold.
+The per-segment alerts (`MLSegment*`) catch it and name it:
+
+- **When they fire.** The segment's figure crosses its threshold (PSI
+  {R.THRESHOLDS.segment_psi}, accuracy or macro F1 {R.THRESHOLDS.performance_drop} below the
+  reference, MAE or RMSE {R.THRESHOLDS.regression_error_factor} x the reference, missing share
+  {R.THRESHOLDS.missing_ratio}) **and** is at least {R.THRESHOLDS.segment_factor} x the
+  fleet-wide figure (the segment differs from the rest) **and** the segment had enough data in
+  the window ({R.THRESHOLDS.segment_min_rows} values of the feature,
+  {R.THRESHOLDS.segment_min_outcomes} labelled predictions), so a small segment's noise does
+  not page. Thresholds: `segment_psi`, `segment_factor`, `segment_min_rows` and
+  `segment_min_outcomes` in `src/otel_ml/thresholds.py`.
+- **Problems everywhere.** When every segment moves alike, or one segment carries all the
+  traffic, no segment differs from the rest: the fleet-wide alert fires alone.
+- **One incident, one notification.** Alertmanager sends every segment alert of one model
+  version and segment in one notification (route `ml_segment=~".+"`, grouped by `job`,
+  `ml_model_name`, `ml_model_version`, `ml_segment`): "`bmi` and `bp` drifted, the predictions
+  drifted and accuracy fell in segment C" is one page. While a segment alert fires, it inhibits
+  the fleet-wide alert it explains (same model version and feature, or performance metric);
+  the fleet-wide figure is the segment's problem diluted. The reverse inhibition does not exist:
+  it is never needed, since a segment alert cannot fire for a problem shared by every segment.
+- **Where is it coming from.** Each segment alert's `dashboard_url` annotation opens the
+  *{R.ROOT_CAUSE_ROW}* row of *otel-ml / Drift and data quality* with the segment preset: the
+  segments ranked by their contribution to the prediction drift (share of traffic x PSI of the
+  predictions within the segment) and to the performance loss (labelled share x loss), the
+  features of the top segments ranked by PSI, and the features ranked by the spread of the
+  error rate across their reference bins. In process, `monitor.root_cause_report()` gives the
+  same ranking with each entry's value and threshold.
+
+"""
 
 
 def runbooks_md() -> str:
@@ -103,7 +206,8 @@ def runbooks_md() -> str:
            "(`Thresholds`): change them there and regenerate the rules and this page. "
            "Alertmanager (`alertmanager/alertmanager.yml`) routes by `severity` and groups by "
            "alert and model; a critical alert inhibits the warnings of the same model and "
-           "feature.\n\n"]
+           "feature.\n\n",
+           _SEGMENTS_MD]
     for a in R.ALERTS:
         labels = ", ".join(f"`{lbl}`" for lbl in ("job", *R.MODEL[1:], *a.labels)
                            if not (a.name == "MLModelTelemetryAbsent" and lbl == R.MODEL_VERSION))

@@ -46,6 +46,7 @@ __all__ = [
     "Profile",
     "RULES_DIR",
     "RUNBOOK_BASE",
+    "SEGMENT_ALERTS",
     "THRESHOLDS",
     "Thresholds",
     "alert_groups",
@@ -57,6 +58,11 @@ __all__ = [
 
 RULES_DIR = REPO / "prometheus" / "rules"
 RUNBOOK_BASE = "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md"
+#: Grafana as docker-compose serves it; segment alerts link to the drift dashboard's
+#: "Where is it coming from" row with the alert's service, model, version and segment preset.
+GRAFANA_BASE = "http://127.0.0.1:3000"
+ROOT_CAUSE_DASHBOARD = "otel-ml-drift"
+ROOT_CAUSE_ROW = "Where is it coming from"
 
 # --------------------------------------------------------------------------- labels
 
@@ -236,6 +242,104 @@ def _segment_drift_rules(window: str, p: Profile) -> list[dict]:
     ]
 
 
+def _segment_share_rules(p: Profile) -> list[dict]:
+    """Each segment's share of the traffic over 1h (rows: the most-observed feature's values)."""
+    obs = OBSERVATIONS.removesuffix("_total")
+    rows = f"model_segment:{obs}:increase1h"
+    return [
+        _rec(rows, f"max by ({by(MODEL_SEGMENT)}) (model_feature_segment:{obs}:increase1h)"),
+        _rec(f"model_segment:{obs}:share1h",
+             f"{rows}\n/ on ({by(MODEL)}) group_left ()\n  (sum by ({by(MODEL)}) ({rows}) > 0)"),
+    ]
+
+
+def _segment_quality_rules(p: Profile) -> list[dict]:
+    """Missing share per feature and segment over 5m (counts, so a minimum can be required)."""
+    ms = by(MODEL_FEATURE_SEGMENT)
+    missing = f"model_feature_segment:ml_feature_missing:increase5m"
+    obs = f"model_feature_segment:{OBSERVATIONS.removesuffix('_total')}:increase5m"
+    return [
+        _rec(missing, f'sum by ({ms}) (increase({QUALITY}{{{CHECK}="{CHECK_MISSING}"}}'
+                      f"[{p.w('5m')}]))"),
+        _rec(obs, f"sum by ({ms}) (increase({OBSERVATIONS}[{p.w('5m')}]))"),
+        _rec("model_feature_segment:ml_feature_values:increase5m",
+             f"{missing} + ({obs} or {missing} * 0)\nor\n{obs}"),
+        _rec("model_feature_segment:ml_feature_missing:ratio5m",
+             f"{missing}\n/ (model_feature_segment:ml_feature_values:increase5m > 0)"),
+    ]
+
+
+#: Loss against the reference, larger is worse: points lost for accuracy and macro F1, relative
+#: increase for MAE and RMSE (0.2 = 20% above the validation value).
+_LOSS = (f'{{higher}}{{{{{PERF_METRIC}=~"accuracy|f1_macro"}}}} * -1 + on ({{keys}}) group_left ()'
+         f' model:{PERF_REFERENCE}:max\nor\n'
+         f'({{higher}}{{{{{PERF_METRIC}=~"mae|rmse"}}}} - on ({{keys}}) group_left ()'
+         f' model:{PERF_REFERENCE}:max)\n/ on ({{keys}}) group_left () (model:{PERF_REFERENCE}:max > 0)')
+
+
+def _segment_performance_rules(p: Profile) -> list[dict]:
+    """Per-segment performance beside the reference, its loss, and each segment's contribution
+    (labelled share x loss) to the fleet's loss."""
+    m, ms = by(MODEL), by(MODEL_SEGMENT)
+    outcomes = OUTCOMES.removesuffix("_total")
+    keys = f"{m}, {PERF_METRIC}"
+    count = f"model_segment:{ERROR_ABS}_count:increase1h"
+    labelled = "model_segment:ml_model_labelled:increase1h"
+    return [
+        _rec(count, f"sum by ({ms}) (increase({ERROR_ABS}_count[{p.w('1h')}]))"),
+        _rec(labelled, f"model_segment:{outcomes}:increase1h\nor\n{count}"),
+        _rec("model_segment:ml_model_labelled:share1h",
+             f"{labelled}\n/ on ({m}) group_left ()\n  (sum by ({m}) ({labelled}) > 0)"),
+        _rec("model_segment:ml_model_performance:1h", "\nor\n".join(
+            f'label_replace({rec}, "{PERF_METRIC}", "{name}", "{PERF_METRIC}", "")'
+            for name, rec in (("accuracy", "model_segment:ml_model_accuracy:ratio1h"),
+                              ("f1_macro", "model_segment:ml_model_f1_macro:ratio1h"),
+                              ("mae", "model_segment:ml_model_mae:1h"),
+                              ("rmse", "model_segment:ml_model_rmse:1h")))),
+        _rec("model:ml_model_performance:loss1h",
+             _LOSS.format(higher="model:ml_model_performance:1h", keys=keys)),
+        _rec("model_segment:ml_model_performance:loss1h",
+             _LOSS.format(higher="model_segment:ml_model_performance:1h", keys=keys)),
+        _rec("model_segment:ml_model_performance:contribution1h",
+             f"model_segment:ml_model_performance:loss1h\n"
+             f"* on ({ms}) group_left () model_segment:ml_model_labelled:share1h"),
+    ]
+
+
+#: Segments ranked per model, and features ranked within the top segments.
+TOP_SEGMENTS = 3
+TOP_FEATURES = 5
+
+
+def _root_cause_rules(p: Profile) -> list[dict]:
+    """The ranking of the "Where is it coming from" row: segments by contribution to the
+    prediction drift and to the performance loss, features of the top segments by PSI, and
+    features by the spread of the error rate across their reference bins."""
+    m, ms = by(MODEL), by(MODEL_SEGMENT)
+    obs = OBSERVATIONS.removesuffix("_total")
+    pred_psi = f'model_feature_segment:ml_feature_psi:1h{{{FEATURE}="{contract.PREDICTION_FEATURE}"}}'
+    drift_top = f"model_segment:ml_prediction_drift:contribution1h_top{TOP_SEGMENTS}"
+    perf_top = f"model_segment:ml_model_performance:contribution1h_top{TOP_SEGMENTS}"
+    by_bin = _m("ml.model.error_rate.by_bin")
+    return [
+        _rec("model_segment:ml_prediction_drift:contribution1h",
+             f"model_segment:{obs}:share1h\n* on ({ms}) group_left ()\n"
+             f"  max by ({ms}) ({pred_psi})"),
+        _rec(drift_top, f"topk by ({m}) ({TOP_SEGMENTS}, "
+                        "model_segment:ml_prediction_drift:contribution1h)"),
+        _rec(perf_top, f"topk by ({m}, {PERF_METRIC}) ({TOP_SEGMENTS}, "
+                       "model_segment:ml_model_performance:contribution1h)"),
+        _rec(f"model_feature_segment:ml_feature_psi:top{TOP_FEATURES}_1h",
+             f"topk by ({ms}) ({TOP_FEATURES},\n"
+             f'  model_feature_segment:ml_feature_psi:1h{{{FEATURE}!="{contract.PREDICTION_FEATURE}"}}\n'
+             f"  and on ({ms}) ({drift_top} or on ({ms}) max by ({ms}) ({perf_top}))\n)"),
+        _rec(f"model_feature:{by_bin}:spread",
+             f"max by ({by(MODEL_FEATURE)}) ({by_bin})\n- min by ({by(MODEL_FEATURE)}) ({by_bin})"),
+        _rec(f"model_feature:{by_bin}:spread_top{TOP_FEATURES}",
+             f"topk by ({m}) ({TOP_FEATURES}, model_feature:{by_bin}:spread)"),
+    ]
+
+
 def _fill(expr: str, other: str) -> str:
     return f"{expr}\nor\n{other} * 0"
 
@@ -375,9 +479,11 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
         {"name": "otel-ml.calls", "rules": calls + rejected},
         {"name": "otel-ml.drift", "rules": drift},
         {"name": "otel-ml.drift-24h", "rules": drift_day},
-        {"name": "otel-ml.drift-segment", "rules": drift_segment},
-        {"name": "otel-ml.data-quality", "rules": quality},
-        {"name": "otel-ml.performance", "rules": performance + fairness},
+        {"name": "otel-ml.drift-segment", "rules": drift_segment + _segment_share_rules(p)},
+        {"name": "otel-ml.data-quality", "rules": quality + _segment_quality_rules(p)},
+        {"name": "otel-ml.performance",
+         "rules": performance + fairness + _segment_performance_rules(p)},
+        {"name": "otel-ml.root-cause", "rules": _root_cause_rules(p)},
     ]
 
 
@@ -407,6 +513,16 @@ class AlertSpec:
     diagnosis: tuple[str, ...]
     mitigation: tuple[str, ...]
     labels: tuple[str, ...] = ()
+    #: Fleet-wide alerts this per-segment alert explains: Alertmanager inhibits them while
+    #: it fires (``alertmanager/alertmanager.yml``; ``tests/test_rules.py`` checks both agree).
+    explains: tuple[str, ...] = ()
+    #: Labels both alerts share for the inhibition (besides the model).
+    explains_equal: tuple[str, ...] = ()
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the alert is per segment (has ``ml_segment`` and a dashboard link)."""
+        return SEGMENT in self.labels
 
     @property
     def anchor(self) -> str:
@@ -449,6 +565,156 @@ _DRIFT_MITIGATION = (
     "recalibrate, then ship a new reference profile with the new model version.",
     "Expected and harmless (seasonality): raise the threshold in `src/otel_ml/thresholds.py` "
     "(`Thresholds`) and regenerate, or silence the feature in Alertmanager.",
+)
+
+# --------------------------------------------------------------------------- segment alerts
+
+_SEG = "{{ $labels.ml_segment }}"
+_MS = by(MODEL_SEGMENT)
+_MFS = by(MODEL_FEATURE_SEGMENT)
+_DIFFERS = (f"and is at least {T.segment_factor} times the fleet-wide value (the segment differs "
+            "from the rest)")
+_SEGMENT_MEANING = (
+    " The segment differs from the rest: the same figure over all traffic is less than half "
+    "as large, so the fleet-wide alert is diluted by the healthy segments or quiet. When every "
+    "segment moves alike, or one segment carries all the traffic, the fleet-wide alert fires "
+    "instead and this one does not. While this alert fires, Alertmanager inhibits the fleet-wide "
+    "alert it explains, and groups every alert of the same model and segment into one "
+    "notification.")
+_SEGMENT_DIAGNOSIS = (
+    "Follow the alert's `dashboard_url` annotation: the *" + ROOT_CAUSE_ROW + "* row of *otel-ml / Drift and "
+    "data quality* with the segment preset ranks the segments by their contribution "
+    "(share of traffic x change) and, within them, the features by PSI and by error-rate spread "
+    "across their reference bins. In process, `monitor.root_cause_report()` gives the same "
+    "ranking.",
+    "Other alerts of the same segment arrive in the same notification: drifted features plus "
+    "prediction drift plus a performance drop in one segment is the signature of a new or "
+    "changed data source (a new site, a new client version, a unit change in one feed).",
+    "Compare the segment's traffic share over time (*Traffic share by segment*): a segment that "
+    "just appeared or grew is often the new source.",
+)
+_SEGMENT_MITIGATION = (
+    "Fix the source of the segment (mapping, units, client); the alert resolves as its window "
+    "rolls over.",
+    "If the segment is a genuinely different population, decide whether the model should serve "
+    "it: route it to a model trained on it, or retrain with it and ship a new reference profile.",
+    "Known and accepted: silence the alert for that segment in Alertmanager "
+    "(`ml_segment=\"...\"`).",
+)
+_PRED_SEG = f'model_feature_segment:ml_feature_psi:1h{{{FEATURE}="{_PRED}"}}'
+
+
+def _segment_psi_expr(feature_match: str) -> object:
+    obs = f"model_feature_segment:{OBSERVATIONS.removesuffix('_total')}:increase1h"
+    return lambda p: (
+        f"(\n  model_feature_segment:ml_feature_psi:1h{{{feature_match}}} > {T.segment_psi}\n"
+        f"  and on ({_MFS}) {obs} >= {T.segment_min_rows}\n)\n"
+        f"> on ({by(MODEL_FEATURE)}) group_left ()\n"
+        f"  {T.segment_factor} * {_PSI_1H}")
+
+
+def _segment_loss_expr(metrics: str, threshold: float) -> object:
+    keys = f"{m_}, {PERF_METRIC}"
+    return lambda p: (
+        f'(\n  model_segment:ml_model_performance:loss1h{{{PERF_METRIC}=~"{metrics}"}}'
+        f" > {threshold}\n"
+        f"  and on ({_MS}) model_segment:ml_model_labelled:increase1h"
+        f" >= {T.segment_min_outcomes}\n)\n"
+        f"> on ({keys}) group_left ()\n"
+        f"  {T.segment_factor} * model:ml_model_performance:loss1h")
+
+
+SEGMENT_ALERTS: tuple[AlertSpec, ...] = (
+    AlertSpec(
+        name="MLSegmentFeatureDrift", severity="critical", for_="15m",
+        summary=("Feature {{ $labels.ml_feature_name }} of {{ $labels.ml_model_name }} drifted "
+                 "in segment " + _SEG),
+        description=("PSI over the last hour of feature " + _FEATURE_ID + " in segment " + _SEG
+                     + " is {{ $value | printf \"%.3f\" }} (threshold " + f"{T.segment_psi}"
+                     + ", and at least " + f"{T.segment_factor}" + " times the fleet-wide PSI)."),
+        expr=_segment_psi_expr(f'{FEATURE}!="{_PRED}"'),
+        threshold=(f"PSI over 1h of the feature within the segment > {T.segment_psi} "
+                   f"{_DIFFERS}, with at least {T.segment_min_rows} observations of the feature "
+                   "in the segment in the hour, for 15m"),
+        labels=(FEATURE, SEGMENT),
+        meaning=("The distribution of one input feature within one segment (`segment_by`) "
+                 "differs from the reference profile." + _SEGMENT_MEANING),
+        diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
+        explains=("MLFeatureDriftWarning", "MLFeatureDriftCritical"),
+        explains_equal=(FEATURE,)),
+    AlertSpec(
+        name="MLSegmentPredictionDrift", severity="critical", for_="15m",
+        summary="Predictions of {{ $labels.ml_model_name }} drifted in segment " + _SEG,
+        description=("PSI over the last hour of the prediction distribution of " + _MODEL_ID
+                     + " in segment " + _SEG + " is {{ $value | printf \"%.3f\" }} (threshold "
+                     + f"{T.segment_psi}" + ", and at least " + f"{T.segment_factor}"
+                     + " times the fleet-wide PSI)."),
+        expr=_segment_psi_expr(f'{FEATURE}="{_PRED}"'),
+        threshold=(f"PSI over 1h of feature `{_PRED}` within the segment > {T.segment_psi} "
+                   f"{_DIFFERS}, with at least {T.segment_min_rows} predictions in the segment "
+                   "in the hour, for 15m"),
+        labels=(FEATURE, SEGMENT),
+        meaning=("The model's outputs for one segment no longer follow the reference "
+                 "distribution." + _SEGMENT_MEANING),
+        diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
+        explains=("MLPredictionDrift",), explains_equal=(FEATURE,)),
+    AlertSpec(
+        name="MLSegmentPerformanceBelowReference", severity="critical", for_="15m",
+        summary=("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} below its "
+                 "reference in segment " + _SEG),
+        description=("{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " in segment "
+                     + _SEG + " over the last hour is {{ $value | printf \"%.3f\" }} below its "
+                     "validation value (threshold " + f"{T.performance_drop}" + ", and at least "
+                     + f"{T.segment_factor}" + " times the fleet-wide drop)."),
+        expr=_segment_loss_expr("accuracy|f1_macro", T.performance_drop),
+        threshold=(f"accuracy or macro F1 over 1h within the segment more than "
+                   f"{T.performance_drop} below the reference {_DIFFERS}, with at least "
+                   f"{T.segment_min_outcomes} labelled predictions of the segment in the hour, "
+                   "for 15m"),
+        labels=(PERF_METRIC, SEGMENT),
+        meaning=("Labelled predictions of one segment are less accurate than on the validation "
+                 "data." + _SEGMENT_MEANING),
+        diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
+        explains=("MLModelPerformanceBelowReference",), explains_equal=(PERF_METRIC,)),
+    AlertSpec(
+        name="MLSegmentErrorAboveReference", severity="critical", for_="15m",
+        summary=("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} above its "
+                 "reference in segment " + _SEG),
+        description=("{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " in segment "
+                     + _SEG + " over the last hour is {{ $value | humanizePercentage }} above "
+                     "its validation value (threshold "
+                     + f"{T.regression_error_factor - 1:.0%}" + ", and at least "
+                     + f"{T.segment_factor}" + " times the fleet-wide increase)."),
+        expr=_segment_loss_expr("mae|rmse", round(T.regression_error_factor - 1, 6)),
+        threshold=(f"MAE or RMSE over 1h within the segment above {T.regression_error_factor} x "
+                   f"the reference {_DIFFERS}, with at least {T.segment_min_outcomes} labelled "
+                   "predictions of the segment in the hour, for 15m"),
+        labels=(PERF_METRIC, SEGMENT),
+        meaning=("A regression model's errors within one segment grew beyond its validation "
+                 "level." + _SEGMENT_MEANING),
+        diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
+        explains=("MLModelErrorAboveReference",), explains_equal=(PERF_METRIC,)),
+    AlertSpec(
+        name="MLSegmentMissingValuesSurge", severity="critical", for_="15m",
+        summary=("Missing values surge in {{ $labels.ml_feature_name }} in segment " + _SEG),
+        description=("{{ $value | humanizePercentage }} of the values of feature " + _FEATURE_ID
+                     + " in segment " + _SEG + " were missing over the last 5 minutes "
+                     "(threshold " + f"{T.missing_ratio:.0%}" + ", and at least "
+                     + f"{T.segment_factor}" + " times the fleet-wide share)."),
+        expr=lambda p: (
+            f"(\n  model_feature_segment:ml_feature_missing:ratio5m > {T.missing_ratio}\n"
+            f"  and on ({_MFS}) model_feature_segment:ml_feature_values:increase5m"
+            f" >= {T.segment_min_rows}\n)\n"
+            f"> on ({by(MODEL_FEATURE)}) group_left ()\n"
+            f"  {T.segment_factor} * model_feature:ml_feature_missing:ratio_rate5m"),
+        threshold=(f"missing share over 5m within the segment > {T.missing_ratio} {_DIFFERS}, "
+                   f"with at least {T.segment_min_rows} values of the feature in the segment in "
+                   "the 5 minutes, for 15m"),
+        labels=(FEATURE, SEGMENT),
+        meaning=("One segment's callers send null/NaN (or omit the column) for a feature."
+                 + _SEGMENT_MEANING),
+        diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
+        explains=("MLFeatureMissingValuesSurge",), explains_equal=(FEATURE,)),
 )
 
 ALERTS: tuple[AlertSpec, ...] = (
@@ -687,16 +953,27 @@ ALERTS: tuple[AlertSpec, ...] = (
                    "The callers: is traffic routed elsewhere?"),
         mitigation=("Restart the service or fix the exporter endpoint; if the model was retired "
                     "on purpose, silence the alert for an hour.",)),
+    *SEGMENT_ALERTS,
 )
+
+
+#: Link of a segment alert: the root-cause row with the alert's model and segment preset.
+DASHBOARD_URL = (
+    f"{GRAFANA_BASE}/d/{ROOT_CAUSE_DASHBOARD}/?var-service={{{{ $labels.job | urlquery }}}}"
+    "&var-model={{ $labels.ml_model_name | urlquery }}"
+    "&var-version={{ $labels.ml_model_version | urlquery }}"
+    "&var-segment={{ $labels.ml_segment | urlquery }}")
 
 
 def alert_groups(p: Profile = DEFAULT) -> list[dict]:
     rules = []
     for a in ALERTS:
+        annotations = {"summary": a.summary, "description": a.description,
+                       "runbook_url": a.runbook_url}
+        if a.segmented:
+            annotations["dashboard_url"] = DASHBOARD_URL
         rule = {"alert": a.name, "expr": a.expr(p).strip(), "for": p.f(a.for_),
-                "labels": {"severity": a.severity},
-                "annotations": {"summary": a.summary, "description": a.description,
-                                "runbook_url": a.runbook_url}}
+                "labels": {"severity": a.severity}, "annotations": annotations}
         rules.append(rule)
     return [{"name": "otel-ml.alerts", "rules": rules}]
 

@@ -43,6 +43,19 @@ class Thresholds:
     #: Share of requests refused for one reason, and the minimum refusal rate (per second).
     rejected_ratio: float = 0.1
     rejected_min_rate: float = 0.05
+    #: PSI over 1h of a feature or of the predictions within one segment above which the
+    #: segment alerts (a segment holds fewer rows than the fleet: its noise is larger).
+    segment_psi: float = 0.25
+    #: A segment alert fires only for a segment that differs from the rest: its PSI (or its
+    #: performance drop, or missing share) is at least this multiple of the fleet-wide value.
+    #: Problems everywhere (or a segment carrying all traffic) raise the fleet alert instead.
+    segment_factor: float = 2.0
+    #: Observations of a feature in one segment, per alert window (1h for drift, 5m for
+    #: missing values), below which the segment's drift or data quality is not judged.
+    segment_min_rows: int = 300
+    #: Labelled predictions of one segment in the last hour below which its performance is
+    #: not judged (accuracy over 500 rows has a standard error of about 2 points).
+    segment_min_outcomes: int = 500
 
 
 THRESHOLDS = Thresholds()
