@@ -10,6 +10,7 @@ from otel_ml._internal.monitor.prediction_slots import (
     Extra,
     Flags,
     PackedSlots,
+    PredictionCodec,
     Tombstone,
     record_key,
 )
@@ -70,3 +71,25 @@ def test_dense_rows_are_decided_once_and_counted():
     assert slots.inputs is not None and slots.inputs[0].tolist() == [1.0, 2.0, 3.0]
     too_wide = PackedSlots(size=1000, max_bytes=1000, max_tombstones=4)
     assert not too_wide.dense_width(3) and too_wide.inputs is None
+
+
+@pytest.mark.parametrize("prediction", [
+    np.array([0.25]), np.array([[0.75]]), np.array(3), np.array(["spam"]), np.array([True]),
+    1.5, 7, False, np.array([2], dtype=np.int32)])
+def test_codec_round_trips_one_prediction(prediction):
+    codec = PredictionCodec()
+    value, code = codec.scalar(prediction)
+    assert code > 0
+    back = codec.array(value, code, None)
+    expected = np.asarray(prediction)
+    assert back.dtype == expected.dtype and back.shape == expected.shape
+    assert back.tolist() == expected.tolist()
+
+
+def test_codec_leaves_what_is_not_one_value_to_the_extra():
+    codec = PredictionCodec()
+    for prediction in (np.zeros(2), [1.0], "text", np.array([2**60])):
+        assert codec.scalar(prediction)[1] == 0
+    extra = Extra()
+    extra.pred = np.zeros(2)
+    assert codec.array(0.0, 0, extra) is extra.pred

@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Codes", "Extra", "Flags", "PackedSlots", "Tombstone", "record_key"]
+__all__ = ["Codes", "Extra", "Flags", "PackedSlots", "PredictionCodec", "Tombstone",
+           "record_key"]
 
 _INDEX_ENTRY = 110  # bytes per live record in the id index (dict entry, int key and slot)
 #: Fields of a slot and their C types: one typed array per field (compact like numpy, with
 #: element access at Python speed, which the hot path needs).
 FIELDS = (("t", "d"), ("trace_hi", "Q"), ("trace_lo", "Q"), ("span", "Q"), ("pred", "d"),
           ("rows", "i"), ("flags", "Q"))
+_EXACT_INT = 1 << 53
 _DENSE_INPUT_BYTES = 8 * 1024 * 1024  # largest preallocated array of held single rows
 MASK64 = (1 << 64) - 1
 
@@ -110,6 +112,69 @@ class Codes:
                     self.values.append(value)
                     code = self.codes[value] = len(self.values) - 1
         return code
+
+
+class PredictionCodec:
+    """One prediction as a float and a layout code (its dtype and rank), and back.
+
+    Attributes:
+        layouts: Codes of ``(dtype string, ndim)`` layouts.
+        labels: Codes of string labels (stored as their code).
+        float_layout: ``(dtype, ndim, code + 1)`` of the last float array seen (the usual
+            case, checked first on the hot path).
+    """
+
+    __slots__ = ("float_layout", "labels", "layouts")
+
+    def __init__(self) -> None:
+        self.layouts = Codes(65_000)
+        self.labels = Codes()
+        self.float_layout: tuple[Any, int, int] = (None, -1, 0)
+
+    def scalar(self, result: Any) -> tuple[float, int]:
+        """One prediction as ``(value, layout code + 1)``; code 0: not a single value."""
+        t = type(result)
+        if t is np.ndarray:
+            if result.size != 1 or result.ndim > 2:
+                return 0.0, 0
+            if result.dtype is self.float_layout[0] and result.ndim == self.float_layout[1]:
+                return result.item(), self.float_layout[2]  # the usual case, cached
+            kind = result.dtype.kind
+            v = result.item()
+            layout = (result.dtype.str, result.ndim)
+        elif t is float:
+            kind, v, layout = "f", result, ("<f8", 0)
+        elif t is int or t is bool:
+            kind, v, layout = "i", result, ("<i8" if t is int else "|b1", 0)
+        else:
+            return 0.0, 0
+        if kind in "US":
+            code = self.labels(v)
+            if code < 0:
+                return 0.0, 0
+            v = code
+        elif kind in "iu":
+            if not -_EXACT_INT < v < _EXACT_INT:
+                return 0.0, 0
+        elif kind not in "fb":
+            return 0.0, 0
+        code = self.layouts(layout) + 1
+        if t is np.ndarray and kind == "f" and code:
+            self.float_layout = (result.dtype, result.ndim, code)
+        return float(v), code
+
+    def array(self, value: float, pcode: int, extra: Extra | None) -> np.ndarray:
+        """The prediction of a slot: its value and layout code (0: the extra's copy)."""
+        if pcode == 0:
+            assert extra is not None and extra.pred is not None
+            return extra.pred
+        dtype, ndim = self.layouts.values[pcode - 1]
+        dtype = np.dtype(dtype)
+        if dtype.kind in "US":
+            arr = np.array(self.labels.values[int(value)], dtype=dtype)
+        else:
+            arr = np.array(value).astype(dtype)
+        return arr.reshape((1,) * ndim)
 
 
 def record_key(pid: str) -> int | str:

@@ -27,6 +27,7 @@ from otel_ml._internal.monitor.prediction_slots import (
     Extra,
     Flags,
     PackedSlots,
+    PredictionCodec,
     Tombstone,
     record_key,
 )
@@ -40,7 +41,6 @@ __all__ = ["MAX_HELD_INPUT_BYTES", "BatchMaker", "PredictionStore", "Remembered"
 #: batches are scored without it).
 MAX_HELD_INPUT_BYTES = 1024 * 1024
 
-_EXACT_INT = 1 << 53
 _OBJECT_ITEM = 64  # bytes per element of an object array (the pointed-to objects)
 _MAX_TOMBSTONES = 10_000
 # Flag bits of a slot (see Flags), as literals for the hot path.
@@ -114,9 +114,7 @@ class PredictionStore:
                                   min(max(1, size), _MAX_TOMBSTONES))
         self._seg_codes = Codes()
         self._out_codes = Codes(256)
-        self._layouts = Codes(65_000)
-        self._label_codes = Codes()
-        self._float_layout: tuple[Any, int, int] = (None, -1, 0)
+        self._codec = PredictionCodec()
         #: Calls kept the short way (one float prediction of a single row under the span's id).
         self.short_path_calls = 0
 
@@ -140,14 +138,14 @@ class PredictionStore:
 
     def _remember(self, prediction_id: str, batch: Any, result: Any, output: str,
                   span_context: Any, segment: str | None) -> None:
-        fl = self._float_layout
+        fl = self._codec.float_layout
         extra = None
         flags = _LIVE
         if (type(result) is np.ndarray and result.dtype is fl[0] and result.ndim == fl[1]
                 and result.size == 1):
             value, pcode = result.item(), fl[2]  # the usual case: one float
         else:
-            value, pcode = self._scalar(result)
+            value, pcode = self._codec.scalar(result)
         if pcode == 0:  # not one number or label: a private copy, counted in bytes
             pred = copy_predictions(result)
             if pred is None:
@@ -156,7 +154,7 @@ class PredictionStore:
             extra.pred = pred
             extra.nbytes = _nbytes(pred)
         if not self._task.known:
-            self._task.see(self._pred_array(value, pcode, extra), output)
+            self._task.see(self._codec.array(value, pcode, extra), output)
         rows = -1
         row = None
         if batch is not None:
@@ -239,7 +237,7 @@ class PredictionStore:
         """The usual single-row call, kept the short way: one float prediction under the
         span's own id, the input row (when kept) numeric and of the width already decided.
         Returns False, having kept nothing, for anything else."""
-        fl = self._float_layout
+        fl = self._codec.float_layout
         if not (self._task.known and type(result) is np.ndarray and result.dtype is fl[0]
                 and result.ndim == fl[1] and result.size == 1):
             return False
@@ -272,50 +270,6 @@ class PredictionStore:
         """Whether single rows of this width go to the store's array of rows."""
         with self._lock:
             return self._slots.dense_width(width)
-
-    def _scalar(self, result: Any) -> tuple[float, int]:
-        """One prediction as ``(value, layout code + 1)``; code 0: not a single value."""
-        t = type(result)
-        if t is np.ndarray:
-            if result.size != 1 or result.ndim > 2:
-                return 0.0, 0
-            if result.dtype is self._float_layout[0] and result.ndim == self._float_layout[1]:
-                return result.item(), self._float_layout[2]  # the usual case, cached
-            kind = result.dtype.kind
-            v = result.item()
-            layout = (result.dtype.str, result.ndim)
-        elif t is float:
-            kind, v, layout = "f", result, ("<f8", 0)
-        elif t is int or t is bool:
-            kind, v, layout = "i", result, ("<i8" if t is int else "|b1", 0)
-        else:
-            return 0.0, 0
-        if kind in "US":
-            code = self._label_codes(v)
-            if code < 0:
-                return 0.0, 0
-            v = code
-        elif kind in "iu":
-            if not -_EXACT_INT < v < _EXACT_INT:
-                return 0.0, 0
-        elif kind not in "fb":
-            return 0.0, 0
-        code = self._layouts(layout) + 1
-        if t is np.ndarray and kind == "f" and code:
-            self._float_layout = (result.dtype, result.ndim, code)
-        return float(v), code
-
-    def _pred_array(self, value: float, pcode: int, extra: Extra | None) -> np.ndarray:
-        if pcode == 0:
-            assert extra is not None and extra.pred is not None
-            return extra.pred
-        dtype, ndim = self._layouts.values[pcode - 1]
-        dtype = np.dtype(dtype)
-        if dtype.kind in "US":
-            arr = np.array(self._label_codes.values[int(value)], dtype=dtype)
-        else:
-            arr = np.array(value).astype(dtype)
-        return arr.reshape((1,) * ndim)
 
     # ------------------------------------------------------------------ labels
     def take(self, prediction_id: str, now: float) -> Remembered | str:
@@ -354,7 +308,7 @@ class PredictionStore:
             span = key if type(key) is int else slots.span[i]
             ctx = SpanContext((slots.trace_hi[i] << 64) | slots.trace_lo[i], span,
                               is_remote=False, trace_flags=TraceFlags(Flags.trace_flags(flags)))
-        pred = self._pred_array(value, Flags.layout(flags), extra)
+        pred = self._codec.array(value, Flags.layout(flags), extra)
         rows = slots.rows[i]
         rec = Remembered(t, pred, self._out_codes.values[Flags.output(flags)],
                          None if rows < 0 else rows, ctx, segment, batch)
@@ -382,7 +336,7 @@ class PredictionStore:
                 "trace_id": (slots.trace_hi[i] << 64) | slots.trace_lo[i],
                 "span_id": slots.span[i] if flags & _CTX else 0,
                 "trace_flags": Flags.trace_flags(flags),
-                "prediction": self._pred_array(slots.pred[i], Flags.layout(flags),
+                "prediction": self._codec.array(slots.pred[i], Flags.layout(flags),
                                                extra).tolist(),
                 "output": self._out_codes.values[Flags.output(flags)],
                 "rows": None if rows < 0 else rows,
