@@ -201,8 +201,10 @@ def test_threads_give_exact_counts_and_the_single_threaded_statistics():
             by_range[k] = by_range.get(k, 0) + 1
     assert {k: v for (name, k), v in observed.items() if name == "ml.model.batches"} == by_range
     assert len(multi.spans.get_finished_spans()) == calls
-    ids = {s.attributes[Attr.PREDICTION_ID] for s in multi.spans.get_finished_spans()}
-    assert len(ids) == calls
+    # Every call has its own prediction id: its span id (not written again as an attribute).
+    spans = multi.spans.get_finished_spans()
+    assert not any(Attr.PREDICTION_ID in s.attributes for s in spans)
+    assert len({s.context.span_id for s in spans}) == calls
 
     assert set(observed) == set(reference)
     different = {k: (reference[k], observed[k]) for k in reference if not same(reference[k], observed[k])}

@@ -3,56 +3,31 @@
 from __future__ import annotations
 
 import os
-import random
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from timeit import default_timer
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_ml._internal.core import state as _state
 from otel_ml._internal.core.caps import CappedValues
-from otel_ml._internal.core.context import CURRENT_CALL, STREAMED
-from otel_ml._internal.core.log import internal_error
-from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
-from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
-from otel_ml._internal.data.inputs import count_items, count_rows
+from otel_ml._internal.core.context import STREAMED
 from otel_ml._internal.core.instruments import Instruments, Points, instruments_for, tracer_for
+from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
+from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
 from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES, OUTPUTS, Settings
 from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
+from otel_ml.contract import Attr
 
 if TYPE_CHECKING:
     from otel_ml._internal.stats.drift import DriftConfig, DriftReport
     from otel_ml._internal.stats.performance import PerformanceReport
+    from otel_ml._internal.monitor.root_cause import RootCauseReport
     from otel_ml._internal.reference.profile import Reference
 
 __all__ = ["ModelMonitor", "instrument_model"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What one instrumented callable is: its span name and how to read its result."""
-
-    span_name: str
-    output: str  # "auto" | "label" | "proba" | "score"
-
-
-class _Call:
-    """State of one predict call in progress."""
-
-    __slots__ = ("monitor", "target", "span", "context", "token", "var_token", "start", "cpu", "x",
-                 "rows", "rate", "prediction_id", "span_context", "own_id", "segment", "out_rows")
-
-    def __init__(self) -> None:
-        self.out_rows = 0
 
 
 class ModelMonitor:
@@ -178,43 +153,33 @@ class ModelMonitor:
         self.switch = _state.Switch(_sdk_disabled() or _state.disabled)
         self._tracer = tracer_for(tracer_provider)
         self._instruments: Instruments = instruments_for(meter_provider)
-        self._duration = self._instruments["ml.model.predict.duration"]
         self.attributes: dict[str, str] = {Attr.MODEL_NAME: name, Attr.MODEL_VERSION: version}
-        # Span start attributes: everything known before the call. ``ml.outcome`` is "success"
-        # unless _end finds an exception. Single rows use one of three prepared sets, keyed by
-        # the row's outlier rate, copied per call (a sampler may change what it is given).
-        self._start_attrs: dict[str, Any] = {**self.attributes, Attr.OUTCOME: "success"}
-        self._single_row_attrs: dict[float | None, dict[str, Any]] = {
-            None: {**self._start_attrs, Attr.BATCH_SIZE: 1},
-            **{rate: {**self._start_attrs, Attr.BATCH_SIZE: 1, Attr.OUTLIER_RATE: rate}
-               for rate in (0.0, 1.0)}}
-        self._segment_fn = None if isinstance(segment_by, str) else segment_by
-        self._error_attrs: dict[str, dict[str, str]] = {}
-        self._error_types = CappedValues("error.type", 50, max_length=200)
-        self.stage_names = CappedValues("stage name", 100)
-        self._lock = threading.Lock()
-        self._calls = 0
-        self._rows = 0
-        self._cpu_s = 0.0
-        self._errors: dict[str, int] = {}
-        self._batches = [0] * len(BATCH_SIZE_RANGES)  # successful calls by batch_size_range
 
         # Components: statistics of inputs and predictions, and outcomes joined later.
-        from otel_ml._internal.monitor.features import FeatureMonitor
-        from otel_ml._internal.monitor.outcomes import OutcomeMonitor
+        from otel_ml._internal.monitor.feature_ingest import FeatureIngest
+        from otel_ml._internal.monitor.feature_stats import FeatureStatistics
+        from otel_ml._internal.monitor.payload import PayloadCapture
+        from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
 
         self.reference = _load_reference(reference)
-        self._features = FeatureMonitor(self)
-        self._outcomes = OutcomeMonitor(self)
+        self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
+        self._features = FeatureStatistics(settings, self._ingest)
+        self._payloads = PayloadCapture(settings, self._ingest)
+        self._outcomes = OutcomeAnalysis(
+            settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
+            instruments=self._instruments, switch=self.switch,
+            segment_values=self.segment_values)
+        # The call path: spans, timing and tallies; it feeds each call to the analyses.
+        self.recorder = CallRecorder(
+            self.attributes, self.switch, self._tracer, self._instruments,
+            features_arg=settings.features_arg,
+            segment_of=None if isinstance(segment_by, str) else segment_by,
+            segment_values=self.segment_values,
+            outlier_rate=self._ingest.row_outlier_rate if settings.statistics else None,
+            feed=self._feed, feed_item=self._feed_item, capture=self._payloads.capture,
+            capture_share=settings.capture_payloads)
         self._collectors: dict[str, Callable[[], Points]] = {
-            "ml.model.predict.calls": lambda: [(self._calls, {})],
-            "ml.model.predictions": lambda: [(self._rows, {})],
-            "ml.model.predict.cpu.time": lambda: [(self._cpu_s, {})],
-            "ml.model.batches": lambda: [
-                (n, {Attr.BATCH_SIZE_RANGE: BATCH_SIZE_RANGES[i]})
-                for i, n in enumerate(self._batches) if n],
-            "ml.model.predict.errors": lambda: [
-                (n, {Attr.ERROR_TYPE: t}) for t, n in list(self._errors.items())],
+            **self.recorder.collectors(),
             "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
         }
         for component in (self._features, self._outcomes):
@@ -231,30 +196,32 @@ class ModelMonitor:
         """The task: as given, or inferred from the predictions seen (``"auto"`` until then)."""
         if self.task != "auto":
             return self.task
-        return self._outcomes.inferred_task() or self._features.inferred_task() or "auto"
+        return self._outcomes.inferred_task() or self._ingest.inferred_task() or "auto"
 
     def __call__(self, func: F) -> F:
         """Instrument ``func``; the result exposes this monitor as ``.monitor``."""
         if not callable(func):
             raise TypeError(f"ModelMonitor decorates callables, got {type(func).__name__}")
-        return wrap_callable(func, self, _Target(f"ml.predict {self.name}", "auto"))  # type: ignore[return-value]
+        return wrap_callable(func, self, Target(f"ml.predict {self.name}", "auto"),  # type: ignore[return-value]
+                             self.settings.prediction_id_arg)
 
     def instrument_method(self, func: F, method: str, output: str = "auto") -> F:
         """Instrument one method of a model object (used by :func:`otel_ml.wrap_model`)."""
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        return wrap_callable(func, self, _Target(f"ml.{method} {self.name}", output))  # type: ignore[return-value]
+        return wrap_callable(func, self, Target(f"ml.{method} {self.name}", output),  # type: ignore[return-value]
+                             self.settings.prediction_id_arg)
 
     def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None) -> None:
         """Feed inputs (and predictions) of code that is not decorated into the statistics.
 
         Never raises: bad input becomes a data-quality signal.
         """
-        if self._disabled:
+        if self.switch.off:
             return
         try:
-            self._features.observe(x, predictions, segment=self._segment_value(segment),
-                                   output="auto")
+            self._features.observe(self._ingest.prepare(
+                x, predictions, segment=self._segment_value(segment), output="auto"))
         except Exception as exc:
             internal_error("observe", exc)
 
@@ -274,6 +241,15 @@ class ModelMonitor:
     def performance_report(self) -> PerformanceReport:
         """Windowed performance, per segment, fairness and concept drift state."""
         return self._outcomes.performance_report()
+
+    def root_cause_report(self) -> RootCauseReport:
+        """Where a change comes from: segments ranked by their contribution to the prediction
+        drift and to the performance loss, the features of the top segments by drift, and the
+        features by error-rate spread across their reference bins (each entry with its value
+        and threshold). The in-process form of the dashboard's "Where is it coming from" row."""
+        from otel_ml._internal.monitor.root_cause import root_cause_report
+
+        return root_cause_report(self.drift_report(), self.performance_report())
 
     def record_attributions(self, attributions: Any, feature_names: Sequence[str] | None = None) -> None:
         """Record per-row attributions (SHAP or similar) the caller computed."""
@@ -297,9 +273,8 @@ class ModelMonitor:
 
     def after_fork(self) -> None:
         """In a forked child: start from zero so nothing the parent counted is counted twice."""
-        self._lock = threading.Lock()
-        self._calls, self._rows, self._cpu_s, self._errors = 0, 0, 0.0, {}
-        self._batches = [0] * len(BATCH_SIZE_RANGES)
+        self.recorder.after_fork()
+        self._ingest.after_fork()
         self._features.after_fork()
         self._outcomes.after_fork()
 
@@ -316,174 +291,31 @@ class ModelMonitor:
     def _segment_value(self, segment: Any) -> str | None:
         return None if segment is None else self.segment_values(segment)
 
-    def _begin(self, target: _Target, args: tuple, kwargs: dict, *, cpu: bool,
-               attach: bool = True) -> _Call | None:
-        call = _Call()
-        call.monitor = self
-        call.target = target
-        which = self.features_arg
-        if which == 0:
-            x = call.x = args[0] if args else None
-        else:
-            x = call.x = _features_arg(which, args, kwargs)
-        call.segment = None
-        call.rate = None
-        user_id = None
-        if self._segment_fn is not None or (kwargs and self.prediction_id_arg):
-            try:  # the caller's own code and values: a failure costs the segment or id only
-                if self._segment_fn is not None:
-                    call.segment = self._segment_value(self._segment_fn(args, kwargs))
-                if self.prediction_id_arg and kwargs:
-                    user_id = kwargs.get(self.prediction_id_arg)
-                    user_id = None if user_id is None else str(user_id)
-            except Exception as exc:
-                internal_error("segment_by", exc)
-        try:
-            if x is None:
-                call.rows = None
-                attributes = dict(self._start_attrs)
-            else:
-                rows = call.rows = count_rows(x)
-                if rows == 1:
-                    if self.statistics:
-                        try:  # a failing component costs its own signal only
-                            call.rate = self._features.row_outlier_rate(x)
-                        except Exception as exc:
-                            internal_error("outlier_rate", exc)
-                    prepared = self._single_row_attrs.get(call.rate)
-                    attributes = dict(prepared) if prepared is not None else {
-                        **self._start_attrs, Attr.BATCH_SIZE: 1, Attr.OUTLIER_RATE: call.rate}
-                else:
-                    attributes = {**self._start_attrs, Attr.BATCH_SIZE: rows}
-            call.start = default_timer()
-            call.cpu = time.thread_time() if cpu else None
-            span = self._tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
-                                           attributes=attributes)
-        except Exception as exc:
-            internal_error("begin", exc)
-            return None
-        call.span = span
-        try:
-            ctx = call.span_context = span.get_span_context()
-            call.own_id = False
-            if user_id is not None:
-                call.prediction_id = user_id
-            else:
-                call.own_id = ctx.is_valid
-                span_id = ctx.span_id if ctx.is_valid else random.getrandbits(64)
-                call.prediction_id = format(span_id, "016x")
-            if span.is_recording():
-                span.set_attribute(Attr.PREDICTION_ID, call.prediction_id)
-            call.context = trace.set_span_in_context(span)
-            # Attaching is the last step that can fail: nothing is left attached on failure.
-            call.token = otel_context.attach(call.context) if attach else None
-            call.var_token = CURRENT_CALL.set(call)
-            return call
-        except Exception as exc:
-            internal_error("begin", exc)
-            if getattr(call, "token", None) is not None:
-                otel_context.detach(call.token)
-            span.end()
-            return None
+    def _feed(self, call: Call, result: Any, exc: BaseException | None) -> Any:
+        """Give a finished call to the analyses (the recorder's ``feed``); return its batch.
 
-    def _collect_item(self, call: _Call | None, item: Any) -> None:
-        """Observe one item yielded by an instrumented generator as predictions."""
-        if call is None:
-            return
-        try:
-            call.out_rows += count_items(item)
-            if self.statistics:
-                self._features.observe(None, item, segment=call.segment, output=call.target.output)
-        except Exception as exc:
-            internal_error("observe", exc)
-
-    def _end(self, call: _Call | None, result: Any, exc: BaseException | None,
-             resume: Any = None) -> None:
-        if call is None:
-            return
-        end_ns = time.time_ns()
-        span = call.span
-        try:
-            elapsed = default_timer() - call.start
-            cpu_s = time.thread_time() - call.cpu if call.cpu is not None else 0.0
-            x = call.x
-            rows = call.rows if call.rows is not None else call.out_rows
-            if exc is None:
-                attrs = self.attributes
-            else:
-                etype = self._error_types(type(exc).__qualname__)
-                attrs = self._error_attrs.get(etype) or self._error_attrs.setdefault(
-                    etype, {**self.attributes, Attr.ERROR_TYPE: etype})
-            # Recorded while the call's context is current, so the exemplar links to the trace.
-            self._duration.record(elapsed, attrs)
-            with self._lock:
-                self._calls += 1
-                self._cpu_s += cpu_s
-                if exc is None:
-                    self._rows += rows
-                    self._batches[1 if rows == 1 else batch_size_range(rows)] += 1
-                else:
-                    self._errors[etype] = self._errors.get(etype, 0) + 1
-            batch = None
-            if self.statistics and (exc is None or x is not None):
-                predictions = None if exc is not None or result is STREAMED else result
-                batch = self._features.observe(x, predictions, segment=call.segment,
-                                               output=call.target.output, rate=call.rate)
-            if exc is None and result is not STREAMED:
-                self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
-                                        call.span_context, call.segment, call.own_id)
-            if (call.rows is None or exc is not None or self.capture_payloads
-                    or (call.rate is None and batch is not None)):
-                self._annotate(call, span, rows, batch, result, exc, attrs)
-        except Exception as internal:
-            internal_error("record", internal)
-        finally:
-            _close(call, span, end_ns, resume)
-
-    def _annotate(self, call: _Call, span: Any, rows: int, batch: Any, result: Any,
-                  exc: BaseException | None, attrs: dict[str, str]) -> None:
-        """What the span learns only at the end: rows of a generator, a batch's outlier rate,
-        the error, the opt-in payload."""
-        if not span.is_recording():
-            return
-        span_attrs: dict[str, Any] = {}
-        if call.rows is None:  # a generator without inputs: rows known only now
-            span_attrs[Attr.BATCH_SIZE] = rows
-        if call.rate is None and batch is not None:  # else set at start
-            outlier_rate = batch.outlier_rate
-            if outlier_rate is not None:
-                span_attrs[Attr.OUTLIER_RATE] = outlier_rate
+        The inputs of a call that raised feed no statistics: the error counter and the span's
+        ``error.type`` carry that incident (an input seen only in failing calls would
+        otherwise also raise drift and data-quality alerts).
+        """
         if exc is not None:
-            span_attrs[Attr.OUTCOME] = "error"
-            span_attrs[Attr.ERROR_TYPE] = attrs[Attr.ERROR_TYPE]
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
-        if span_attrs:
-            span.set_attributes(span_attrs)
-        if self.capture_payloads and random.random() < self.capture_payloads:
-            self._features.capture_payload(span, call.x, None if exc else result)
+            return None
+        batch = None
+        if self.statistics:
+            batch = self._ingest.prepare(call.x, None if result is STREAMED else result,
+                                         segment=call.segment, output=call.target.output,
+                                         rate=call.rate)
+            self._features.observe(batch)
+        if result is not STREAMED:
+            self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
+                                    call.span_context, call.segment, call.own_id)
+        return batch
 
-
-def _close(call: _Call, span: Any, end_ns: int, resume: Any) -> None:
-    try:
-        span.end(end_time=end_ns)
-    except Exception as exc:
-        internal_error("span", exc)
-    try:
-        token = resume if resume is not None else call.token
-        if token is not None:
-            otel_context.detach(token)
-        CURRENT_CALL.reset(call.var_token)
-    except Exception as exc:  # a context switched under us (e.g. a generator in another context)
-        internal_error("context", exc)
-
-
-def _features_arg(which: int | str, args: tuple, kwargs: dict) -> Any:
-    if isinstance(which, str):
-        return kwargs.get(which)
-    if which < len(args):
-        return args[which]
-    return None
+    def _feed_item(self, call: Call, item: Any) -> None:
+        """Give an item an instrumented generator yielded to the analyses, as predictions."""
+        if self.statistics:
+            self._features.observe(self._ingest.prepare(
+                None, item, segment=call.segment, output=call.target.output))
 
 
 def _sdk_disabled() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 from collections.abc import Callable
 from timeit import default_timer
@@ -15,10 +16,11 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_ml._internal.core.caps import CappedValues
 from otel_ml._internal.core.context import CURRENT_CALL
-from otel_ml._internal.core.log import internal_error
-from otel_ml.contract import Attr
-from otel_ml._internal.data.inputs import count_items
 from otel_ml._internal.core.instruments import instruments_for, tracer_for
+from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.data.inputs import count_items
+from otel_ml._internal.instrument.wrappers import traced_async_generator, traced_generator
+from otel_ml.contract import Attr
 
 __all__ = ["StageRun", "trace_stage"]
 
@@ -26,7 +28,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Cap on stage names of stages that run outside any model (each monitor has its own cap).
 _STAGE_NAMES = CappedValues("stage name", 100)
-
 
 
 class StageRun:
@@ -38,7 +39,8 @@ class StageRun:
         span: The stage's span.
     """
 
-    __slots__ = ("rows_in", "rows_out", "span", "_start", "_token", "_attrs", "_instruments")
+    __slots__ = ("rows_in", "rows_out", "span", "context", "_start", "_token", "_attrs",
+                 "_instruments")
 
     def __init__(self) -> None:
         self.rows_in: int | None = None
@@ -96,7 +98,22 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         return self
 
     def __call__(self, func: F) -> F:
-        """Decorate ``func``: every call runs inside this stage."""
+        """Decorate ``func``: every call runs inside this stage. The stage of a generator
+        function (sync or async) covers the iteration, not only the generator's creation."""
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            traced = (traced_async_generator if inspect.isasyncgenfunction(func)
+                      else traced_generator)
+
+            def generator_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+                gen = wrapped(*args, **kwargs)
+                run = self._start(args, attach=False)
+                if run is None:
+                    return gen
+                return traced(gen, run.context, functools.partial(_count_item, run),
+                              functools.partial(self._finish_iteration, run))
+
+            return wrapt.FunctionWrapper(func, generator_wrapper)  # type: ignore[return-value]
+
         if inspect.iscoroutinefunction(func):
             async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
                 run = self._start(args)
@@ -150,26 +167,27 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
 
     # ------------------------------------------------------------------ internals
     def _resolve(self) -> tuple[Any, Any, dict[str, str]]:
-        monitor = self._monitor
-        if monitor is None:
+        recorder = self._monitor.recorder if self._monitor is not None else None
+        if recorder is None:
             call = CURRENT_CALL.get()
-            monitor = getattr(call, "monitor", None)
-        if monitor is None:
+            recorder = call.recorder if call is not None else None
+        if recorder is None:
             return (tracer_for(self._tracer_provider), instruments_for(self._meter_provider),
                     {Attr.STAGE: _STAGE_NAMES(self.name)})
-        attrs = {**monitor.attributes, Attr.STAGE: monitor.stage_names(self.name)}
+        attrs = {**recorder.attributes, Attr.STAGE: recorder.stage_names(self.name)}
         if self._tracer_provider is None and self._meter_provider is None:
-            return monitor._tracer, monitor._instruments, attrs
+            return recorder.tracer, recorder.instruments, attrs
         return tracer_for(self._tracer_provider), instruments_for(self._meter_provider), attrs
 
-    def _start(self, args: tuple) -> StageRun | None:
+    def _start(self, args: tuple, attach: bool = True) -> StageRun | None:
         try:
             tracer, instruments, attrs = self._resolve()
             run = StageRun()
             run._attrs = attrs
             run._instruments = instruments
             run.span = tracer.start_span(f"ml.stage {self.name}", attributes=attrs)
-            run._token = otel_context.attach(trace.set_span_in_context(run.span))
+            run.context = trace.set_span_in_context(run.span)
+            run._token = otel_context.attach(run.context) if attach else None
             if args:
                 run.rows_in = count_items(args[0])
             run._start = default_timer()
@@ -177,6 +195,12 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         except Exception as exc:
             internal_error("stage", exc)
             return None
+
+    @staticmethod
+    def _finish_iteration(run: StageRun, result: Any, exc: BaseException | None,
+                          token: Any) -> None:
+        run._token = token  # the context attached for the generator's last step
+        trace_stage._finish(run, exc)
 
     @staticmethod
     def _set_rows_out(run: StageRun | None, result: Any) -> None:
@@ -215,6 +239,15 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         finally:
             try:
                 span.end()
-                otel_context.detach(run._token)
+                if run._token is not None:
+                    otel_context.detach(run._token)
             except Exception as internal:
                 internal_error("context", internal)
+
+
+def _count_item(run: StageRun, item: Any) -> None:
+    """Rows out of a generator stage: the items it yielded, counted as they pass."""
+    try:
+        run.rows_out = (run.rows_out or 0) + count_items(item)
+    except Exception as exc:
+        internal_error("stage", exc)

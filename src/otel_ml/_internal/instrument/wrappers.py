@@ -1,12 +1,20 @@
 """Wrapper factories: sync, async, generator and async generator.
 
-The outer function captures the monitor and the call target; the inner one starts the call,
-runs the user's function, and ends the call. ``raise`` re-raises the user's exception object
-with its traceback unchanged; everything otel_ml does around it is guarded inside the monitor.
+The outer function captures the call recorder, the call target and how the caller's prediction
+id is read; the inner one starts the call, runs the user's function, and ends the call.
+``raise`` re-raises the user's exception object with its traceback unchanged; everything
+otel_ml does around it is guarded inside the recorder.
+
+The prediction id keyword (``prediction_id_arg``, default ``"prediction_id"``) belongs to
+otel_ml: it is taken out of the call's keyword arguments unless the function declares a
+parameter of that name, in which case it is passed through as well. A function that only takes
+``**kwargs`` does not receive it (a model's ``predict(X, **params)`` would reject it). The
+signature is inspected once, when the function is wrapped.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,11 +23,13 @@ import wrapt
 from opentelemetry import context as otel_context
 
 from otel_ml._internal.core.context import STREAMED
+from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
 
 if TYPE_CHECKING:
-    from otel_ml._internal.instrument.model_monitor import ModelMonitor, _Target
+    from otel_ml._internal.instrument.model_monitor import ModelMonitor
 
-__all__ = ["MonitoredFunction", "wrap_callable"]
+__all__ = ["MonitoredFunction", "OnEnd", "declares_parameter", "traced_async_generator",
+           "traced_generator", "wrap_callable"]
 
 
 class MonitoredFunction(wrapt.FunctionWrapper):
@@ -40,114 +50,173 @@ class _BoundMonitoredFunction(wrapt.BoundFunctionWrapper):
 MonitoredFunction.__bound_function_wrapper__ = _BoundMonitoredFunction
 
 
-def _sync(monitor: ModelMonitor, target: _Target) -> Callable[..., Any]:
+class _IdKeyword:
+    """How a wrapped function's calls carry the caller's prediction id (decided at wrap time).
+
+    Attributes:
+        name: The keyword (``prediction_id_arg``), or ``None``: no caller ids.
+        consume: Take it out of the keyword arguments (the function does not declare it).
+    """
+
+    __slots__ = ("name", "consume")
+
+    def __init__(self, func: Callable[..., Any], name: str | None) -> None:
+        self.name = name
+        self.consume = name is not None and not declares_parameter(func, name)
+
+    def take(self, kwargs: dict) -> Any:
+        """The caller's id in ``kwargs`` (removed when consumed), or ``None``."""
+        if self.consume:
+            return kwargs.pop(self.name, None)  # type: ignore[arg-type]
+        return kwargs.get(self.name) if self.name is not None else None
+
+
+def declares_parameter(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` takes a parameter called ``name`` by keyword (``**kwargs`` is not
+    enough). A callable whose signature cannot be read declares nothing."""
+    try:
+        parameter = inspect.signature(func).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _sync(recorder: CallRecorder, target: Target, ids: _IdKeyword) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if monitor._disabled:
+        user_id = ids.take(kwargs) if kwargs else None
+        if recorder.switch.off:
             return wrapped(*args, **kwargs)
-        call = monitor._begin(target, args, kwargs, cpu=True)
+        call = recorder.begin(target, args, kwargs, user_id, cpu=True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            monitor._end(call, None, exc)
+            recorder.end(call, None, exc)
             raise
-        monitor._end(call, result, None)
+        recorder.end(call, result, None)
         return result
 
     return wrapper
 
 
-def _async(monitor: ModelMonitor, target: _Target) -> Callable[..., Any]:
+def _async(recorder: CallRecorder, target: Target, ids: _IdKeyword) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if monitor._disabled:
+        user_id = ids.take(kwargs) if kwargs else None
+        if recorder.switch.off:
             return await wrapped(*args, **kwargs)
         # Thread CPU time is meaningless across awaits (other tasks run on the same thread).
-        call = monitor._begin(target, args, kwargs, cpu=False)
+        call = recorder.begin(target, args, kwargs, user_id, cpu=False)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            monitor._end(call, None, exc)
+            recorder.end(call, None, exc)
             raise
-        monitor._end(call, result, None)
+        recorder.end(call, result, None)
         return result
 
     return wrapper
 
 
-def _generator(monitor: ModelMonitor, target: _Target) -> Callable[..., Any]:
+def _generator(recorder: CallRecorder, target: Target, ids: _IdKeyword) -> Callable[..., Any]:
     """The span covers the whole iteration; the context is attached only while the body runs."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        user_id = ids.take(kwargs) if kwargs else None
         gen = wrapped(*args, **kwargs)
-        if monitor._disabled:
+        if recorder.switch.off:
             return gen
-        return _traced_generator(monitor, target, gen, args, kwargs)
+        call = recorder.begin(target, args, kwargs, user_id, cpu=True, attach=False)
+        if call is None:
+            return gen
+        return traced_generator(gen, call.context, functools.partial(recorder.collect_item, call),
+                                functools.partial(_end_call, recorder, call))
 
     return wrapper
 
 
-def _traced_generator(monitor: ModelMonitor, target: _Target, gen: Any, args: tuple,
-                      kwargs: dict) -> Any:
-    call = monitor._begin(target, args, kwargs, cpu=True, attach=False)
+def _async_generator(recorder: CallRecorder, target: Target, ids: _IdKeyword
+                     ) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        user_id = ids.take(kwargs) if kwargs else None
+        agen = wrapped(*args, **kwargs)
+        if recorder.switch.off:
+            return agen
+        call = recorder.begin(target, args, kwargs, user_id, cpu=False, attach=False)
+        if call is None:
+            return agen
+        return traced_async_generator(agen, call.context,
+                                      functools.partial(recorder.collect_item, call),
+                                      functools.partial(_end_call, recorder, call))
+
+    return wrapper
+
+
+def _end_call(recorder: CallRecorder, call: Call, result: Any, exc: BaseException | None,
+              token: Any) -> None:
+    recorder.end(call, result, exc, resume=token)
+
+
+#: ``on_end(result, exc, token)``: the iteration finished (``result`` is ``STREAMED``) or raised;
+#: ``token`` is the context token attached for the last step, to detach. Never raises.
+OnEnd = Callable[[Any, "BaseException | None", Any], None]
+
+
+def traced_generator(gen: Any, context: Any, on_item: Callable[[Any], None],
+                     on_end: OnEnd) -> Any:
+    """Iterate ``gen`` with ``context`` current while its body runs (never across a
+    ``yield``), give each item to ``on_item``, and call ``on_end`` once when the generator
+    returns, raises or is closed. ``send``, ``throw`` and ``close`` reach the body; its return
+    value and exceptions reach the consumer unchanged."""
     method, value = gen.send, None
     while True:
-        token = _attach(call)
+        token = otel_context.attach(context)
         try:
             item = method(value)
         except StopIteration as stop:
-            monitor._end(call, STREAMED, None, resume=token)
+            on_end(STREAMED, None, token)
             return stop.value
         except BaseException as exc:
-            monitor._end(call, None, exc, resume=token)
+            on_end(None, exc, token)
             raise
-        _detach(call, token)
-        monitor._collect_item(call, item)
+        otel_context.detach(token)
+        on_item(item)
         try:
             value, method = (yield item), gen.send
         except GeneratorExit:
-            token = _attach(call)
+            token = otel_context.attach(context)
             try:
                 gen.close()
             finally:
-                monitor._end(call, STREAMED, None, resume=token)
+                on_end(STREAMED, None, token)
             raise
         except BaseException as exc:  # thrown in by the consumer: forward it to the body
             value, method = exc, _thrower(gen)
 
 
-def _async_generator(monitor: ModelMonitor, target: _Target) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        agen = wrapped(*args, **kwargs)
-        if monitor._disabled:
-            return agen
-        return _traced_async_generator(monitor, target, agen, args, kwargs)
-
-    return wrapper
-
-
-async def _traced_async_generator(monitor: ModelMonitor, target: _Target, agen: Any,
-                                  args: tuple, kwargs: dict) -> Any:
-    call = monitor._begin(target, args, kwargs, cpu=False, attach=False)
+async def traced_async_generator(agen: Any, context: Any, on_item: Callable[[Any], None],
+                                 on_end: OnEnd) -> Any:
+    """:func:`traced_generator` for an async generator."""
     method, value = agen.asend, None
     while True:
-        token = _attach(call)
+        token = otel_context.attach(context)
         try:
             item = await method(value)
         except StopAsyncIteration:
-            monitor._end(call, STREAMED, None, resume=token)
+            on_end(STREAMED, None, token)
             return
         except BaseException as exc:
-            monitor._end(call, None, exc, resume=token)
+            on_end(None, exc, token)
             raise
-        _detach(call, token)
-        monitor._collect_item(call, item)
+        otel_context.detach(token)
+        on_item(item)
         try:
             value, method = (yield item), agen.asend
         except GeneratorExit:
-            token = _attach(call)
+            token = otel_context.attach(context)
             try:
                 await agen.aclose()
             finally:
-                monitor._end(call, STREAMED, None, resume=token)
+                on_end(STREAMED, None, token)
             raise
         except BaseException as exc:
             value, method = exc, _async_thrower(agen)
@@ -161,19 +230,16 @@ def _async_thrower(agen: Any) -> Callable[[BaseException], Any]:
     return lambda exc: agen.athrow(exc)
 
 
-def _attach(call: Any) -> Any:
-    if call is None:
-        return None
-    return otel_context.attach(call.context)
+def wrap_callable(func: Callable[..., Any], monitor: ModelMonitor, target: Target,
+                  prediction_id_arg: str | None = None) -> Any:
+    """Instrument ``func`` (function, method, classmethod, coroutine or generator function).
 
-
-def _detach(call: Any, token: Any) -> None:
-    if token is not None:
-        otel_context.detach(token)
-
-
-def wrap_callable(func: Callable[..., Any], monitor: ModelMonitor, target: _Target) -> Any:
-    """Instrument ``func`` (function, method, classmethod, coroutine or generator function)."""
+    Args:
+        func: The callable.
+        monitor: Its monitor (``.monitor`` of the result); its ``recorder`` records the calls.
+        target: The span name and how results are read.
+        prediction_id_arg: The keyword carrying the caller's prediction id, or ``None``.
+    """
     if inspect.isasyncgenfunction(func):
         factory = _async_generator
     elif inspect.iscoroutinefunction(func):
@@ -182,6 +248,7 @@ def wrap_callable(func: Callable[..., Any], monitor: ModelMonitor, target: _Targ
         factory = _generator
     else:
         factory = _sync
-    wrapper = MonitoredFunction(func, factory(monitor, target))
+    wrapper = MonitoredFunction(func, factory(monitor.recorder, target,
+                                              _IdKeyword(func, prediction_id_arg)))
     wrapper._self_binding_monitor = monitor
     return wrapper

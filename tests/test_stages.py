@@ -1,0 +1,130 @@
+"""trace_stage on generator functions: the stage's span covers the iteration (issue 12)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import points
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from otel_ml import instrument_model, trace_stage
+
+PAUSE_S = 0.03
+
+
+def _stage_span(span_exporter, name):
+    (span,) = [s for s in span_exporter.get_finished_spans() if s.name == f"ml.stage {name}"]
+    return span
+
+
+def test_generator_stage_span_covers_its_iteration(providers, span_exporter, metric_reader):
+    inner_parents = []
+
+    @trace_stage("load", **providers)
+    def load(n):
+        for i in range(n):
+            time.sleep(PAUSE_S)
+            inner_parents.append(trace.get_current_span().get_span_context().span_id)
+            yield [i, i]  # two rows per item
+
+    gen = load(3)
+    assert trace.get_current_span().get_span_context().is_valid is False  # nothing left attached
+    assert span_exporter.get_finished_spans() == ()  # not finished at creation
+    items = list(gen)
+
+    assert items == [[0, 0], [1, 1], [2, 2]]
+    span = _stage_span(span_exporter, "load")
+    assert (span.end_time - span.start_time) / 1e9 >= 3 * PAUSE_S
+    # The body runs inside the stage; between items the consumer's context is current.
+    assert inner_parents == [span.context.span_id] * 3
+    assert trace.get_current_span().get_span_context().is_valid is False
+    assert span.attributes["ml.stage.rows_out"] == 6
+    (attrs, hist), = points(metric_reader, "ml.pipeline.stage.duration")
+    assert attrs["ml.stage.name"] == "load" and hist.count == 1 and hist.sum >= 3 * PAUSE_S
+
+
+def test_generator_stage_records_an_error_raised_while_iterating(providers, span_exporter,
+                                                                 metric_reader):
+    @trace_stage("parse", **providers)
+    def parse():
+        yield 1
+        raise KeyError("bad row")
+
+    gen = parse()
+    assert next(gen) == 1
+    with pytest.raises(KeyError, match="bad row"):
+        next(gen)
+    span = _stage_span(span_exporter, "parse")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "KeyError"
+    (attrs, count), = points(metric_reader, "ml.pipeline.stage.errors")
+    assert attrs["error.type"] == "KeyError" and count == 1
+
+
+def test_generator_stage_closed_early_ends_its_span(providers, span_exporter):
+    @trace_stage("stream", **providers)
+    def stream():
+        while True:
+            yield 1
+
+    gen = stream()
+    next(gen)
+    next(gen)
+    gen.close()
+    span = _stage_span(span_exporter, "stream")
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes["ml.stage.rows_out"] == 2
+
+
+def test_generator_return_value_and_send_pass_through(providers):
+    @trace_stage("echo", **providers)
+    def echo():
+        got = yield "ready"
+        yield got * 2
+        return "done"
+
+    gen = echo()
+    assert next(gen) == "ready"
+    assert gen.send(21) == 42
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+
+
+def test_async_generator_stage_span_covers_its_iteration(providers, span_exporter):
+    @trace_stage("fetch", **providers)
+    async def fetch(n):
+        for i in range(n):
+            await asyncio.sleep(PAUSE_S)
+            yield i
+
+    async def consume():
+        return [i async for i in fetch(3)]
+
+    assert asyncio.run(consume()) == [0, 1, 2]
+    span = _stage_span(span_exporter, "fetch")
+    assert (span.end_time - span.start_time) / 1e9 >= 3 * PAUSE_S
+    assert span.attributes["ml.stage.rows_out"] == 3
+
+
+def test_generator_stage_inside_a_predict_call_nests_and_carries_the_model(providers,
+                                                                           span_exporter):
+    @trace_stage("features")
+    def features(rows):
+        for row in rows:
+            time.sleep(PAUSE_S)
+            yield [v * 2 for v in row]
+
+    @instrument_model(name="churn", version="2.1.0", **providers)
+    def predict(X):
+        return [sum(r) for r in features(X)]
+
+    assert predict([[1.0, 2.0], [3.0, 4.0]]) == [6.0, 14.0]
+    stage = _stage_span(span_exporter, "features")
+    (call,) = [s for s in span_exporter.get_finished_spans() if s.name == "ml.predict churn"]
+    assert stage.parent.span_id == call.context.span_id
+    assert stage.attributes["ml.model.name"] == "churn"
+    assert (stage.end_time - stage.start_time) / 1e9 >= 2 * PAUSE_S
