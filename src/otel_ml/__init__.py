@@ -14,6 +14,7 @@ from otel_ml._internal.stats.detectors import ADWIN, DDM, PageHinkley
 from otel_ml._internal.stats.drift import DriftConfig, DriftReport
 from otel_ml._internal.stats.fairness import FairnessReport
 from otel_ml._internal.instrument.model_monitor import ModelMonitor, instrument_model
+from otel_ml._internal.monitor.root_cause import RootCauseReport
 from otel_ml._internal.stats.performance import PerformanceReport, reference_performance
 from otel_ml._internal.instrument.proxy import wrap_model
 from otel_ml._internal.reference.builder import ReferenceBuilder
@@ -32,6 +33,7 @@ __all__ = [
     "PerformanceReport",
     "Reference",
     "ReferenceBuilder",
+    "RootCauseReport",
     "Telemetry",
     "__version__",
     "configure",
