@@ -91,12 +91,12 @@ class OutcomeAnalysis:
         #: Keep what scoring the call's label will need (the hot path; O(1), never raises):
         #: ``remember(prediction_id, batch, result, output, span_context, segment, own_id)``.
         self.remember = self._store.remember
-        self._rejected = RejectedRequests(self._attributes,
-                                          instruments["ml.model.requests.rejected"], switch)
         self._build()
 
     def _build(self) -> None:
         s, reference = self._settings, self._reference
+        self._rejected = RejectedRequests(
+            self._attributes, self._instruments["ml.model.requests.rejected"], self._switch)
         window = OutcomeWindow(s, self._clock)
         concept = ConceptDrift(s.drift_window_s, self._clock)
         bins = ErrorBins(s.max_features, self._features)

@@ -201,8 +201,9 @@ class PredictionStore:
             span = key  # the slot's span field holds the int key (the span's own id)
         if extra is not None:
             flags |= _EXTRA
+        # Flags.pack(flags, tflags, out, pcode, seg), inline
         self._put(key, hi, lo, span, value, rows,
-                  Flags.pack(flags, tflags, out, pcode, seg), row, extra)
+                  flags | tflags << 8 | out << 16 | pcode << 24 | (seg + 1) << 40, row, extra)
 
     def _keep_input(self, batch: Any, rows: int, extra: Extra | None,
                     ) -> tuple[Any, int, Extra | None]:
