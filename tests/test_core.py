@@ -572,3 +572,44 @@ def test_a_sampler_that_changes_its_attributes_changes_one_call_only():
     for x in ([[1.0]], [[1.0]], None, None):
         predict(x) if x is not None else predict()
     assert [s.attributes["seen"] for s in exporter.get_finished_spans()] == [1, 1, 1, 1]
+
+
+def test_inputs_of_failed_calls_feed_no_drift_or_quality_statistics(providers, metric_reader,
+                                                                    span_exporter):
+    """One incident, one signal: an input seen only in failing calls is counted by the error
+    counter and the span's error.type, not also as an unseen category or drift."""
+    pd = pytest.importorskip("pandas")
+    train = pd.DataFrame({"x": [float(i % 10) for i in range(200)],
+                          "plan": ["a", "b"] * 100})
+    reference = otel_ml.Reference.from_data(train)
+
+    @instrument_model(name="churn", version="2.1.0", reference=reference, **providers)
+    def predict(frame):
+        if (frame["plan"] == "zzz").any():
+            raise ValueError("unknown plan")
+        return [0] * len(frame)
+
+    for _ in range(5):
+        predict(train.iloc[:4])
+        with pytest.raises(ValueError, match="unknown plan"):
+            predict(pd.DataFrame({"x": [1e6, 2e6], "plan": ["zzz", "zzz"]}))
+    predict.monitor.flush()
+
+    def issues(check):
+        return sum(v for a, v in points(metric_reader, "ml.data_quality.issues")
+                   if a.get("ml.quality.check") == check)
+
+    assert issues("unseen_category") == 0 and issues("out_of_range") == 0
+    assert value_of(metric_reader, "ml.drift.window.rows") == 20  # the successful rows only
+    assert value_of(metric_reader, "ml.model.predict.errors", **{"error.type": "ValueError"}) == 5
+    failed = [s for s in span_exporter.get_finished_spans() if s.status.status_code is StatusCode.ERROR]
+    assert len(failed) == 5 and all(s.attributes["error.type"] == "ValueError" for s in failed)
+
+    # The same input in a call that succeeds is a data-quality signal (the check can fire).
+    @instrument_model(name="control", version="1", reference=reference, **providers)
+    def control(frame):
+        return [0] * len(frame)
+
+    control(pd.DataFrame({"x": [1.0], "plan": ["zzz"]}))
+    control.monitor.flush()
+    assert issues("unseen_category") == 1
