@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["CURRENT_CALL", "STREAMED", "current_prediction_id"]
 
-#: The ``_Call`` of the innermost instrumented predict call in progress, if any.
+#: The ``Call`` (instrument.recorder) of the innermost instrumented predict call in progress, if any.
 CURRENT_CALL: contextvars.ContextVar[Any] = contextvars.ContextVar("otel_ml_call", default=None)
 
 #: Passed as the result of a generator call whose items were observed as they were yielded.
@@ -17,10 +17,10 @@ STREAMED = object()
 def current_prediction_id() -> str | None:
     """The prediction id of the instrumented predict call in progress.
 
-    It is the id the caller passed (the monitor's ``prediction_id_arg`` keyword argument), or
-    else the call's span id as 16 hex digits, which is also recorded on the span as
-    ``ml.prediction.id``. Pass it to :meth:`otel_ml.ModelMonitor.record_outcome` when the label
-    arrives.
+    It is the id the caller passed (the monitor's ``prediction_id_arg`` keyword argument,
+    recorded on the span as ``ml.prediction.id``), or else the call's span id as 16 hex digits
+    (the span's own id, not written again as an attribute). Pass it to
+    :meth:`otel_ml.ModelMonitor.record_outcome` when the label arrives.
 
     Returns:
         The id, or ``None`` outside an instrumented call.
