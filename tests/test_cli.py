@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from otel_ml import __version__
-from otel_ml.cli import EXIT_DRIFT, EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
+from otel_ml.cli import EXIT_BROKEN_PIPE, EXIT_DRIFT, EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,3 +190,119 @@ def test_ctrl_c_ends_the_demo_cleanly_with_a_summary():
     assert "otel-ml demo interrupted after" in out
     assert "\n  normal      from" in out
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------- a closed pipe
+@pytest.mark.parametrize("args", [
+    ["profile", "{d}/train.csv", "-o", "{d}/pipe.json"],
+    ["report", "{ref}", "{d}/shifted.csv", "--predictions", "pred"],
+    ["report", "{ref}", "{d}/shifted.csv", "--predictions", "pred", "--json"],
+    ["demo", "--no-live", "--duration", "2", "--rate", "100"],
+], ids=lambda a: " ".join(a[:2]))
+def test_output_closed_early_ends_quietly_with_141(data_dir, ref, args):
+    """``otel-ml ... | head -1``: no traceback, no "internal error" (issue 13, item 4).
+
+    (``--help`` and ``--version`` were already quiet: argparse ignores a failed write.)
+    """
+    if args[0] == "demo":
+        pytest.importorskip("sklearn")
+    fill = {"d": str(data_dir), "ref": str(ref)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_ML_SYSTEM_METRICS"] = "false"
+    proc = subprocess.Popen([sys.executable, "-m", "otel_ml.cli", *[a.format(**fill) for a in args]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == ""
+    assert proc.returncode == EXIT_BROKEN_PIPE
+
+
+def test_help_documents_the_closed_pipe_exit_code(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert "141  standard output closed early" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- a gate that checks
+@pytest.fixture(scope="module")
+def bad_files(data_dir) -> Path:
+    pd = pytest.importorskip("pandas")
+    train = pd.read_csv(data_dir / "train.csv")
+    train[["a", "pred", "id"]].to_csv(data_dir / "lacks.csv", index=False)
+    text = train.iloc[:500].copy()
+    text["b"] = "unknown"
+    text.to_csv(data_dir / "text.csv", index=False)
+    lines = (data_dir / "same.csv").read_text().splitlines()
+    lines[7] = ",".join(lines[7].split(",")[:3])  # a short row: pandas reads it padded
+    (data_dir / "ragged.csv").write_text("\n".join(lines) + "\n")
+    return data_dir
+
+
+@pytest.mark.parametrize("name, message, allow", [
+    ("lacks.csv", "lacks 2 of the reference's 3 features (b, c); --allow-missing-columns",
+     "--allow-missing-columns"),
+    ("text.csv", "no valid value in b (type_mismatch 500): drift cannot be checked; "
+                 "--allow-empty-columns", "--allow-empty-columns"),
+    ("ragged.csv", "ragged.csv: line 8 has 3 fields, the header has 5; --allow-ragged-rows",
+     "--allow-ragged-rows"),
+])
+def test_the_drift_gate_refuses_data_it_could_not_check(bad_files, ref, name, message, allow):
+    """Exit 3 and one line, not ``no drift`` and 0 (issue 13, item 5); the flag opts out."""
+    args = ["report", str(ref), str(bad_files / name), "--predictions", "pred",
+            "--fail-on-drift"]
+    proc = cli(*args)
+    assert proc.returncode == EXIT_INPUT, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    proc = cli(*args, allow)
+    assert proc.returncode in (EXIT_OK, EXIT_DRIFT), proc.stderr
+    assert "drift" in proc.stdout
+
+
+def test_the_explanation_prints_the_digits_that_make_its_comparison_true(tmp_path):
+    """``wasserstein 0.1 < 0.1`` was printed for 0.09998 < 0.1 (issue 13, item 5)."""
+    pd = pytest.importorskip("pandas")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import otel_ml
+
+    rng = np.random.default_rng(0)
+    train, base = rng.normal(0, 1, 5000), rng.normal(0, 1, 5000)
+    reference = otel_ml.Reference.from_data({"a": train})
+
+    def wasserstein(shift: float) -> float:
+        monitor = otel_ml.ModelMonitor("digits", "1", reference=reference, drift_window_s=1e9,
+                                       slot_s=1e9, meter_provider=MeterProvider(),
+                                       tracer_provider=TracerProvider())
+        monitor.observe({"a": base + shift})
+        monitor.flush()
+        score = monitor.drift_report().features["a"].scores["wasserstein"]
+        monitor.close()
+        return score
+
+    lo, hi = 0.0, 0.3  # bisect to a score just below the 0.1 minimum, where .3g shows 0.1
+    for _ in range(60):
+        shift = (lo + hi) / 2
+        score = wasserstein(shift)
+        if 0.0995 <= score < 0.1:
+            break
+        lo, hi = (shift, hi) if score < 0.0995 else (lo, shift)
+    assert 0.0995 <= score < 0.1
+    reference.save(tmp_path / "ref.json")
+    pd.DataFrame({"a": base + shift}).to_csv(tmp_path / "near.csv", index=False)
+    proc = cli("report", str(tmp_path / "ref.json"), str(tmp_path / "near.csv"), "--json")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    body = json.loads(proc.stdout)
+    reason = body["drift"]["features"]["a"]["reason"]
+    match = re.search(r"wasserstein (\S+) < (\S+)$", reason)
+    assert match and float(match[1]) < float(match[2]), reason
+    match = re.search(r"p=(\S+) (<=|>) (\S+),", reason)
+    assert match, reason
+    p, op, alpha = float(match[1]), match[2], float(match[3])
+    assert (p <= alpha) if op == "<=" else (p > alpha)
+    # The table shows the thresholds the explanation used, with the same digits.
+    assert body["decision"]["numeric"]["min_effect"] == 0.1
+    table = cli("report", str(tmp_path / "ref.json"), str(tmp_path / "near.csv")).stdout
+    assert f"p <= {body['decision']['alpha_per_test']:.3g} (alpha" in table
+    assert "(wasserstein 0.1, jensen_shannon 0.04)" in table

@@ -9,12 +9,13 @@ Exit codes (also in ``otel-ml --help``):
   match the reference.
 - ``4``: internal error (a bug: the traceback is printed; please report it).
 - ``130``: interrupted by Ctrl-C (``demo`` ends cleanly with its summary and exits ``0``).
+- ``141``: standard output was closed early (e.g. piped into ``head``): no message, like
+  ``yes | head`` (128 + SIGPIPE, what a shell reports for such a program).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -22,9 +23,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from otel_ml._cli_report import InputError, require_file, run_report
 from otel_ml.version import __version__
 
-__all__ = ["EXIT_DRIFT", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_DRIFT", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_OK",
+           "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -32,20 +35,19 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 _EPILOG = """\
 exit codes:
   0    success
   1    report --fail-on-drift: drift found
   2    usage error (unknown option, missing argument, value out of range)
-  3    input error (missing, unreadable, empty or mismatched file)
+  3    input error (missing, unreadable, empty or mismatched file; report: a
+       reference column missing or without a valid value, rows of unequal length)
   4    internal error (a bug: please report it with the traceback)
   130  interrupted (Ctrl-C)
+  141  standard output closed early (e.g. piped into head): quiet, like other tools
 """
-
-
-class InputError(Exception):
-    """A file the user named cannot be used; the message names the file and the problem."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when a feature or the predictions drifted")
     report.add_argument("--chunk-rows", type=_positive(int), default=100_000, metavar="N",
                         help="rows read at a time (default: 100000)")
+    report.add_argument("--allow-missing-columns", action="store_true",
+                        help="accept a file that lacks some reference features (reported as "
+                             "schema problems, not checked); by default an input error")
+    report.add_argument("--allow-empty-columns", action="store_true",
+                        help="accept a feature without a single valid value (all missing or "
+                             "of the wrong type: not checked); by default an input error")
+    report.add_argument("--allow-ragged-rows", action="store_true",
+                        help="accept CSV rows with fewer fields than the header (the "
+                             "absent fields read as missing values); by default an input error")
 
     demo = sub.add_parser(
         "demo", help="run the embedded demo (no collector needed)",
@@ -153,6 +164,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _broken_pipe() -> int:
+    """The reader of standard output went away (``| head``): stop quietly.
+
+    Python's recipe: point standard output at devnull so that the interpreter's last flush
+    does not fail again, and exit with what a shell reports for a program ended by SIGPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -162,8 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "profile":
             return _profile(args)
         if args.command == "report":
-            return _report(args)
+            drifted = run_report(args)
+            return EXIT_DRIFT if drifted and args.fail_on_drift else EXIT_OK
         return _demo(args)
+    except BrokenPipeError:
+        raise
     except InputError as exc:
         print(f"otel-ml {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -201,7 +242,7 @@ def _profile(args: argparse.Namespace) -> int:
     from otel_ml._internal.data.files import DataFileError
     from otel_ml._internal.reference.profile import Reference
 
-    _require_file(args.data, "data file")
+    require_file(args.data, "data file")
     if args.bins < 2:
         raise _UsageError("argument --bins: must be >= 2")
     with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
@@ -225,13 +266,6 @@ def _profile(args: argparse.Namespace) -> int:
 
 class _UsageError(Exception):
     """A combination of arguments argparse cannot check."""
-
-
-def _require_file(path: str, what: str) -> None:
-    if not os.path.exists(path):
-        raise InputError(f"{what} {path!r} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"{what} {path!r} is a directory, not a file")
 
 
 class _progress:  # noqa: N801 - used as a function: with _progress(...) as update
@@ -264,140 +298,6 @@ class _progress:  # noqa: N801 - used as a function: with _progress(...) as upda
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-# ---------------------------------------------------------------------------- report
-def _report(args: argparse.Namespace) -> int:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from otel_ml.contract import Attr
-    from otel_ml._internal.data.files import DataFileError, read_table
-    from otel_ml.demo.snapshot import read_points
-    from otel_ml._internal.instrument.model_monitor import ModelMonitor
-    from otel_ml._internal.reference.codec import InvalidReferenceError
-    from otel_ml._internal.reference.profile import Reference
-
-    _require_file(args.reference, "reference")
-    _require_file(args.data, "data file")
-    try:
-        reference = Reference.load(args.reference)
-    except (InvalidReferenceError, OSError) as exc:
-        raise InputError(str(exc)) from exc
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    tracer_provider = TracerProvider()
-    # One slot covering any run time: every row of the file is in the window.
-    monitor = ModelMonitor("offline-report", "file", reference=reference,
-                           segment_by=args.segment_by, drift_window_s=1e9, slot_s=1e9,
-                           tracer_provider=tracer_provider, meter_provider=meter_provider)
-    rows = 0
-    warned = False
-    try:
-        for chunk in read_table(args.data, chunk_rows=args.chunk_rows):
-            columns = set(chunk)
-            if args.predictions and args.predictions not in columns:
-                raise InputError(f"{args.data}: no column {args.predictions!r} "
-                                 f"(columns: {', '.join(chunk)})")
-            if args.segment_by and args.segment_by not in columns:
-                raise InputError(f"{args.data}: no column {args.segment_by!r} "
-                                 f"(columns: {', '.join(chunk)})")
-            missing = [n for n in reference.feature_names if n not in columns]
-            if len(missing) == len(reference.feature_names):
-                raise InputError(
-                    f"{args.data}: none of the reference's features are in the file "
-                    f"(reference: {', '.join(reference.feature_names[:8])}"
-                    f"{', ...' if len(reference.feature_names) > 8 else ''}; "
-                    f"file: {', '.join(list(chunk)[:8])}{', ...' if len(chunk) > 8 else ''})")
-            if missing and not warned:
-                print(f"otel-ml report: warning: {args.data} lacks reference features "
-                      f"{', '.join(missing)} (reported as schema problems)", file=sys.stderr)
-                warned = True
-            predictions = chunk.pop(args.predictions) if args.predictions else None
-            monitor.observe(chunk, predictions=predictions)
-            rows += len(next(iter(chunk.values()))) if chunk else 0
-    except DataFileError as exc:
-        raise InputError(str(exc)) from exc
-    if rows == 0:
-        raise InputError(f"{args.data}: no rows")
-    monitor.flush()
-    report = monitor.drift_report()
-    quality: dict[tuple[str, str], int] = {}
-    for point in read_points(reader).get("ml.data_quality.issues", ()):
-        key = (str(point.attributes.get(Attr.FEATURE)), str(point.attributes.get(Attr.CHECK)))
-        quality[key] = quality.get(key, 0) + int(point.value)
-    monitor.close()
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
-
-    if args.json:
-        json.dump({
-            "reference": args.reference, "data": args.data, "rows": rows,
-            "drifted": report.drifted, "drifted_features": report.drifted_features,
-            "prediction_drifted": bool(report.prediction and report.prediction.drifted),
-            "drift": report.to_dict(),
-            "data_quality": [{"feature": f, "check": c, "count": n}
-                             for (f, c), n in sorted(quality.items())],
-        }, sys.stdout, indent=2, default=_json_default)
-        print()
-    else:
-        _print_report(args, reference, rows, report, quality)
-    return EXIT_DRIFT if args.fail_on_drift and report.drifted else EXIT_OK
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _num(value: float | None, pvalue: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if pvalue and value < 1e-3:
-        return f"{value:.1e}"
-    return f"{value:.3f}"
-
-
-def _print_report(args: argparse.Namespace, reference: Any, rows: int, report: Any,
-                  quality: dict[tuple[str, str], int]) -> None:
-    print(f"{args.data}: {rows:,} rows against {args.reference} "
-          f"({len(reference.feature_names)} features, {reference.rows:,} reference rows)")
-    print(f"decision: a test significant at {report.alpha_per_test:.2g} per feature "
-          "(Bonferroni) and an effect size above its minimum; see docs/drift.md\n")
-    header = f"{'feature':<24} {'kind':<11} {'rows':>9} {'psi':>7} {'js':>7} {'test p':>8} " \
-             f"{'effect':>7}  drifted"
-    print(header)
-    print("-" * len(header))
-    items = list(report.features.values())
-    if report.prediction is not None:
-        items.append(report.prediction)
-    for f in items:
-        test = "ks" if f.kind == "numeric" else "chi2"
-        effect = "wasserstein" if f.kind == "numeric" else "jensen_shannon"
-        name = "(predictions)" if f is report.prediction else f.feature
-        print(f"{name[:24]:<24} {f.kind:<11} {f.rows:>9,} {_num(f.scores.get('psi')):>7} "
-              f"{_num(f.scores.get('jensen_shannon')):>7} "
-              f"{_num(f.pvalues.get(test), pvalue=True):>8} {_num(f.scores.get(effect)):>7}  "
-              f"{'DRIFT' if f.drifted else 'no'}")
-    for segment, sub in sorted(report.segments.items()):
-        if sub.drifted_features:
-            print(f"segment {segment}: drifted {', '.join(sub.drifted_features)}")
-    print()
-    if quality:
-        print("data quality:")
-        for (feature, check), n in sorted(quality.items(), key=lambda kv: -kv[1]):
-            print(f"  {feature:<24} {check:<20} {n:>9,}")
-    else:
-        print("data quality: no problems found")
-    drifted = report.drifted_features
-    pred = " and the predictions" if report.prediction and report.prediction.drifted else ""
-    print(f"\ndrifted: {', '.join(drifted) or 'none'}{pred}" if drifted or pred
-          else "\nno drift")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,24 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_ml._internal.core.readout import read_points
 from otel_ml.contract import ALL_SEGMENTS, Attr
 
 __all__ = ["Snapshot", "histogram_quantile", "read_points"]
 
 Key = tuple[tuple[str, Any], ...]
-
-
-def read_points(reader: Any) -> dict[str, list[Any]]:
-    """Every data point the reader collects now: metric name -> points."""
-    out: dict[str, list[Any]] = {}
-    data = reader.get_metrics_data()
-    if data is None:
-        return out
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                out.setdefault(metric.name, []).extend(metric.data.data_points)
-    return out
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
