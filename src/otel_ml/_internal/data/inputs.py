@@ -25,6 +25,7 @@ __all__ = [
     "default_names",
     "is_categorical",
     "to_categories",
+    "to_category_codes",
     "to_float",
     "to_float_masked",
     "to_table",
@@ -476,3 +477,23 @@ def to_categories(col: Any) -> tuple[np.ndarray, list[str | None]]:
     arr = arr.reshape(-1)
     codes, uniques = _factorize(arr)
     return codes, [category_key(u) for u in uniques]
+
+
+def to_category_codes(col: Any, codes: Mapping[str, int] | None, other: int) -> np.ndarray:
+    """The category code of each value of a raw column, as floats (the one category lookup).
+
+    Args:
+        col: The raw column.
+        codes: Category key (:func:`category_key`) -> code; ``None`` without a reference.
+        other: Code of the keys not in ``codes``.
+
+    Returns:
+        ``codes[key]``, ``other`` for an unknown key, NaN when missing; without ``codes``,
+        ``0.0`` for every present value.
+    """
+    positions, keys = to_categories(col)
+    if codes is None:  # no reference: present or missing
+        lookup = [0.0 if k is not None else np.nan for k in keys]
+    else:
+        lookup = [float(codes.get(k, other)) if k is not None else np.nan for k in keys]
+    return np.array(lookup + [np.nan])[positions]

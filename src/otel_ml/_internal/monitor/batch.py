@@ -74,9 +74,6 @@ class BatchReader(Protocol):
     def column_of(self, x: Any, name: str) -> np.ndarray | None:
         """Raw values of input column ``name`` of ``x`` (``None`` when absent)."""
 
-    def outlier_rate_of(self, x: Any) -> float | None:
-        """Outlier rate of the single row ``x`` (``None`` without a reference)."""
-
 
 class Batch:
     """One call's input and predictions, prepared once and fed to every analysis.
@@ -86,6 +83,9 @@ class Batch:
         segment: The call's segment (``None`` when it has none).
         segments: Per-row segments (when ``segment_by`` names a column), else ``None``.
         input: The caller's input as passed (``None``: predictions only). Read only.
+        outlier_rate: Share of the rows scored as outliers: known for single rows and for
+            batches the statistics took at once (set by them); ``None`` otherwise and
+            without a reference.
         row_prediction: For a single numeric row taken the short way (see
             ``FeatureIngest.prepare``), its prediction as a float (``+inf``: none, or not
             tracked); ``None`` for every other batch.
@@ -95,8 +95,8 @@ class Batch:
             cannot be read at all).
     """
 
-    __slots__ = ("_rate", "_reader", "input", "issues", "matrix", "row_prediction", "rows",
-                 "segment", "segments")
+    __slots__ = ("_reader", "input", "issues", "matrix", "outlier_rate", "row_prediction",
+                 "rows", "segment", "segments")
 
     def __init__(self, reader: BatchReader, x: Any, rows: int, segment: str | None, *,
                  segments: np.ndarray | None = None, rate: float | None = None,
@@ -107,21 +107,10 @@ class Batch:
         self.rows = rows
         self.segment = segment
         self.segments = segments
-        self._rate = rate
+        self.outlier_rate = rate
         self.row_prediction = row_prediction
         self.matrix = matrix
         self.issues = issues
-
-    @property
-    def outlier_rate(self) -> float | None:
-        """Share of the rows scored as outliers (``None`` without a reference)."""
-        if self._rate is None and self.rows == 1:
-            self._rate = self._reader.outlier_rate_of(self.input)
-        return self._rate
-
-    @outlier_rate.setter
-    def outlier_rate(self, value: float | None) -> None:
-        self._rate = value
 
     def column(self, name: str) -> np.ndarray | None:
         """Raw values of one input column (``None`` when absent). Never raises."""
@@ -136,4 +125,4 @@ class Batch:
         copied: the caller may reuse its array); rows and segments are kept."""
         x = self.input
         return Batch(self._reader, x.copy() if type(x) is np.ndarray else x, self.rows,
-                     self.segment, segments=self.segments, rate=self._rate)
+                     self.segment, segments=self.segments, rate=self.outlier_rate)

@@ -6,7 +6,7 @@ import numpy as np
 
 from otel_ml.contract import Check
 
-__all__ = ["CHECK_INDEX", "Delta", "SegmentStats", "SlotRing"]
+__all__ = ["CHECK_INDEX", "Delta", "SegmentStats", "SlotRing", "Window"]
 
 #: Column of each check in the issue matrices.
 CHECK_INDEX = {check: i for i, check in enumerate(Check.ALL)}
@@ -77,6 +77,46 @@ class Delta:
         self.issues = np.zeros((columns, len(CHECK_INDEX)), dtype=np.int64)
         self.outliers = 0
 
+    def add(self, other: Delta) -> None:
+        """Fold ``other``'s counts and moments into this delta (rows and outliers aside: the
+        two describe the same rows, e.g. their features and their predictions)."""
+        self.bins += other.bins
+        self.n += other.n
+        with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
+            self.s1 += other.s1
+            self.s2 += other.s2
+        self.issues += other.issues
+
+
+class Window:
+    """Sums over the slots of one window.
+
+    Attributes:
+        rows: Rows. bins: Counts per reference bin. n: Finite values per column.
+        s1, s2: Sums of ``x - shift`` and of its square per column.
+    """
+
+    __slots__ = ("bins", "n", "rows", "s1", "s2")
+
+    def __init__(self, rows: int, bins: np.ndarray, n: np.ndarray, s1: np.ndarray,
+                 s2: np.ndarray) -> None:
+        self.rows = rows
+        self.bins = bins
+        self.n = n
+        self.s1 = s1
+        self.s2 = s2
+
+    @classmethod
+    def empty(cls, columns: int, bins: int) -> Window:
+        """A window that saw nothing."""
+        return cls(0, np.zeros(bins, dtype=np.int64), np.zeros(columns, dtype=np.int64),
+                   np.zeros(columns), np.zeros(columns))
+
+    def __add__(self, other: Window) -> Window:
+        with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
+            return Window(self.rows + other.rows, self.bins + other.bins, self.n + other.n,
+                          self.s1 + other.s1, self.s2 + other.s2)
+
 
 class SegmentStats:
     """Statistics of one segment, memory fixed at creation.
@@ -127,16 +167,18 @@ class SegmentStats:
         self.w_rows[k] += delta.rows
         self.w_bins[k] += delta.bins
         self.w_n[k] += delta.n
-        self.w_s1[k] += delta.s1
-        self.w_s2[k] += delta.s2
+        with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
+            self.w_s1[k] += delta.s1
+            self.w_s2[k] += delta.s2
         self.rows += delta.rows
         self.bins += delta.bins
         self.issues += delta.issues
         self.outliers += delta.outliers
 
-    def window(self, slot: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, bins, n, s1, s2)`` summed over the slots of the window ending at ``slot``."""
+    def window(self, slot: int) -> Window:
+        """The sums over the slots of the window ending at ``slot``."""
         live = self.ring.live(slot)
-        return (int(self.w_rows[live].sum()), self.w_bins[live].sum(axis=0),
-                self.w_n[live].sum(axis=0), self.w_s1[live].sum(axis=0),
-                self.w_s2[live].sum(axis=0))
+        with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
+            return Window(int(self.w_rows[live].sum()), self.w_bins[live].sum(axis=0),
+                          self.w_n[live].sum(axis=0), self.w_s1[live].sum(axis=0),
+                          self.w_s2[live].sum(axis=0))
