@@ -32,19 +32,23 @@ def test_critical_feature_alert_inhibits_only_the_same_features_warnings(stack_b
             alert("MLModelLatencyP99High", "warning"),
         ])
 
-        def states():
-            found = {(a["labels"]["alertname"], a["labels"].get("ml_feature_name")):
-                     a["status"]["state"] for a in am.alerts()}
-            return found if len(found) == 5 else None
-
-        found = harness.wait_for(states, timeout=30, description="5 alerts in Alertmanager")
-        assert found == {
+        expected = {
             ("MLFeatureDriftCritical", "age"): "active",
             ("MLFeatureDriftWarning", "age"): "suppressed",  # same model and feature
             ("MLFeatureDriftWarning", "income"): "active",  # another feature
             ("MLModelErrorRatioHigh", None): "active",
             ("MLModelLatencyP99High", None): "active",  # model-wide: never inhibited
         }
+
+        def states() -> dict:
+            found = {(a["labels"]["alertname"], a["labels"].get("ml_feature_name")):
+                     a["status"]["state"] for a in am.alerts()}
+            # Alertmanager lists a new alert as "active" until its inhibitor is matched (a
+            # fraction of a second later): wait for the states, not only for the 5 alerts.
+            assert found == expected, found
+            return found
+
+        harness.wait_for(states, timeout=30, description="the 5 alerts, the age warning inhibited")
         # Routed by severity and delivered to the webhook; the inhibited one never is.
         sink.wait_for_alert(lambda a: a["labels"]["alertname"] == "MLModelLatencyP99High")
         sink.wait_for_alert(lambda a: a["labels"]["alertname"] == "MLModelErrorRatioHigh")
