@@ -28,8 +28,8 @@ def _monitor(hospitals: hospital_scenario.Hospitals, *, shares: dict[str, float]
              batches: int = 40, rows: int = 250, seed: int = 3) -> otel_ml.ModelMonitor:
     monitor = otel_ml.ModelMonitor(
         "triage", "1", task="classification", reference=hospitals.reference(),
-        segment_by="hospital", meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
-        tracer_provider=TracerProvider())
+        segment_by="hospital", tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
     predict = monitor(lambda frame, prediction_id=None: hospitals.predict(frame))
     rng = np.random.default_rng(seed)
     for i in range(batches):

@@ -199,6 +199,16 @@ The per-segment alerts (`MLSegment*`) catch it and name it:
 """
 
 
+def _flow(text: str) -> str:
+    """Markdown with each paragraph and list item on one line (as the rest of the page)."""
+    blocks = []
+    for block in text.strip("\n").split("\n\n"):
+        items = re.split(r"\n(?=- )", block)
+        blocks.append("\n".join(" ".join(line.strip() for line in item.splitlines())
+                                for item in items))
+    return "\n\n".join(blocks) + "\n\n"
+
+
 def runbooks_md() -> str:
     out = [_HEADER, "# Alert runbooks\n\n",
            "One section per alert shipped in `prometheus/rules/otel-ml-alerts.yml`; each alert's "
@@ -207,7 +217,7 @@ def runbooks_md() -> str:
            "Alertmanager (`alertmanager/alertmanager.yml`) routes by `severity` and groups by "
            "alert and model; a critical alert inhibits the warnings of the same model and "
            "feature.\n\n",
-           _SEGMENTS_MD]
+           _flow(_SEGMENTS_MD)]
     for a in R.ALERTS:
         labels = ", ".join(f"`{lbl}`" for lbl in ("job", *R.MODEL[1:], *a.labels)
                            if not (a.name == "MLModelTelemetryAbsent" and lbl == R.MODEL_VERSION))

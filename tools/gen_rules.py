@@ -274,7 +274,8 @@ def _segment_quality_rules(p: Profile) -> list[dict]:
 _LOSS = (f'{{higher}}{{{{{PERF_METRIC}=~"accuracy|f1_macro"}}}} * -1 + on ({{keys}}) group_left ()'
          f' model:{PERF_REFERENCE}:max\nor\n'
          f'({{higher}}{{{{{PERF_METRIC}=~"mae|rmse"}}}} - on ({{keys}}) group_left ()'
-         f' model:{PERF_REFERENCE}:max)\n/ on ({{keys}}) group_left () (model:{PERF_REFERENCE}:max > 0)')
+         f' model:{PERF_REFERENCE}:max)\n'
+         f'/ on ({{keys}}) group_left () (model:{PERF_REFERENCE}:max > 0)')
 
 
 def _segment_performance_rules(p: Profile) -> list[dict]:
@@ -317,7 +318,8 @@ def _root_cause_rules(p: Profile) -> list[dict]:
     features by the spread of the error rate across their reference bins."""
     m, ms = by(MODEL), by(MODEL_SEGMENT)
     obs = OBSERVATIONS.removesuffix("_total")
-    pred_psi = f'model_feature_segment:ml_feature_psi:1h{{{FEATURE}="{contract.PREDICTION_FEATURE}"}}'
+    pred = contract.PREDICTION_FEATURE
+    pred_psi = f'model_feature_segment:ml_feature_psi:1h{{{FEATURE}="{pred}"}}'
     drift_top = f"model_segment:ml_prediction_drift:contribution1h_top{TOP_SEGMENTS}"
     perf_top = f"model_segment:ml_model_performance:contribution1h_top{TOP_SEGMENTS}"
     by_bin = _m("ml.model.error_rate.by_bin")
@@ -331,7 +333,7 @@ def _root_cause_rules(p: Profile) -> list[dict]:
                        "model_segment:ml_model_performance:contribution1h)"),
         _rec(f"model_feature_segment:ml_feature_psi:top{TOP_FEATURES}_1h",
              f"topk by ({ms}) ({TOP_FEATURES},\n"
-             f'  model_feature_segment:ml_feature_psi:1h{{{FEATURE}!="{contract.PREDICTION_FEATURE}"}}\n'
+             f'  model_feature_segment:ml_feature_psi:1h{{{FEATURE}!="{pred}"}}\n'
              f"  and on ({ms}) ({drift_top} or on ({ms}) max by ({ms}) ({perf_top}))\n)"),
         _rec(f"model_feature:{by_bin}:spread",
              f"max by ({by(MODEL_FEATURE)}) ({by_bin})\n- min by ({by(MODEL_FEATURE)}) ({by_bin})"),
@@ -582,11 +584,11 @@ _SEGMENT_MEANING = (
     "alert it explains, and groups every alert of the same model and segment into one "
     "notification.")
 _SEGMENT_DIAGNOSIS = (
-    "Follow the alert's `dashboard_url` annotation: the *" + ROOT_CAUSE_ROW + "* row of *otel-ml / Drift and "
-    "data quality* with the segment preset ranks the segments by their contribution "
-    "(share of traffic x change) and, within them, the features by PSI and by error-rate spread "
-    "across their reference bins. In process, `monitor.root_cause_report()` gives the same "
-    "ranking.",
+    "Follow the alert's `dashboard_url` annotation: the *" + ROOT_CAUSE_ROW + "* row of "
+    "*otel-ml / Drift and data quality* with the segment preset ranks the segments by their "
+    "contribution (share of traffic x change) and, within them, the features by PSI and by "
+    "error-rate spread across their reference bins. In process, `monitor.root_cause_report()` "
+    "gives the same ranking.",
     "Other alerts of the same segment arrive in the same notification: drifted features plus "
     "prediction drift plus a performance drop in one segment is the signature of a new or "
     "changed data source (a new site, a new client version, a unit change in one feed).",

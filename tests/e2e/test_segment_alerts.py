@@ -285,9 +285,9 @@ def test_segment_alerts_inhibit_the_fleet_alerts_they_explain(stack_binaries, tm
     ]
     with harness.WebhookSink() as sink, harness.Alertmanager(
             stack_binaries.alertmanager, tmp_path, webhook_url=sink.url) as am:
-        request = urllib.request.Request(f"{am.url}/api/v2/alerts", data=json.dumps(posted).encode(),
-                                         headers={"Content-Type": "application/json"},
-                                         method="POST")
+        request = urllib.request.Request(
+            f"{am.url}/api/v2/alerts", data=json.dumps(posted).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
 
