@@ -14,7 +14,9 @@
 3. ``go build`` of Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0``) in a scratch
    module under ``~/.cache/otel-ml/`` into ``~/.cache/otel-ml/bin/jaeger-v1.76.0``.
 
-Go's module and build caches stay at their defaults (outside the repository). The path logic lives
+Both builds need Go >= 1.26 (Debian's ``golang-go`` is older: see https://go.dev/dl/). They take
+several minutes each on 2 cores; a progress line every 30 s says how long and how many packages
+(``go build -v``) so far. Go's module and build caches stay at their defaults (outside the repository). The path logic lives
 in ``tests/stack/binaries.py``; ``from tools.stack import find_binaries`` re-exports it.
 """
 
@@ -25,9 +27,12 @@ import importlib.util
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 _BINARIES_PY = Path(__file__).resolve().parents[1] / "tests" / "stack" / "binaries.py"
@@ -50,7 +55,13 @@ _binaries = _load_binaries_module()
 Binaries = _binaries.Binaries
 find_binaries = _binaries.find_binaries
 
-__all__ = ["Binaries", "InstallError", "find_binaries", "install", "main"]
+__all__ = ["GO_MIN_VERSION", "HEARTBEAT_S", "Binaries", "InstallError", "find_binaries",
+           "find_go", "go_version", "install", "main", "run"]
+
+#: The Collector and Jaeger modules need this Go release (their go.mod ``go`` lines).
+GO_MIN_VERSION = (1, 26)
+#: Seconds between progress lines while a long step runs.
+HEARTBEAT_S = 30.0
 
 APT_PACKAGES = ("prometheus", "prometheus-alertmanager")
 
@@ -63,19 +74,54 @@ def _log(message: str) -> None:
     print(f"[stack] {message}", flush=True)
 
 
-def _run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-         what: str) -> None:
+def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        what: str, unit: str = "lines of output") -> None:
+    """Run ``argv``; every ``HEARTBEAT_S`` seconds log the time and output lines so far.
+
+    Raises:
+        InstallError: The program is missing or exits non-zero (with its last 40 lines).
+    """
     _log(f"$ {' '.join(argv)}" + (f"   (in {cwd})" if cwd else ""))
     started = time.monotonic()
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     except FileNotFoundError as exc:
         raise InstallError(f"{what}: {argv[0]} not found ({exc})") from exc
+    tail: deque[str] = deque(maxlen=40)
+    count = [0]
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            count[0] += 1
+
+    reader = threading.Thread(target=read, name="stack-output", daemon=True)
+    reader.start()
+    while True:
+        try:
+            proc.wait(timeout=HEARTBEAT_S)
+            break
+        except subprocess.TimeoutExpired:
+            _log(f"  ... {what}: {_elapsed(time.monotonic() - started)} so far, "
+                 f"{count[0]} {unit}")
+    reader.join(timeout=5)
     if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-40:])
-        raise InstallError(f"{what}: `{' '.join(argv)}` exited {proc.returncode}\n{tail}")
-    _log(f"  ok in {time.monotonic() - started:.0f}s")
+        raise InstallError(f"{what}: `{' '.join(argv)}` exited {proc.returncode}\n"
+                           + "\n".join(tail))
+    _log(f"  ok in {_elapsed(time.monotonic() - started)}")
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def go_version(text: str) -> tuple[int, int] | None:
+    """``(major, minor)`` from ``go version`` output (``go version go1.26.8 linux/amd64``)."""
+    match = re.search(r"\bgo(\d+)\.(\d+)", text)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 # --------------------------------------------------------------------------- apt
@@ -104,13 +150,13 @@ def install_debian_packages() -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]
     if not _apt_lists_present():
-        _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
     try:
-        _run(install, env=env, what="apt-get install")
+        run(install, env=env, what="apt-get install")
     except InstallError:
         _log("install failed; refreshing package lists and retrying once")
-        _run(["apt-get", "update", "-q"], env=env, what="apt-get update")
-        _run(install, env=env, what="apt-get install")
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+        run(install, env=env, what="apt-get install")
     found = find_binaries()
     still = [n for n in ("prometheus", "promtool", "alertmanager") if getattr(found, n) is None]
     if still:
@@ -122,11 +168,17 @@ def install_debian_packages() -> None:
 # --------------------------------------------------------------------------- go builds
 
 
-def _go() -> str:
+def find_go() -> str:
     go = shutil.which("go")
+    need = ".".join(map(str, GO_MIN_VERSION))
     if go is None:
         raise InstallError("the `go` command is not on PATH: the Collector and Jaeger are built "
-                           "from Go modules (Go >= 1.26 needed)")
+                           f"from Go modules (Go >= {need} needed: https://go.dev/dl/)")
+    out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
+    found = go_version(out)
+    if found is not None and found < GO_MIN_VERSION:
+        raise InstallError(f"{out.strip()}: the Collector and Jaeger builds need Go >= {need} "
+                           "(Debian's golang-go is older; https://go.dev/dl/)")
     return go
 
 
@@ -141,8 +193,8 @@ def _atomic_build(go: str, target: Path, cwd: Path, package: str, what: str) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     try:
-        _run([go, "build", "-ldflags=-s -w", "-o", str(tmp), package],
-             cwd=cwd, env=_go_env(), what=what)
+        run([go, "build", "-v", "-ldflags=-s -w", "-o", str(tmp), package],
+            cwd=cwd, env=_go_env(), what=what, unit="packages compiled")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
     finally:
@@ -159,7 +211,7 @@ def build_collector() -> Path:
     if not (builder / "go.mod").is_file():
         raise InstallError(f"collector build module missing: {builder}/go.mod")
     _log(f"building the OpenTelemetry Collector from {builder} (several minutes on 2 cores)")
-    _atomic_build(_go(), target, builder, ".", what="collector build")
+    _atomic_build(find_go(), target, builder, ".", what="collector build")
     _log(f"collector built: {target}")
     return target
 
@@ -169,19 +221,19 @@ def build_jaeger() -> Path:
     if target.is_file():
         _log(f"jaeger present: {target}")
         return target
-    go = _go()
+    go = find_go()
     version = _binaries.JAEGER_VERSION
     scratch = _binaries.cache_dir() / f"jaeger-{version}"
     scratch.mkdir(parents=True, exist_ok=True)
     env = _go_env()
     _log(f"building Jaeger {version} (v2) in {scratch} (several minutes on 2 cores)")
     if not (scratch / "go.mod").is_file():
-        _run([go, "mod", "init", "otelml.invalid/jaegerbuild"], cwd=scratch, env=env,
-             what="jaeger scratch module")
+        run([go, "mod", "init", "otelml.invalid/jaegerbuild"], cwd=scratch, env=env,
+            what="jaeger scratch module")
     go_mod = (scratch / "go.mod").read_text()
     if f"{_binaries.JAEGER_MODULE}" not in go_mod or version not in go_mod:
-        _run([go, "get", "-tool", f"{_binaries.JAEGER_MODULE}@{version}"], cwd=scratch, env=env,
-             what=f"go get -tool {_binaries.JAEGER_MODULE}@{version}")
+        run([go, "get", "-tool", f"{_binaries.JAEGER_MODULE}@{version}"], cwd=scratch, env=env,
+            what=f"go get -tool {_binaries.JAEGER_MODULE}@{version}")
     _atomic_build(go, target, scratch, _binaries.JAEGER_MODULE, what="jaeger build")
     _log(f"jaeger built: {target}")
     return target
