@@ -421,3 +421,26 @@ def test_a_failing_segment_by_leaves_no_span_attached(providers, span_exporter, 
     assert monitor(lambda X: 7)([[1.0]]) == 7
     assert not trace.get_current_span().get_span_context().is_valid
     assert len(span_exporter.get_finished_spans()) == 1
+
+
+def test_moments_that_overflow_warn_nothing_into_the_host(providers, metric_reader):
+    """Values near the float limit overflow the sums of moments (per segment, and their total
+    over segments at collection): counted data, never a RuntimeWarning in the host."""
+    import warnings
+
+    monitor = otel_ml.ModelMonitor("huge", feature_names=["a", "b"],
+                                   segment_by=lambda args, kwargs: kwargs.get("seg"), **providers)
+    predict = monitor(lambda X, seg=None: X[:, 0])
+    huge = np.array([[1e308, -1e308], [1.5e308, -1.7e308]] * 50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # recorded, so that no guard can swallow one
+        for seg in ("x", "y", "z"):
+            predict(huge, seg=seg)
+            predict(huge[:1], seg=seg)
+        metric_reader.get_metrics_data()
+        monitor.flush()
+        report = monitor.drift_report()
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+    assert report.rows == 303
+    rows = {a[Attr.SEGMENT]: v for a, v in points(metric_reader, "ml.drift.window.rows")}
+    assert rows["x"] == rows["y"] == rows["z"] == 101

@@ -214,6 +214,6 @@ def test_monitor_uses_the_drift_config_it_is_given():
 
     config = DriftConfig(alpha=0.05, numeric_min_effect=0.3)
     monitor = otel_ml.ModelMonitor("m", drift=config)
-    assert monitor._features.drift_config is config
+    assert monitor.drift_report().config is config
     with pytest.raises(TypeError, match="DriftConfig"):
         otel_ml.ModelMonitor("m", drift={"alpha": 0.05})

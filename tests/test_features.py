@@ -9,8 +9,11 @@ import pytest
 from conftest import points
 
 from otel_ml import ModelMonitor, Reference
+from otel_ml._internal.monitor.analysis import Analysis
+from otel_ml._internal.monitor.feature_ingest import FeatureIngest
+from otel_ml._internal.monitor.feature_stats import BUFFER_ROWS, FeatureStatistics
+from otel_ml._internal.monitor.settings import Settings
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, PREDICTION_FEATURE, Attr
-from otel_ml._internal.monitor.features import BUFFER_ROWS
 
 MODEL = {Attr.MODEL_NAME: "m", Attr.MODEL_VERSION: "1"}
 
@@ -25,6 +28,23 @@ def ref() -> Reference:
 def _bins(ref: Reference, name: str, values: np.ndarray) -> np.ndarray:
     p = ref.features[name]
     return np.bincount(p.bin_of(values), minlength=p.bins)
+
+
+def _analysis(ref: Reference | None, clock=None, **options) -> tuple[FeatureIngest,
+                                                                       FeatureStatistics]:
+    """The feature analysis on its own, behind the Analysis protocol (what ModelMonitor wires)."""
+    settings = Settings.create("m", "1", **options)
+    ingest = FeatureIngest(settings, ref, str)
+    stats = FeatureStatistics(settings, ingest, **({"clock": clock} if clock else {}))
+    assert isinstance(stats, Analysis)
+    return ingest, stats
+
+
+def _feed(ingest: FeatureIngest, stats: FeatureStatistics, x, predictions=None):
+    """One call through the protocol: the ingest prepares the batch, the analysis observes it."""
+    batch = ingest.prepare(x, predictions, segment=None, output="auto")
+    stats.observe(batch)
+    return batch
 
 
 def _observations(reader, feature: str, segment: str = NO_SEGMENT) -> np.ndarray:
@@ -89,13 +109,12 @@ def test_single_rows_are_buffered_and_flushed_at_collection(ref, providers,
     assert monitor.drift_report().rows == len(X)
 
 
-def test_lookup_table_binning_equals_searchsorted_at_edges(providers) -> None:
+def test_lookup_table_binning_equals_searchsorted_at_edges(providers, metric_reader) -> None:
     rng = np.random.default_rng(3)
     data = np.column_stack([rng.normal(size=5_000), rng.lognormal(0, 2, size=5_000),
                             rng.integers(0, 5, 5_000).astype(float), rng.uniform(size=5_000)])
     ref = Reference.from_data(data, bins=12)
     monitor = ModelMonitor("m", reference=ref, **providers)
-    fm = monitor._features
     # Values exactly at edges, at extended edges, between, beyond, and random.
     probes = []
     for p in ref.features.values():
@@ -109,30 +128,24 @@ def test_lookup_table_binning_equals_searchsorted_at_edges(providers) -> None:
     expected = np.column_stack([p.bin_of(V[:, i]) for i, p in enumerate(ref.features.values())])
     monitor.observe(V)
     report = monitor.drift_report()
-    got = fm._stats[NO_SEGMENT].bins
-    lay = fm._layout
-    for i, name in enumerate(ref.features):
-        start = lay.ref_offsets[i]
-        counts = got[start: start + lay.ref_sizes[i]]
-        np.testing.assert_array_equal(counts, np.bincount(expected[:, i],
-                                                          minlength=lay.ref_sizes[i]), name)
+    for i, (name, p) in enumerate(ref.features.items()):
+        np.testing.assert_array_equal(_observations(metric_reader, name),
+                                      np.bincount(expected[:, i], minlength=p.bins), name)
     assert report.rows == len(V)
 
 
-def test_window_slots_expire(ref, providers) -> None:
-    monitor = ModelMonitor("m", reference=ref, drift_window_s=300, slot_s=60, **providers)
-    fm = monitor._features
+def test_window_slots_expire(ref) -> None:
     now = [1000.0]
-    fm.clock = lambda: now[0]
+    ingest, stats = _analysis(ref, clock=lambda: now[0], drift_window_s=300, slot_s=60)
     rng = np.random.default_rng(4)
-    monitor.observe(rng.normal(size=(500, 3)))
+    _feed(ingest, stats, rng.normal(size=(500, 3)))
     now[0] += 120
-    monitor.observe(rng.normal(size=(300, 3)))
-    assert monitor.drift_report().rows == 800
+    _feed(ingest, stats, rng.normal(size=(300, 3)))
+    assert stats.report()["drift"].rows == 800
     now[0] += 200  # the first batch's slot is now older than 5 slots
-    assert monitor.drift_report().rows == 300
+    assert stats.report()["drift"].rows == 300
     now[0] += 1000
-    assert monitor.drift_report().rows == 0
+    assert stats.report()["drift"].rows == 0
 
 
 def test_segment_column_concentrates_drift_in_that_segment(ref, providers,
@@ -181,13 +194,18 @@ def test_per_call_segments_and_cap(ref, providers, metric_reader) -> None:
     assert rows == {ALL_SEGMENTS: 400, "t1": 100, "t2": 100, "__other__": 200}
 
 
-def test_eight_threads_give_the_same_statistics_as_one(ref, providers) -> None:
+def test_eight_threads_give_the_same_statistics_as_one(ref, tracer_provider) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(4_000, 3))
     batches = [rng.normal(size=(50, 3)) for _ in range(40)]
 
-    def run(threads: int) -> tuple:
-        monitor = ModelMonitor("m", reference=ref, **providers)
+    def run(threads: int) -> dict:
+        reader = InMemoryMetricReader()
+        monitor = ModelMonitor("m", reference=ref, tracer_provider=tracer_provider,
+                               meter_provider=MeterProvider(metric_readers=[reader]))
 
         @monitor
         def predict(x):
@@ -204,20 +222,21 @@ def test_eight_threads_give_the_same_statistics_as_one(ref, providers) -> None:
             w.start()
         for w in workers:
             w.join()
-        fm = monitor._features
-        fm.flush()
-        st = fm._stats[NO_SEGMENT]
-        window = st.window(int(fm.clock() // fm._slot_s))
-        return st.rows, st.bins.copy(), st.issues.copy(), st.outliers, window
+        names = ("ml.drift.window.rows", "ml.feature.observations", "ml.data_quality.issues",
+                 "ml.model.outliers", "ml.feature.mean", "ml.feature.stddev")
+        return {name: {tuple(sorted(a.items())): v for a, v in points(reader, name)}
+                for name in names}
 
     one, eight = run(1), run(8)
-    assert one[0] == eight[0] == 6_000
-    np.testing.assert_array_equal(one[1], eight[1])
-    np.testing.assert_array_equal(one[2], eight[2])
-    assert one[3] == eight[3]
-    np.testing.assert_array_equal(one[4][2], eight[4][2])
-    np.testing.assert_allclose(one[4][3], eight[4][3], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(one[4][4], eight[4][4], rtol=1e-9)
+    assert list(one["ml.drift.window.rows"].values()) == [6_000]
+    for name in ("ml.drift.window.rows", "ml.feature.observations", "ml.data_quality.issues",
+                 "ml.model.outliers"):
+        assert one[name] == eight[name], name  # counts: exactly equal
+    assert one["ml.feature.observations"] and one["ml.model.outliers"]
+    for name in ("ml.feature.mean", "ml.feature.stddev"):
+        assert one[name].keys() == eight[name].keys() and len(one[name]) == 4
+        for key, value in one[name].items():
+            assert eight[name][key] == pytest.approx(value, rel=1e-9, abs=1e-9), (name, key)
 
 
 def test_one_collection_is_consistent_and_the_next_sees_new_data(ref, providers,
@@ -266,24 +285,40 @@ def test_inferred_task_from_predictions(providers) -> None:
     assert scores.resolved_task == "regression"
 
 
-def test_batch_exposes_rows_columns_segments_and_bins(ref, providers) -> None:
+def test_batch_exposes_rows_columns_segments_and_bins(ref) -> None:
     import pandas as pd
 
-    monitor = ModelMonitor("m", reference=ref, segment_by="region", **providers)
-    fm = monitor._features
+    from otel_ml._internal.monitor.batch import RowBins
+
+    ingest, stats = _analysis(ref, segment_by="region")
     df = pd.DataFrame({"a": [0.0, 5.0], "b": [1.0, -1.0], "c": [0.1, 0.2],
                        "region": ["x", "y"], "group": ["g1", "g2"]})
-    batch = fm.observe(df, None, segment=None, output="auto")
-    assert batch.rows == 2
+    batch = _feed(ingest, stats, df)
+    assert batch.rows == 2 and batch.input is df
     assert list(batch.column("group")) == ["g1", "g2"]
     assert batch.column("nope") is None
     assert list(batch.segments) == ["x", "y"]
-    bins = fm.bin_rows(batch)
-    assert bins.shape == (2, 3)
-    assert bins[0, 0] == ref.features["a"].bin_of(np.array([0.0]))[0]
-    assert bins[1, 0] == ref.features["a"].bins - 1  # 5.0: the top bin
-    arr = fm.observe(np.array([[1.0, 2.0, 3.0]]), None, segment=None, output="auto")
+    got = ingest.bin_rows(batch)
+    assert isinstance(got, RowBins) and got.features == ("a", "b", "c")
+    assert got.bins.shape == (2, 3)
+    assert got.bins[0, 0] == ref.features["a"].bin_of(np.array([0.0]))[0]
+    assert got.bins[1, 0] == ref.features["a"].bins - 1  # 5.0: the top bin
+    assert ingest.bin_label("a", 2) == "2"  # as the ml.bin attribute of the observations
+    kept = batch.keep()
+    assert kept.rows == 2 and list(kept.column("group")) == ["g1", "g2"]
+    np.testing.assert_array_equal(ingest.bin_rows(kept).bins, got.bins)
+    row = np.array([[1.0, 2.0, 3.0]])
+    arr = _feed(ingest, stats, row)
     assert list(arr.column("b")) == [2.0]
+    held = arr.keep()
+    row[0, 1] = 7.0  # the caller reuses its array: a kept batch is not affected
+    assert list(held.column("b")) == [2.0]
+    stored = ingest.batch_of(np.array([0.0, 5.0, 1.0]))  # e.g. a row kept by the outcomes
+    assert stored.rows == 1 and list(ingest.bin_rows(stored).bins[0]) == list(
+        ingest.bin_rows(ingest.batch_of(np.array([[0.0, 5.0, 1.0]]))).bins[0])
+    # Without a reference nothing is binned: no bins, one shape (None).
+    bare_ingest, bare_stats = _analysis(None)
+    assert bare_ingest.bin_rows(_feed(bare_ingest, bare_stats, np.zeros((2, 3)))) is None
 
 
 def test_outliers_counted_and_rate_on_the_span(ref, providers, metric_reader,
@@ -345,8 +380,9 @@ def test_feature_cap_logs_and_tracks_the_first(providers, caplog) -> None:
     ref = Reference.from_data(X)
     with caplog.at_level("WARNING", logger="otel_ml"):
         monitor = ModelMonitor("capped", reference=ref, max_features=4, **providers)
-    assert monitor._features.feature_names == ("f0", "f1", "f2", "f3")
     assert "max_features" in caplog.text
+    ingest, _ = _analysis(ref, max_features=4)
+    assert ingest.feature_names == ("f0", "f1", "f2", "f3")
     monitor.observe(X)
     assert set(monitor.drift_report().features) == {"f0", "f1", "f2", "f3"}
 
@@ -361,16 +397,14 @@ def test_predictions_without_columns_keep_the_inputs_quality_counts(providers, m
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, providers,
-                                                                        order) -> None:
+def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, order) -> None:
+    from otel_ml._internal.stats.kernel import CHUNK_ROWS
     from otel_ml._internal.stats.ring import CHECK_INDEX
     from otel_ml.contract import Check
-    from otel_ml._internal.monitor.features import _CHUNK_ROWS
 
-    monitor = ModelMonitor("m", reference=ref, **providers)
-    fm = monitor._features
+    ingest, stats = _analysis(ref)
     rng = np.random.default_rng(21)
-    X = rng.normal(0.2, 1.3, size=(2 * _CHUNK_ROWS + 123, 3))  # several chunks, one partial
+    X = rng.normal(0.2, 1.3, size=(2 * CHUNK_ROWS + 123, 3))  # several chunks, one partial
     X[rng.random(X.shape) < 0.005] = np.nan
     X[rng.random(X.shape) < 0.001] = np.inf
     X[rng.random(X.shape) < 0.001] = -np.inf
@@ -380,13 +414,15 @@ def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, pro
     X = np.array(X, order=order)
     X.flags.writeable = False  # the caller's array is never written
     before = X.copy()
-    monitor.observe(X)
+    _feed(ingest, stats, X)
     np.testing.assert_array_equal(X, before)
-    st = fm._stats[NO_SEGMENT]
-    lay = fm._layout
-    rows, _, n, s1, s2 = st.window(int(fm.clock() // fm._slot_s))
-    assert st.rows == rows == len(X)
-    k = lay.outlier_k
+    snap = stats.snapshot()
+    st = snap.totals[NO_SEGMENT]
+    window = snap.windows[NO_SEGMENT]
+    n, s1 = window.n, window.s1
+    plan = ingest.plan
+    assert st.rows == window.rows == len(X)
+    k = plan.outlier_k
     beyond = np.zeros(len(X), dtype=bool)
     outside = np.zeros(len(X), dtype=int)
     for i, name in enumerate("abc"):
@@ -394,17 +430,17 @@ def test_batches_with_missing_and_infinite_values_give_exact_statistics(ref, pro
         col = X[:, i]
         ok = np.isfinite(col)
         v = col[ok]
-        start = lay.ref_offsets[i]
-        np.testing.assert_array_equal(st.bins[start: start + lay.ref_sizes[i]],
+        start = plan.reference_offsets[i]
+        np.testing.assert_array_equal(st.bins[start: start + plan.reference_sizes[i]],
                                       _bins(ref, name, v), name)
         issues = st.issues[i]
         assert issues[CHECK_INDEX[Check.MISSING]] == np.isnan(col).sum()
         assert issues[CHECK_INDEX[Check.NON_FINITE]] == np.isinf(col).sum()
         assert issues[CHECK_INDEX[Check.OUT_OF_RANGE]] == ((v < p.min) | (v > p.max)).sum()
         assert n[i] == v.size
-        mean = lay.shift[i] + s1[i] / n[i]
+        mean = plan.shifts[i] + s1[i] / n[i]
         assert mean == pytest.approx(v.mean(), rel=1e-12)
-        assert s2[i] / n[i] - (s1[i] / n[i]) ** 2 == pytest.approx(v.var(), rel=1e-10)
+        assert window.s2[i] / n[i] - (s1[i] / n[i]) ** 2 == pytest.approx(v.var(), rel=1e-10)
         with np.errstate(invalid="ignore"):
             beyond |= ok & ((col < p.min) | (col > p.max))
             outside += ok & ((col < p.p_low) | (col >= p.p_high))
@@ -435,13 +471,14 @@ def test_single_numpy_rows_carry_their_outlier_rate_from_the_span_start(ref) -> 
     assert all(a[Attr.BATCH_SIZE] == 1 and a[Attr.OUTCOME] == "success" for a in at_start.seen)
 
 
-def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
+def test_single_row_outlier_rate_follows_the_binned_rule() -> None:
+    from otel_ml._internal.stats.kernel import delta
+
     rng = np.random.default_rng(22)
     F = 20
     ref = Reference.from_data(rng.normal(size=(20_000, F)))
-    monitor = ModelMonitor("m", reference=ref, **providers)
-    fm = monitor._features
-    lay = fm._layout
+    ingest, stats = _analysis(ref)
+    lay = ingest.plan
     assert lay.outlier_k > 1  # rows with some, but too few, values in the tails exist
     rows = rng.normal(size=(600, F)) * rng.choice([0.5, 1.0, 1.5], size=(600, 1))
     p = next(iter(ref.features.values()))
@@ -454,21 +491,21 @@ def test_single_row_outlier_rate_follows_the_binned_rule(providers) -> None:
     rows[80:100, 1:lay.outlier_k] = 10.0
     rows[100:120, :lay.outlier_k - 1] = 3.5  # in the tails, one value short of the rule
     # The binned rule of every row, from the batch kernel.
-    _, expected = lay.delta(rows, None, outliers=True)
+    _, expected = delta(lay, rows, outliers=True)
     assert expected[:20].all() and not expected[20:80].any()
     assert expected[80:100].all() and not expected[100:120].any()
     assert 0 < expected[120:].sum() < 200  # and some of the random rows
     got, early = [], []
     for i, row in enumerate(rows):
         x = (row, row.tolist(), row.reshape(1, F))[i % 3]  # every fast-path form
-        got.append(fm.observe(x, None, segment=None, output="auto").outlier_rate)
+        got.append(_feed(ingest, stats, x).outlier_rate)
         # Read before the call for the span's start attributes: numpy rows only.
-        early.append(fm.row_outlier_rate(x) if i % 3 != 1 else got[-1])
-        assert i % 3 != 1 or fm.row_outlier_rate(x) is None
+        early.append(ingest.row_outlier_rate(x) if i % 3 != 1 else got[-1])
+        assert i % 3 != 1 or ingest.row_outlier_rate(x) is None
     np.testing.assert_array_equal(np.array(got), expected.astype(float))
     np.testing.assert_array_equal(np.array(early), expected.astype(float))
-    fm.flush()
-    assert fm._stats[NO_SEGMENT].outliers == int(expected.sum())  # the counter agrees
+    # The counter agrees (buffered rows are processed at the snapshot).
+    assert stats.snapshot().totals[NO_SEGMENT].outliers == int(expected.sum())
 
 
 def test_overflowing_inputs_raise_no_warning_in_the_host(providers):
@@ -484,3 +521,32 @@ def test_overflowing_inputs_raise_no_warning_in_the_host(providers):
             predict(huge[:1])
         monitor.flush()
         monitor.drift_report()
+
+
+@pytest.mark.parametrize("constant", [0.0, 1.0, -3.5, 1e6])
+def test_a_constant_reference_column_is_a_one_bin_feature(providers, metric_reader,
+                                                          span_exporter, constant) -> None:
+    """A constant reference column (one value, zero width) is one bin: that value is in range
+    and no outlier; any other value is out of range (and an outlier on its own)."""
+    rng = np.random.default_rng(30)
+    X = np.column_stack([np.full(2_000, constant), rng.normal(size=2_000)])
+    ref = Reference.from_data(X, feature_names=["const", "x"])
+    monitor = ModelMonitor("m", "1", reference=ref, **providers)  # 0.0 raised ZeroDivisionError
+    predict = monitor(lambda X: np.asarray(X)[..., 1])
+    Y = np.column_stack([np.full(100, constant), np.zeros(100)])
+    Y[:10, 0] = constant + 1.0
+    Y[10:20, 0] = constant - 1.0
+    Y[20:25, 0] = np.nextafter(constant, np.inf)  # the very next float is out of range too
+    predict(Y)
+    predict(np.array([constant, 0.0]))
+    predict(np.array([constant + 0.5, 0.0]))
+    assert _observations(metric_reader, "const").tolist() == [102]  # one bin
+    issues = {(a[Attr.FEATURE], a[Attr.CHECK]): v
+              for a, v in points(metric_reader, "ml.data_quality.issues")}
+    assert issues == {("const", "out_of_range"): 26}
+    assert [v for _, v in points(metric_reader, "ml.model.outliers")] == [26]
+    rates = [s.attributes.get(Attr.OUTLIER_RATE) for s in span_exporter.get_finished_spans()]
+    assert rates == [pytest.approx(0.25), 0.0, 1.0]
+    report = monitor.drift_report()
+    assert report.rows == 102 and set(report.features) == {"const", "x"}
+    assert report.features["const"].rows == 102

@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 import otel_ml
+from conftest import points
+
 from otel_ml import ModelMonitor, Reference
-from otel_ml.contract import NO_SEGMENT
+from otel_ml._internal.monitor.feature_ingest import FeatureIngest
+from otel_ml._internal.monitor.feature_readout import SegmentTotals
+from otel_ml._internal.monitor.feature_stats import FeatureStatistics
+from otel_ml._internal.monitor.settings import Settings
+from otel_ml.contract import NO_SEGMENT, Attr
 from otel_ml._internal.data.inputs import (
     InputError,
     category_key,
@@ -44,6 +50,17 @@ def ref() -> Reference:
     return Reference.from_data(df)
 
 
+def _totals(ref: Reference | None, *inputs, feature_names=None) -> SegmentTotals:
+    """The cumulative statistics after feeding ``inputs`` to the feature analysis, through
+    its protocol (the ingest prepares each batch, the analysis observes it)."""
+    settings = Settings.create("m", feature_names=feature_names)
+    ingest = FeatureIngest(settings, ref, str)
+    stats = FeatureStatistics(settings, ingest)
+    for x in inputs:
+        stats.observe(ingest.prepare(x, None, segment=None, output="auto"))
+    return stats.snapshot().totals[NO_SEGMENT]
+
+
 DATA = {"x": [0.1, -1.5, 2.5, 0.0], "y": [0.2, 0.9, 0.5, 0.0], "kind": ["a", "c", "b", "zz"]}
 
 
@@ -62,16 +79,10 @@ def _forms() -> dict[str, object]:
 
 
 @pytest.mark.parametrize("form", list(_forms()))
-def test_every_form_gives_the_same_statistics(ref, providers, form) -> None:
-    monitor = ModelMonitor("m", reference=ref, **providers)
-    monitor.observe(_forms()[form])
-    fm = monitor._features
-    fm.flush()
-    st = fm._stats[NO_SEGMENT]
-    baseline = ModelMonitor("b", reference=ref, **providers)
-    baseline.observe(pd.DataFrame(DATA))
-    baseline._features.flush()
-    expected = baseline._features._stats[NO_SEGMENT]
+def test_every_form_gives_the_same_statistics(ref, form) -> None:
+    st = _totals(ref, _forms()[form])
+    expected = _totals(ref, pd.DataFrame(DATA))
+    assert expected.bins.sum() == 3 * 4 and expected.issues.sum() > 0  # "zz": unseen
     np.testing.assert_array_equal(st.bins, expected.bins)
     np.testing.assert_array_equal(st.issues, expected.issues)
     assert st.rows == 4
@@ -86,28 +97,22 @@ def test_single_rows_in_every_form(ref, providers) -> None:
     assert monitor.drift_report().rows == 6
 
 
-def test_numeric_forms_and_tensors(providers) -> None:
+def test_numeric_forms_and_tensors() -> None:
     X = np.random.default_rng(1).normal(size=(50, 3))
     ref = Reference.from_data(X)
     results = []
     # (float32 input is accepted too, but rounding moves values that sit on an edge.)
     for form in (X, X.tolist(), TensorLike(X), polars.DataFrame(X, schema=["f0", "f1", "f2"]),
                  pd.DataFrame(X, columns=["f0", "f1", "f2"])):
-        monitor = ModelMonitor("m", reference=ref, **providers)
-        monitor.observe(form)
-        monitor.flush()
-        results.append(monitor._features._stats[NO_SEGMENT].bins.copy())
+        results.append(_totals(ref, form).bins)
+    assert results[0].sum() == 50 * 3
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
-    row_monitor = ModelMonitor("r", reference=ref, **providers)
-    for row in X:
-        row_monitor.observe(TensorLike(row))
-    row_monitor.flush()
-    np.testing.assert_array_equal(row_monitor._features._stats[NO_SEGMENT].bins, results[0])
+    np.testing.assert_array_equal(_totals(ref, *(TensorLike(row) for row in X)).bins, results[0])
 
 
 @pytest.mark.filterwarnings("error")  # nothing of ours may warn into the host
-def test_real_torch_tensors_through_a_decorated_model(providers) -> None:
+def test_real_torch_tensors_through_a_decorated_model(providers, metric_reader) -> None:
     """CPU tensors in and out of a decorated predict (batches and single rows) give the
     statistics of the same values as numpy arrays, predictions included, and late labels
     score against the tensors' predictions."""
@@ -132,27 +137,33 @@ def test_real_torch_tensors_through_a_decorated_model(providers) -> None:
             out = predict(wrap(row.reshape(1, 3)))
             assert type(out) is type(wrap(row))  # the model's own result, untouched
         monitor.flush()
-        st = monitor._features._stats[NO_SEGMENT]
-        stats.append((st.rows, st.bins.copy(), st.issues.copy()))
+        stats.append(tuple({tuple(sorted((k, v) for k, v in a.items() if k != Attr.MODEL_NAME)): n
+                            for a, n in points(metric_reader, metric)
+                            if a[Attr.MODEL_NAME] == name}
+                           for metric in ("ml.drift.window.rows", "ml.feature.observations",
+                                          "ml.data_quality.issues")))
         for pid, truth in zip(ids[1:], X[200:, 0] * 2 + 0.5):
             monitor.record_outcome(pid, truth)
         report = monitor.performance_report()
         assert report.count == 100 and report.unmatched == {}
         maes.append(report.metrics["mae"])
     (rows_n, bins_n, issues_n), (rows_t, bins_t, issues_t) = stats
-    assert rows_n == rows_t == 300
-    np.testing.assert_array_equal(bins_t, bins_n)  # features and predictions alike
-    np.testing.assert_array_equal(issues_t, issues_n)
+    assert list(rows_n.values()) == list(rows_t.values()) == [300]
+    assert sum(bins_n.values()) == 300 * 4  # three features and the predictions
+    assert bins_t == bins_n  # features and predictions alike
+    assert issues_t == issues_n
     assert maes == pytest.approx([0.5, 0.5])
 
 
-def test_feature_names_from_monitor_for_positional_input(providers) -> None:
+def test_feature_names_from_monitor_for_positional_input(providers, metric_reader) -> None:
     monitor = ModelMonitor("m", feature_names=["a", "b"], **providers)
     monitor.observe(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    assert monitor._features.feature_names == ("a", "b")
     unnamed = ModelMonitor("u", **providers)
     unnamed.observe(np.zeros((2, 3)))
-    assert unnamed._features.feature_names == ("f0", "f1", "f2")
+    means = {(a[Attr.MODEL_NAME], a[Attr.FEATURE]): v
+             for a, v in points(metric_reader, "ml.feature.mean")}
+    assert means == {("m", "a"): 2.0, ("m", "b"): 3.0,
+                     ("u", "f0"): 0.0, ("u", "f1"): 0.0, ("u", "f2"): 0.0}
 
 
 def test_count_rows_semantics_are_unchanged() -> None:
