@@ -1,6 +1,6 @@
 """An async web service (Starlette) with an instrumented predict endpoint and a labels endpoint.
 
-    pip install 'otel-ml[demo]' starlette httpx            # uvicorn too, for --serve
+    pip install 'otel-ml[demo,web]'                        # starlette, httpx, uvicorn
     python examples/starlette_service.py                   # exercises the app in process
     python examples/starlette_service.py --serve --port 8000
     curl -s localhost:8000/predict -d '{"rows": [{"sepal length (cm)": 5.1, ...}]}'
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 
 import numpy as np
@@ -95,25 +96,31 @@ app = Starlette(routes=[
 
 def exercise(requests: int) -> None:
     """Send traffic to the app in process (no server) and print what the telemetry says."""
-    from starlette.testclient import TestClient
+    asyncio.run(_exercise(requests))
+    report = predict.monitor.performance_report()
+    print(f"accuracy of labelled predictions: {report.metrics['accuracy']:.3f}")
+    print(f"drifted features: {predict.monitor.drift_report().drifted_features or 'none'}")
+
+
+async def _exercise(requests: int) -> None:
+    import httpx
 
     rng = np.random.default_rng(0)
-    with TestClient(app) as client:
+    # httpx calls the ASGI app directly, on this event loop (what a server would do).
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example") as client:
         for _ in range(requests):
             idx = rng.integers(0, len(IRIS.target), size=int(rng.integers(1, 5)))
             rows = IRIS.data.iloc[idx].to_dict(orient="records")
-            response = client.post("/predict", json={"rows": rows})
+            response = await client.post("/predict", json={"rows": rows})
             response.raise_for_status()
             body = response.json()
             # Ground truth arrives (here: at once) for the rows of this request.
             label = IRIS.target.iloc[idx].tolist()
-            client.post("/labels", json={"prediction_id": body["prediction_id"],
-                                         "label": label if len(label) > 1 else label[0]})
-        rejected = client.post("/predict", json={"rows": [{"petal width (cm)": 1.0}]})
+            await client.post("/labels", json={"prediction_id": body["prediction_id"],
+                                               "label": label if len(label) > 1 else label[0]})
+        rejected = await client.post("/predict", json={"rows": [{"petal width (cm)": 1.0}]})
         print(f"{requests} requests served; a malformed one got HTTP {rejected.status_code}")
-    report = predict.monitor.performance_report()
-    print(f"accuracy of labelled predictions: {report.metrics['accuracy']:.3f}")
-    print(f"drifted features: {predict.monitor.drift_report().drifted_features or 'none'}")
 
 
 def main() -> None:
@@ -122,6 +129,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--requests", type=int, default=50, help="requests sent in process")
     args = parser.parse_args()
+    if args.serve and importlib.util.find_spec("uvicorn") is None:
+        parser.exit(2, f"{parser.prog}: --serve needs uvicorn: pip install 'otel-ml[web]' "
+                       "(or pip install uvicorn)\n")
     reader = InMemoryMetricReader()
     exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     otel_ml.configure("starlette-example", exporter=None if exporting else "none",

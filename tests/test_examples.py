@@ -19,12 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, *args: str, timeout: float = 120) -> str:
+def run_example(name: str, *args: str, timeout: float = 120, quiet: bool = False) -> str:
+    """Run an example; its standard output. ``quiet``: nothing at all on standard error."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["OTEL_ML_SYSTEM_METRICS"] = "false"
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    if quiet:
+        assert proc.stderr == "", proc.stderr
     return proc.stdout
 
 
@@ -42,11 +45,29 @@ def test_sklearn_pipeline_traces_every_step_and_sees_the_miscalibrated_feature()
 def test_starlette_service_serves_predictions_and_joins_labels():
     pytest.importorskip("starlette")
     pytest.importorskip("httpx")
-    out = run_example("starlette_service.py", "--requests", "40")
+    out = run_example("starlette_service.py", "--requests", "40", quiet=True)  # no warning
     assert "40 requests served; a malformed one got HTTP 422" in out
     accuracy = float(re.search(r"accuracy of labelled predictions: ([0-9.]+)", out).group(1))
     assert accuracy > 0.9  # the forest predicts the rows it was trained on
     assert "drifted features: none" in out
+
+
+def test_starlette_service_without_uvicorn_names_the_extra_instead_of_a_traceback():
+    pytest.importorskip("starlette")
+    script = str(EXAMPLES / "starlette_service.py")
+    hide = ("import runpy, sys\n"
+            "sys.modules['uvicorn'] = None  # as if it were not installed\n"
+            f"sys.argv = [{script!r}, '--serve']\n"
+            f"runpy.run_path({script!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", hide], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "OTEL_ML_SYSTEM_METRICS": "false"})
+    assert proc.returncode == 2
+    assert proc.stderr == ("starlette_service.py: --serve needs uvicorn: pip install "
+                           "'otel-ml[web]' (or pip install uvicorn)\n")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("uvicorn") for d in extras["optional-dependencies"]["web"])
 
 
 def test_batch_job_records_late_labels_and_sees_the_supplier_drift():
