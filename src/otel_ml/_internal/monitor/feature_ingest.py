@@ -39,7 +39,7 @@ from otel_ml._internal.stats.binplan import CATEGORICAL, NUMERIC, BinPlan, RowOu
 from otel_ml._internal.stats.task import CLASSIFICATION, infer_task
 from otel_ml.contract import INPUT_FEATURE, NO_SEGMENT, OTHER, Check
 
-__all__ = ["FeatureIngest"]
+__all__ = ["FeatureIngest", "plan_from_first", "plan_from_reference"]
 
 #: Element types of a list/tuple row on the short way (bool, str, None... take the general one).
 _ROW_TYPES = frozenset((float, int))
@@ -71,11 +71,14 @@ class FeatureIngest:
         self._extra_names: set[str] = set()
         self._plan: BinPlan | None = None
         self._short = False  # single rows take the short way
-        self._width = -1
-        self._shapes: tuple[tuple[int, ...], tuple[int, int]] = ((), (0, 0))
+        self._width = -1  # features of the plan: the width of a single row
+        self._row_shape: tuple[int, ...] = (-1,)
+        self._row_shape_2d: tuple[int, ...] = (1, -1)
         self._row_test: RowOutlierTest | None = None
         if reference is not None:
-            self._set_plan(self._plan_from_reference(reference))
+            self._set_plan(plan_from_reference(reference, settings))
+            if reference.prediction is not None and reference.prediction.kind == CATEGORICAL:
+                self._task = CLASSIFICATION
 
     # ------------------------------------------------------------------ what is known
     @property
@@ -104,7 +107,7 @@ class FeatureIngest:
         """In a forked child: fresh locks (the plan and the task stay)."""
         self._lock = threading.Lock()
         self._extra_names = set()
-        if self._plan is not None:
+        if self._plan is not None and self._plan.has_outliers:
             self._row_test = RowOutlierTest(self._plan.row_bounds)
 
     # ------------------------------------------------------------------ the short way
@@ -113,7 +116,7 @@ class FeatureIngest:
         ``(1, F)`` of numbers, or a list/tuple of F floats and ints (the short way)."""
         t = type(x)
         if t is np.ndarray:
-            return (x.shape == self._shapes[0] or x.shape == self._shapes[1]) \
+            return (x.shape == self._row_shape or x.shape == self._row_shape_2d) \
                 and x.dtype.kind in "fiub"
         if t is list or t is tuple:
             return len(x) == self._width and _ROW_TYPES.issuperset(map(type, x))
@@ -199,7 +202,7 @@ class FeatureIngest:
                 return Batch(self, x, rows, segment)
             with self._lock:
                 if self._plan is None:
-                    self._set_plan(self._plan_from_first(table, kind))
+                    self._set_plan(plan_from_first(table, kind, self._settings))
             plan = self._plan
             assert plan is not None
         issues: list[SchemaIssue] = []
@@ -211,7 +214,7 @@ class FeatureIngest:
             and table is not None else None
         coded = None
         if column is not None and plan.prediction_kind is not None:
-            coded = self._prediction_codes(column, plan)
+            coded = _prediction_codes(column, plan)
         if rate is None and rows == 1 and values is not None and plan.has_outliers:
             rate = 1.0 if plan.row_bounds.is_outlier(values[0]) else 0.0
         return Batch(self, x, rows, segment, segments=segments, rate=rate, issues=issues,
@@ -282,13 +285,6 @@ class FeatureIngest:
         self._extra_names.add(name)
         return name
 
-    def _prediction_codes(self, column: np.ndarray, plan: BinPlan) -> np.ndarray:
-        codes = plan.categories[plan.n_features] if plan.prediction_kind == CATEGORICAL else None
-        if codes is not None:
-            return to_category_codes(column, codes.codes, codes.other)
-        values, _ = to_float(column)
-        return values
-
     def _row_segments(self, table: Table) -> np.ndarray | None:
         col = table.column_named(self._segment_column) if table.names is not None else None
         if col is None:
@@ -336,53 +332,10 @@ class FeatureIngest:
         self._plan = plan
         n = plan.n_features
         self._width = n
-        self._shapes = ((n,), (1, n))
+        self._row_shape = (n,)
+        self._row_shape_2d = (1, n)
         self._row_test = RowOutlierTest(plan.row_bounds) if plan.has_outliers else None
         self._short = n > 0 and plan.all_numeric and self._segment_column is None
-
-    def _capped(self, names: list[str]) -> int:
-        cap = self._settings.max_features
-        if len(names) > cap:
-            name = self._settings.name
-            log_limited(f"cap:features:{name}", "otel_ml: %s has %d features; the first %d "
-                        "are tracked (max_features)", name, len(names), cap)
-        return min(len(names), cap)
-
-    def _plan_from_reference(self, ref: Reference) -> BinPlan:
-        names = list(ref.feature_names)
-        names = names[: self._capped(names)]
-        profiles = [ref.features[n] for n in names]
-        shifts = [_shift_of(p) for p in profiles]
-        pred = ref.prediction
-        if pred is not None:
-            shifts.append(_shift_of(pred))
-            if pred.kind == CATEGORICAL:
-                self._task = CLASSIFICATION
-        return BinPlan(names, [p.kind for p in profiles], profiles,
-                       pred.kind if pred is not None else None, pred,
-                       self._settings.max_categories, np.array(shifts), self._settings.name)
-
-    def _plan_from_first(self, table: Table, prediction_kind: str | None) -> BinPlan:
-        names = table.names or list(self._settings.feature_names
-                                    or default_names(table.width))
-        if table.names is None and len(names) != table.width:
-            names = list(default_names(table.width))
-        kinds, shifts = [], []
-        for i in range(table.width):
-            col = table.column(i)
-            categorical = is_categorical(col)
-            kinds.append(CATEGORICAL if categorical else NUMERIC)
-            shift = 0.0
-            if not categorical:
-                values, _ = to_float(col)
-                finite = values[np.isfinite(values)]
-                shift = float(finite[0]) if finite.size else 0.0
-            shifts.append(shift)
-        n = self._capped(list(names))
-        shifts = shifts[:n] + ([0.0] if prediction_kind else [])
-        return BinPlan(list(names)[:n], kinds[:n], [None] * n, prediction_kind, None,
-                       self._settings.max_categories, np.array(shifts), self._settings.name)
-
 
 def _shift_of(p: Any) -> float:
     return p.mean if isinstance(p, NumericProfile) and math.isfinite(p.mean) else 0.0
@@ -440,3 +393,57 @@ def _prediction_values(predictions: Any, output: str,
             return array, a, NUMERIC
         return array, a, CATEGORICAL
     return None, None, None
+
+
+def _capped(names: list[str], settings: Settings) -> int:
+    """How many of ``names`` are tracked (``max_features``; one log line beyond)."""
+    cap = settings.max_features
+    if len(names) > cap:
+        log_limited(f"cap:features:{settings.name}", "otel_ml: %s has %d features; the first %d "
+                    "are tracked (max_features)", settings.name, len(names), cap)
+    return min(len(names), cap)
+
+
+def plan_from_reference(ref: Reference, settings: Settings) -> BinPlan:
+    """The bin plan of a reference profile (its first ``max_features`` features)."""
+    names = list(ref.feature_names)
+    names = names[: _capped(names, settings)]
+    profiles = [ref.features[n] for n in names]
+    shifts = [_shift_of(p) for p in profiles]
+    pred = ref.prediction
+    if pred is not None:
+        shifts.append(_shift_of(pred))
+    return BinPlan(names, [p.kind for p in profiles], profiles,
+                   pred.kind if pred is not None else None, pred, settings.max_categories,
+                   np.array(shifts), settings.name)
+
+
+def plan_from_first(table: Table, prediction_kind: str | None, settings: Settings) -> BinPlan:
+    """The plan the first batch fixes without a reference: names and kinds, nothing binned."""
+    names = table.names or list(settings.feature_names or default_names(table.width))
+    if table.names is None and len(names) != table.width:
+        names = list(default_names(table.width))
+    kinds, shifts = [], []
+    for i in range(table.width):
+        col = table.column(i)
+        categorical = is_categorical(col)
+        kinds.append(CATEGORICAL if categorical else NUMERIC)
+        shift = 0.0
+        if not categorical:
+            values, _ = to_float(col)
+            finite = values[np.isfinite(values)]
+            shift = float(finite[0]) if finite.size else 0.0
+        shifts.append(shift)
+    n = _capped(list(names), settings)
+    shifts = shifts[:n] + ([0.0] if prediction_kind else [])
+    return BinPlan(list(names)[:n], kinds[:n], [None] * n, prediction_kind, None,
+                   settings.max_categories, np.array(shifts), settings.name)
+
+
+def _prediction_codes(column: np.ndarray, plan: BinPlan) -> np.ndarray:
+    """The predictions as the plan's float column (categorical: category codes)."""
+    codes = plan.categories[plan.n_features] if plan.prediction_kind == CATEGORICAL else None
+    if codes is not None:
+        return to_category_codes(column, codes.codes, codes.other)
+    values, _ = to_float(column)
+    return values
