@@ -7,6 +7,8 @@ import threading
 import time
 from collections import Counter
 
+__all__ = ["internal_error", "log_limited", "logger", "renew_locks_after_fork"]
+
 logger = logging.getLogger("otel_ml")
 
 _INTERVAL_S = 60.0
@@ -21,6 +23,10 @@ class _RateLimiter:
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+
+    def renew_lock(self) -> None:
+        """A new lock (in a forked child, in case a parent thread held the old one)."""
+        self._lock = threading.Lock()
 
     def __call__(self, cause: str, msg: str, *args: object, level: int = logging.WARNING,
                  exc_info: bool = False, count: bool = True) -> None:
@@ -51,3 +57,8 @@ def internal_error(cause: str, exc: BaseException | None = None) -> None:
     """Record a failure inside otel_ml: count it, log it once per interval with its traceback."""
     log_limited(cause, "otel_ml: %s failed (%s); telemetry for this call is incomplete",
                 cause, type(exc).__qualname__ if exc else "error", exc_info=exc is not None)
+
+
+def renew_locks_after_fork() -> None:
+    """In a forked child: a new lock for the limiter, in case a parent thread held it."""
+    log_limited.renew_lock()

@@ -65,17 +65,13 @@ def set_disabled(value: bool) -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
-    from otel_ml._internal.core import caps as _cap
-    from otel_ml._internal.core import log as _log
-    from otel_ml._internal.core import instruments
+    from otel_ml._internal.core import caps, instruments, log
 
-    _log.log_limited._lock = threading.Lock()
-    _cap.renew_locks_after_fork()
+    log.renew_locks_after_fork()
+    caps.renew_locks_after_fork()
     instruments.renew_locks_after_fork()
     for monitor in list(_monitors):
-        reset = getattr(monitor, "after_fork", None)
-        if reset is not None:
-            try:
-                reset()
-            except Exception:
-                pass
+        try:
+            monitor.after_fork()
+        except Exception as exc:  # the child goes on; this monitor's counts may be the parent's
+            log.internal_error("fork", exc)
