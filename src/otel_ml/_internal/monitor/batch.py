@@ -98,7 +98,7 @@ class Batch:
     __slots__ = ("_reader", "input", "issues", "matrix", "outlier_rate", "row_prediction",
                  "rows", "segment", "segments")
 
-    def __init__(self, reader: BatchReader, x: Any, rows: int, segment: str | None, *,
+    def __init__(self, reader: BatchReader, x: Any, rows: int, segment: str | None,
                  segments: np.ndarray | None = None, rate: float | None = None,
                  row_prediction: float | None = None, matrix: FeatureMatrix | None = None,
                  issues: list[SchemaIssue] | None = None) -> None:

@@ -157,7 +157,8 @@ class FeatureIngest:
         if self._short and (predictions is None or self._task is not None) and self.is_row(x):
             p = _row_prediction(predictions, self._plan.prediction_kind)  # type: ignore[union-attr]
             if p is not None:
-                return Batch(self, x, 1, segment, rate=rate, row_prediction=p)
+                # Positional on the hot path: rows, segment, segments, rate, row prediction.
+                return Batch(self, x, 1, segment, None, rate, p)
         try:
             return self._prepare(x, predictions, segment, output, rate)
         except Exception as exc:  # a batch the statistics do not take; the call goes on

@@ -30,6 +30,8 @@ __all__ = ["CATEGORICAL", "NUMERIC", "BinPlan", "CategoryCodes", "RowOutlierBoun
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+_less = np.less
+_greater_equal = np.greater_equal
 #: Weight of a value beyond the reference range or of an unseen category: an outlier alone.
 _ALONE = 1000
 
@@ -95,18 +97,20 @@ class RowOutlierTest:
     each owner holds its own test and calls it under its own lock.
     """
 
-    __slots__ = ("_above", "_below", "_hits", "bounds")
+    __slots__ = ("_above", "_below", "_high", "_hits", "_low", "bounds")
 
     def __init__(self, bounds: RowOutlierBounds) -> None:
         self.bounds = bounds
+        self._low = bounds.low
+        self._high = bounds.high
         self._hits = np.empty((2, bounds.low.shape[0]), dtype=bool)
         self._below = self._hits[0]
         self._above = self._hits[1]
 
     def count_outside(self, v: np.ndarray) -> int:
         """Values of row ``v`` outside the central 99% (+-inf among them; not NaN)."""
-        np.less(v, self.bounds.low, out=self._below)
-        np.greater_equal(v, self.bounds.high, out=self._above)
+        _less(v, self._low, out=self._below)
+        _greater_equal(v, self._high, out=self._above)
         return self._hits.tobytes().count(1)  # a bool is one byte, 0 or 1
 
     def rate(self, v: np.ndarray, outside: int) -> float:
