@@ -4,8 +4,14 @@ A :class:`NumericColumn` keeps exact moments (parallel variance), min/max and co
 bounded uniform sample of the values for the quantile bin edges: the values with the
 ``sample_size`` smallest random keys (bottom-k), so that two samples merge into a uniform sample
 of the union. With fixed edges (``ReferenceBuilder(edges_from=...)``) it also counts the bin
-shares and sums exactly. A :class:`CategoricalColumn` counts categories exactly (up to a bound
+shares and means exactly. A :class:`CategoricalColumn` counts categories exactly (up to a bound
 on the distinct categories tracked).
+
+Degenerate columns need no case of their own: every finite float64 is a valid value. Sums of
+squares are taken on values scaled by a power of two (:func:`magnitude_exponent`) when their
+magnitude would overflow (``1e307``) or underflow (``1e-300``) a square, and every mean,
+quantile and bin mean is kept inside the range of the values it summarises, so a constant
+column has exactly its value as mean, quantiles and bin mean, and a standard deviation of 0.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import numpy as np
 
 from otel_ml._internal.reference.profile import CategoricalProfile, NumericProfile
 
-__all__ = ["CENTRAL", "CategoricalColumn", "NumericColumn", "quantile_edges", "sorted_quantiles"]
+__all__ = ["CENTRAL", "CategoricalColumn", "NumericColumn", "magnitude_exponent", "quantile_edges",
+           "sorted_quantiles"]
 
 #: Quantiles bounding the "central 99%" range used for outlier scores.
 CENTRAL = (0.005, 0.995)
+
+#: Magnitudes whose squares (summed over up to 2**64 values) stay normal floats: no scaling.
+_SAFE = (2.0**-450, 2.0**450)
 
 
 class NumericColumn:
@@ -32,8 +42,8 @@ class NumericColumn:
         edges: Fixed interior bin edges: count shares and bin sums exactly over all values.
     """
 
-    __slots__ = ("count", "edges", "fixed_counts", "fixed_sums", "keys", "m2", "max", "mean",
-                 "min", "missing", "n", "rng", "sample", "sample_size")
+    __slots__ = ("count", "edges", "fixed_counts", "fixed_means", "keys", "m2", "max", "mean",
+                 "min", "missing", "n", "rng", "sample", "sample_size", "exp")
 
     def __init__(self, rng: np.random.Generator, sample_size: int,
                  edges: np.ndarray | None = None) -> None:
@@ -44,13 +54,14 @@ class NumericColumn:
         self.missing = 0
         self.n = 0
         self.mean = 0.0
-        self.m2 = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean, times 2**(-2 * exp)
+        self.exp = 0
         self.min = math.inf
         self.max = -math.inf
         self.sample: list[np.ndarray] = []
         self.keys: np.ndarray | None = None  # assigned at the first overflow
         self.fixed_counts: np.ndarray | None = None
-        self.fixed_sums: np.ndarray | None = None
+        self.fixed_means: np.ndarray | None = None
 
     def add(self, values: np.ndarray, *, owned: bool = False) -> None:
         """Add a chunk of float values (non-finite ones count as missing).
@@ -67,28 +78,41 @@ class NumericColumn:
         self.missing += int(finite.shape[0] - values.shape[0])
         if values.shape[0] == 0:
             return
-        mean = float(values.mean())
-        dev = values - mean
+        lo, hi = float(values.min()), float(values.max())
+        exp = magnitude_exponent(lo, hi)
+        scaled = values if exp == 0 else np.ldexp(values, -exp)  # exact: a power of two
+        n = values.shape[0]
+        mean = float(scaled.mean())
+        dev = scaled - mean
+        # The corrected two-pass algorithm: the deviations' own sum corrects the rounding of
+        # the mean (2**53 + 2 and 2**53 + 4 have a standard deviation of 1, not 1.41).
         # einsum, not np.dot: a BLAS dot wakes OpenBLAS's threads between calls, which costs
         # milliseconds per column when the other cores are busy; einsum stays on this thread.
-        self._moments(values.shape[0], mean, float(np.einsum("i,i->", dev, dev)))
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
+        drift = float(dev.sum())
+        m2 = max(float(np.einsum("i,i->", dev, dev)) - drift * drift / n, 0.0)
+        # The mean of values lies within their range (rounding may say otherwise).
+        mean = min(max(mean + drift / n, math.ldexp(lo, -exp)), math.ldexp(hi, -exp))
+        self._moments(n, math.ldexp(mean, exp), m2, exp)
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
         if self.edges is not None:
             idx = np.searchsorted(self.edges, values, side="right")
             counts = np.bincount(idx, minlength=len(self.edges) + 1).astype(np.int64)
-            sums = np.bincount(idx, weights=values, minlength=len(self.edges) + 1)
-            self._add_fixed(counts, sums)
+            sums = np.bincount(idx, weights=scaled, minlength=len(self.edges) + 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.ldexp(np.clip(sums / counts, math.ldexp(lo, -exp),
+                                         math.ldexp(hi, -exp)), exp)
+            self._add_fixed(counts, means)
         self._sample_add(values, owned=owned)
 
     def merge(self, other: NumericColumn) -> None:
         """Fold in ``other`` (the same column over other rows)."""
         self.count += other.count
         self.missing += other.missing
-        self._moments(other.n, other.mean, other.m2)
         self.min, self.max = min(self.min, other.min), max(self.max, other.max)
-        if other.fixed_counts is not None and other.fixed_sums is not None:
-            self._add_fixed(other.fixed_counts.copy(), other.fixed_sums.copy())
+        self._moments(other.n, other.mean, other.m2, other.exp)
+        if other.fixed_counts is not None and other.fixed_means is not None:
+            self._add_fixed(other.fixed_counts.copy(), other.fixed_means.copy())
         if other.sample:
             values = np.concatenate(other.sample)
             keys = other.keys if other.keys is not None else self.rng.random(values.shape[0])
@@ -107,41 +131,52 @@ class NumericColumn:
             return NumericProfile(name, self.count, self.missing, np.empty(0), np.zeros(1),
                                   np.full(1, nan), nan, nan, nan, nan, nan, nan)
         p_low, p_high = (float(v) for v in sorted_quantiles(sample, CENTRAL))
-        std = math.sqrt(max(self.m2 / self.n, 0.0))
+        # A population standard deviation is at most half the range.
+        std = min(math.ldexp(math.sqrt(max(self.m2 / self.n, 0.0)), self.exp),
+                  self.max / 2 - self.min / 2)
         if self.edges is not None and self.fixed_counts is not None:
             edges = self.edges
             counts = self.fixed_counts.astype(np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                centroids = self.fixed_sums / counts
+            centroids = self.fixed_means
         else:
             edges = quantile_edges(sample, bins, self.min)
-            # Bin i holds [edges[i-1], edges[i]): counts and sums from positions in the sample.
-            pos = np.concatenate(([0], np.searchsorted(sample, edges, side="left"),
-                                  [len(sample)]))
-            counts = np.diff(pos).astype(np.float64)
-            cumulative = np.concatenate(([0.0], np.cumsum(sample)))
-            sums = np.diff(cumulative[pos])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                centroids = sums / counts
+            centroids, counts = _bin_means(sample, edges,
+                                           magnitude_exponent(self.min, self.max))
         shares = counts / counts.sum()
         return NumericProfile(name, self.count, self.missing, edges, shares, centroids,
                               self.min, self.max, self.mean, std, p_low, p_high)
 
-    def _moments(self, n: int, mean: float, m2: float) -> None:
+    def _moments(self, n: int, mean: float, m2: float, exp: int) -> None:
+        """Fold in the moments of ``n`` values (``m2`` times ``2**(-2 * exp)``); call after
+        updating min and max."""
         if n == 0:
             return
+        if self.n == 0:
+            self.n, self.mean, self.m2, self.exp = n, mean, m2, exp
+            return
+        # The scale of the union's range: powers of two, so rescaling is exact (a variance
+        # negligible at the union's scale may underflow to 0).
+        top = magnitude_exponent(self.min, self.max)
         total = self.n + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.n * n / total
-        self.n = total
+        delta = math.ldexp(mean, -top) - math.ldexp(self.mean, -top)
+        self.m2 = (math.ldexp(self.m2, 2 * (self.exp - top)) + math.ldexp(m2, 2 * (exp - top))
+                   + delta * delta * (self.n * n / total))
+        # Weighted, not ``mean + delta * n / total``: no term exceeds the larger mean.
+        self.mean = min(max(self.mean * (self.n / total) + mean * (n / total), self.min),
+                        self.max)
+        self.n, self.exp = total, top
 
-    def _add_fixed(self, counts: np.ndarray, sums: np.ndarray) -> None:
-        if self.fixed_counts is None or self.fixed_sums is None:
-            self.fixed_counts, self.fixed_sums = counts, sums
-        else:
-            self.fixed_counts += counts
-            self.fixed_sums += sums
+    def _add_fixed(self, counts: np.ndarray, means: np.ndarray) -> None:
+        if self.fixed_counts is None or self.fixed_means is None:
+            self.fixed_counts, self.fixed_means = counts, means
+            return
+        total = self.fixed_counts + counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mine, theirs = self.fixed_counts / total, counts / total
+        self.fixed_means = np.where(counts == 0, self.fixed_means,
+                                    np.where(self.fixed_counts == 0, means,
+                                             self.fixed_means * mine + means * theirs))
+        self.fixed_counts = total
 
     def _sample_add(self, values: np.ndarray, keys: np.ndarray | None = None,
                     owned: bool = False) -> None:
@@ -236,14 +271,27 @@ class CategoricalColumn:
             self.untracked_distinct += 1
 
 
+def magnitude_exponent(lo: float, hi: float) -> int:
+    """``e`` such that values within ``[lo, hi]`` times ``2**-e`` can be squared: 0 when their
+    squares neither overflow nor underflow, else the exponent of their largest magnitude."""
+    top = max(abs(lo), abs(hi))
+    if top == 0.0 or _SAFE[0] <= top <= _SAFE[1] or not math.isfinite(top):
+        return 0
+    return math.frexp(top)[1] - 1
+
+
 def sorted_quantiles(sorted_values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """Linear-interpolated quantiles of already sorted values (numpy's default method)."""
+    """Linear-interpolated quantiles of already sorted values (numpy's default method), each
+    within the two values it lies between (so tied values give exactly that value)."""
     n = sorted_values.shape[0]
     pos = np.asarray(qs, dtype=np.float64) * (n - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
     frac = pos - lo
-    return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
+    below, above = sorted_values[lo], sorted_values[hi]
+    with np.errstate(over="ignore", invalid="ignore"):
+        mixed = below * (1 - frac) + above * frac
+    return np.clip(mixed, below, above)
 
 
 def quantile_edges(sorted_sample: np.ndarray, bins: int, minimum: float) -> np.ndarray:
@@ -251,10 +299,32 @@ def quantile_edges(sorted_sample: np.ndarray, bins: int, minimum: float) -> np.n
     (a bin below the smallest reference value would be empty).
 
     Edges are sample values (the order statistic just above each quantile position), so
-    discrete data gets one bin per distinct value instead of empty bins between values.
+    discrete data gets one bin per distinct value instead of empty bins between values. A
+    value that holds two quantiles or more (an atom: the zeros of a sparse column) gets a bin
+    of its own: the next value above it is an edge too. So a column gets one bin only when it
+    holds a single value.
     """
     qs = np.arange(1, bins) / bins
     n = sorted_sample.shape[0]
     positions = np.minimum(np.ceil(qs * (n - 1) - 1e-9).astype(np.int64), n - 1)
-    edges = np.unique(sorted_sample[positions])
+    candidates, repeats = np.unique(sorted_sample[positions], return_counts=True)
+    after = np.searchsorted(sorted_sample, candidates[repeats > 1], side="right")
+    edges = np.union1d(candidates, sorted_sample[after[after < n]])
     return edges[edges > minimum]
+
+
+def _bin_means(sorted_sample: np.ndarray, edges: np.ndarray, exp: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and count of the sample values in each bin (bin ``i`` is ``[edges[i-1],
+    edges[i])``), from positions in the sorted sample; a mean stays within its bin's values."""
+    pos = np.concatenate(([0], np.searchsorted(sorted_sample, edges, side="left"),
+                          [sorted_sample.shape[0]]))
+    counts = np.diff(pos).astype(np.float64)
+    scaled = sorted_sample if exp == 0 else np.ldexp(sorted_sample, -exp)
+    cumulative = np.concatenate(([0.0], np.cumsum(scaled)))
+    first = sorted_sample[np.minimum(pos[:-1], sorted_sample.shape[0] - 1)]
+    last = sorted_sample[np.maximum(pos[1:] - 1, 0)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.ldexp(np.clip(np.diff(cumulative[pos]) / counts, np.ldexp(first, -exp),
+                                 np.ldexp(last, -exp)), exp)
+    return np.where(counts > 0, means, np.nan), counts

@@ -354,15 +354,27 @@ def _merge_numeric(a: NumericProfile, b: NumericProfile) -> NumericProfile:
                          "ReferenceBuilder(edges_from=first)")
     ca, cb = a.shares * na, b.shares * nb
     counts = ca + cb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centroids = (np.nan_to_num(a.centroids) * ca + np.nan_to_num(b.centroids) * cb) / counts
     n = na + nb
-    mean = (a.mean * na + b.mean * nb) / n
-    m2 = a.std**2 * na + b.std**2 * nb + (b.mean - a.mean) ** 2 * na * nb / n
+    wa, wb = na / n, nb / n
+    lo, hi = min(a.min, b.min), max(a.max, b.max)
+    # Weighted averages, never sums of values: no term exceeds the largest value (1e308).
+    with np.errstate(all="ignore"):
+        centroids = np.clip(np.where(ca == 0, b.centroids, np.where(
+            cb == 0, a.centroids, a.centroids * (ca / counts) + b.centroids * (cb / counts))),
+            lo, hi)
+    scale = max(abs(a.mean), abs(b.mean), a.std, b.std) or 1.0
+    var = (wa * (a.std / scale) ** 2 + wb * (b.std / scale) ** 2
+           + wa * wb * (b.mean / scale - a.mean / scale) ** 2)
+    std = min(scale * math.sqrt(var), hi / 2 - lo / 2)  # at most half the range
+    p_low = _within(a.p_low * wa + b.p_low * wb, lo, hi)
+    p_high = _within(a.p_high * wa + b.p_high * wb, p_low, hi)
     return NumericProfile(a.name, a.count + b.count, a.missing + b.missing, a.edges, counts / n,
-                          centroids, min(a.min, b.min), max(a.max, b.max), mean,
-                          math.sqrt(m2 / n), (a.p_low * na + b.p_low * nb) / n,
-                          (a.p_high * na + b.p_high * nb) / n)
+                          centroids, lo, hi, _within(a.mean * wa + b.mean * wb, lo, hi), std,
+                          p_low, p_high)
+
+
+def _within(x: float, lo: float, hi: float) -> float:
+    return min(max(x, lo), hi)
 
 
 def _float_dict(label: str, value: Mapping[str, float] | None) -> dict[str, float] | None:

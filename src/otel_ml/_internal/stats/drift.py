@@ -8,6 +8,14 @@ records (:data:`METHODS`); :func:`evaluate` scores many features at once, vector
 The default decision (:class:`DriftConfig`) flags a feature when its test is significant after
 a Bonferroni correction for the number of features tested AND an effect size reaches a minimum:
 see ``docs/drift.md`` for the rule, the defaults and the accuracy of the binned approximations.
+
+The result types (:class:`FeatureDrift`, :class:`DriftReport`) live in ``drift_report`` and
+are re-exported here.
+
+Degenerate data by design: every score is computed under ``np.errstate(all="ignore")`` and is
+either finite or absent with a reason (:attr:`FeatureDrift.not_computable`); a feature whose
+reference has one bin (a constant column) is compared on two cells, inside the bin and outside
+it, and drifts as soon as one window value lies outside.
 """
 
 from __future__ import annotations
@@ -16,17 +24,21 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special, stats
 
+from otel_ml._internal.stats.drift_report import DriftReport, FeatureDrift
+
 __all__ = [
     "METHODS",
+    "BinnedReference",
     "DriftConfig",
     "DriftMethod",
     "DriftReport",
     "FeatureDrift",
+    "binned_reference_from_profiles",
     "evaluate",
 ]
 
@@ -153,97 +165,26 @@ class DriftConfig:
         return float(self.thresholds.get(method, METHODS[method].threshold))
 
 
-@dataclass(frozen=True)
-class FeatureDrift:
-    """Drift of one feature (or of the predictions) over the window.
+def _relation(value: float, op: str, threshold: float, holds: bool = True) -> str:
+    """``"value op threshold"`` with enough digits that the printed comparison is true.
 
-    Attributes:
-        feature: Feature name (``"__prediction__"`` for the predictions).
-        kind: ``"numeric"`` or ``"categorical"``.
-        rows: Non-missing values in the window.
-        scores: Score of each applicable method (absent when there were no rows).
-        pvalues: p-value of each test method.
-        exceeded: Each method's own verdict at its threshold.
-        drifted: The decision of the configured rule.
-        reason: Why, in words (e.g. ``"ks p=1.2e-09 <= 0.0005 and wasserstein 0.21 >= 0.1"``).
+    ``holds=False`` prints ``"value not op threshold"`` (true when the relation fails).
     """
-
-    feature: str
-    kind: str
-    rows: int
-    scores: dict[str, float]
-    pvalues: dict[str, float]
-    exceeded: dict[str, bool]
-    drifted: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """The drift of every feature and of the predictions over the current window.
-
-    Attributes:
-        segment: The segment this report covers (``None``: all traffic).
-        rows: Rows in the window.
-        window_s: Window length, seconds.
-        features: Per-feature drift, in input order.
-        prediction: Drift of the prediction distribution, when profiled.
-        config: The rule used.
-        alpha_per_test: The significance level each test was held to.
-        evaluated_at: ``time.time()`` of the evaluation.
-        segments: Reports per segment (only on the all-traffic report).
-        reason: Why nothing could be evaluated (e.g. no reference), else ``""``.
-    """
-
-    segment: str | None
-    rows: int
-    window_s: float
-    features: dict[str, FeatureDrift]
-    prediction: FeatureDrift | None
-    config: DriftConfig
-    alpha_per_test: float
-    evaluated_at: float
-    segments: dict[str, DriftReport] = field(default_factory=dict)
-    reason: str = ""
-
-    @property
-    def drifted_features(self) -> list[str]:
-        """Names of the drifted features (predictions not included), in input order."""
-        return [name for name, f in self.features.items() if f.drifted]
-
-    @property
-    def drifted(self) -> bool:
-        """Whether any feature or the predictions drifted."""
-        return bool(self.drifted_features) or bool(self.prediction and self.prediction.drifted)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (JSON-ready)."""
-        def fd(f: FeatureDrift) -> dict[str, Any]:
-            return {"kind": f.kind, "rows": f.rows, "scores": f.scores, "pvalues": f.pvalues,
-                    "exceeded": f.exceeded, "drifted": f.drifted, "reason": f.reason}
-
-        return {
-            "segment": self.segment, "rows": self.rows, "window_s": self.window_s,
-            "alpha_per_test": self.alpha_per_test, "evaluated_at": self.evaluated_at,
-            "drifted_features": self.drifted_features,
-            "features": {n: fd(f) for n, f in self.features.items()},
-            "prediction": fd(self.prediction) if self.prediction else None,
-            "segments": {k: r.to_dict() for k, r in self.segments.items()},
-            "reason": self.reason,
-        }
-
-    def __str__(self) -> str:
-        lines = [f"drift over {self.rows} rows ({self.window_s:g} s window"
-                 + (f", segment {self.segment}" if self.segment else "") + ")"]
-        items = list(self.features.values()) + ([self.prediction] if self.prediction else [])
-        for f in items:
-            flag = "DRIFT" if f.drifted else "ok"
-            lines.append(f"  {f.feature:<24} {flag:<5} {f.reason}")
-        return "\n".join(lines) or self.reason
+    compare = {"<=": float.__le__, "<": float.__lt__, ">=": float.__ge__, ">": float.__gt__}[op]
+    for digits in (3, 4, 6, 8, 12, 17):
+        v, t = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        if not (math.isfinite(value) and math.isfinite(threshold)) or \
+                compare(float(v), float(t)) == holds:
+            break
+    return f"{v} {op if holds else 'not ' + op} {t}"
 
 
 class BinnedReference:
     """The reference side of :func:`evaluate`, padded to arrays once (K features x B bins).
+
+    A numeric feature with a single bin (a constant reference column) has two cells instead:
+    inside the bin (share 1) and outside it (share 0), filled from :func:`evaluate`'s
+    ``outside`` counts: its drift is any value other than the reference's.
 
     Args:
         names: Feature names.
@@ -252,16 +193,24 @@ class BinnedReference:
         counts: Non-missing reference values per feature (``m`` of the two-sample tests).
         centroids: Mean of each bin (numeric; ``None`` for categorical).
         stds: Reference standard deviation (numeric; ignored for categorical).
+        ranges: ``(min, max)`` of each feature's reference values (numeric; for the reasons
+            given for one-bin features).
     """
 
     def __init__(self, names: Sequence[str], kinds: Sequence[str],
                  shares: Sequence[Sequence[float]], counts: Sequence[int],
-                 centroids: Sequence[Sequence[float] | None], stds: Sequence[float]) -> None:
+                 centroids: Sequence[Sequence[float] | None], stds: Sequence[float], *,
+                 ranges: Sequence[tuple[float, float]] | None = None) -> None:
         k = len(names)
         self.names = list(names)
         self.kinds = list(kinds)
         self.nbins = np.array([len(s) for s in shares], dtype=np.int64)
-        width = int(self.nbins.max()) if k else 1
+        self.m = np.asarray(counts, dtype=np.float64)
+        self.std = np.asarray(stds, dtype=np.float64)
+        self.numeric = np.array([kd == NUMERIC for kd in kinds], dtype=bool)
+        self.one_bin = self.numeric & (self.nbins == 1) & (self.m > 0)
+        self.ranges = list(ranges) if ranges is not None else [(math.nan, math.nan)] * k
+        width = max(int(self.nbins.max()) if k else 1, 2 if self.one_bin.any() else 1)
         self.P = np.zeros((k, width))
         self.C = np.zeros((k, width))
         self.valid = np.zeros((k, width), dtype=bool)
@@ -273,15 +222,21 @@ class BinnedReference:
                 cc = np.asarray(c, dtype=np.float64)
                 self.C[i, : len(cc)] = cc
                 self.C[i, len(cc):] = cc[-1] if len(cc) else 0.0
-        self.m = np.asarray(counts, dtype=np.float64)
-        self.std = np.asarray(stds, dtype=np.float64)
-        self.numeric = np.array([kd == NUMERIC for kd in kinds], dtype=bool)
+        self.P[self.one_bin, :2] = (1.0, 0.0)
+        self.valid[self.one_bin, :2] = True
+        # Wasserstein's support in reference standard deviations, once (bin means of 1e307
+        # would overflow a difference taken before the division).
+        self.scaled = self.numeric & (self.std > 0) & np.isfinite(self.std)
+        with np.errstate(all="ignore"):
+            support = self.C / np.where(self.scaled, self.std, 1.0)[:, None]
+            self.gaps = np.where(self.scaled[:, None], np.diff(support, axis=1), 0.0)
         self.width = width
 
 
 def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
              segment: str | None = None, rows: int = 0, window_s: float = 0.0,
-             prediction_index: int | None = None) -> DriftReport:
+             prediction_index: int | None = None,
+             outside: np.ndarray | None = None) -> DriftReport:
     """Score every feature of ``ref`` on the window counts.
 
     Args:
@@ -292,21 +247,42 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
         rows: Rows in the window (for the report).
         window_s: Window length (for the report).
         prediction_index: Row of ``ref`` that holds the predictions, if any.
+        outside: Window values outside each feature's reference range ``[min, max]`` (the
+            window's ``out_of_range`` count), shape ``(K,)``. One-bin features are scored on
+            it; without it they are not computable.
 
     Returns:
-        The report; features with fewer than ``config.min_rows`` values get empty scores.
+        The report; features with fewer than ``config.min_rows`` values get no decision.
+        Every score and p-value in it is finite; what cannot be computed is absent, with why.
     """
-    W = np.where(ref.valid, window, 0).astype(np.float64)
-    n = W.sum(axis=1)
-    scores, pvalues = _scores(ref, W, n)
-    enough = n >= config.min_rows
-    tested = int(enough.sum())
+    with np.errstate(all="ignore"):
+        W = np.where(ref.valid, window, 0).astype(np.float64)
+        one = ref.one_bin
+        known = ~one
+        if one.any():
+            W[one, 1] = 0.0
+            n = W.sum(axis=1)
+            if outside is not None:
+                k = np.clip(np.nan_to_num(np.asarray(outside, dtype=np.float64)[one]), 0, n[one])
+                W[one, 0], W[one, 1] = n[one] - k, k
+                known = np.ones_like(one)
+        n = W.sum(axis=1)
+        scores, pvalues = _scores(ref, W, n)
+        scored = _scored(ref, scores, pvalues)
+    enough = known & (n > 0) & (ref.m > 0) & (n >= config.min_rows)
+    tested = int((enough & ~one).sum())
     alpha = config.alpha / tested if (config.correction == "bonferroni" and tested) \
         else config.alpha
+    # Plain lists: indexing them per feature is much cheaper than indexing arrays.
+    table = _Table({k: v.tolist() for k, v in scores.items()},
+                   {k: v.tolist() for k, v in pvalues.items()},
+                   {k: v.tolist() for k, v in scored.items()})
+    outside_counts = W[:, 1].tolist() if W.shape[1] > 1 else [0.0] * len(ref.names)
+    counts, known_l, enough_l = n.tolist(), known.tolist(), enough.tolist()
     features: dict[str, FeatureDrift] = {}
     prediction = None
     for i, name in enumerate(ref.names):
-        fd = _decide(ref.kinds[i], name, int(n[i]), bool(enough[i]), i, scores, pvalues,
+        fd = _decide(ref, i, outside_counts[i], int(counts[i]), known_l[i], enough_l[i], table,
                      config, alpha)
         if i == prediction_index:
             prediction = fd
@@ -316,43 +292,114 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
                        time.time())
 
 
-def _decide(kind: str, name: str, n: int, enough: bool, i: int, scores: dict[str, np.ndarray],
-            pvalues: dict[str, np.ndarray], config: DriftConfig, alpha: float) -> FeatureDrift:
-    methods = [m for m in METHODS.values() if kind in m.kinds]
-    if n == 0:
-        return FeatureDrift(name, kind, 0, {}, {}, {}, False, "no values in the window")
-    sc = {m.name: float(scores[m.name][i]) for m in methods}
-    pv = {m.name: float(pvalues[m.name][i]) for m in methods if m.is_test}
-    ex = {m.name: m.exceeded(sc[m.name], pv.get(m.name), config.threshold(m.name))
-          for m in methods}
+class _Table(NamedTuple):
+    """Per method, per feature: scores, p-values and whether the method has a score."""
+
+    scores: dict[str, list[float]]
+    pvalues: dict[str, list[float]]
+    scored: dict[str, list[bool]]
+
+
+def _decide(ref: BinnedReference, i: int, outside: float, n: int, known: bool, enough: bool,
+            table: _Table, config: DriftConfig, alpha: float) -> FeatureDrift:
+    kind, name = ref.kinds[i], ref.names[i]
+    why = ("no values in the window" if n == 0 else
+           "the reference has no values of this feature (all missing)" if ref.m[i] == 0 else
+           f"{_one_bin(ref, i)}: the window's count of values outside it was not given"
+           if not known else "")
+    if why:
+        return FeatureDrift(name, kind, n, {}, {}, {}, False, why, computable=False)
+    sc: dict[str, float] = {}
+    pv: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    for m in _APPLICABLE[kind]:
+        if not table.scored[m.name][i]:
+            missing[m.name] = _unscored(ref, i, m.name)
+            continue
+        sc[m.name] = table.scores[m.name][i]
+        if m.is_test:
+            pv[m.name] = table.pvalues[m.name][i]
+    ex = {k: METHODS[k].exceeded(v, pv.get(k), config.threshold(k)) for k, v in sc.items()}
+
+    def result(drifted: bool, reason: str, computable: bool = True) -> FeatureDrift:
+        return FeatureDrift(name, kind, n, sc, pv, ex, drifted, reason, computable, missing)
+
     if not enough:
-        return FeatureDrift(name, kind, n, sc, pv, ex, False,
-                            f"{n} values < min_rows {config.min_rows}: no decision")
+        return result(False, f"{n} values < min_rows {config.min_rows}: no decision")
     if config.method is not None:
         m = METHODS[config.method]
         if kind not in m.kinds:
-            return FeatureDrift(name, kind, n, sc, pv, ex, False,
-                                f"{m.name} does not apply to {kind} features")
+            return result(False, f"{m.name} does not apply to {kind} features")
+        if m.name in missing:
+            return result(False, f"{m.name} not computable: {missing[m.name]}", False)
         t = config.threshold(m.name)
         value = pv[m.name] if m.is_test else sc[m.name]
         op = "<=" if m.is_test else ">="
         drifted = ex[m.name]
-        return FeatureDrift(name, kind, n, sc, pv, ex, drifted,
-                            f"{m.name} {value:.3g} {op if drifted else 'not ' + op} {t:g}")
+        return result(drifted, f"{m.name} {_relation(value, op, t, holds=drifted)}")
+    if ref.one_bin[i]:
+        k = int(round(outside))
+        differ = "differ from it" if ref.ranges[i][0] == ref.ranges[i][1] else "lie outside it"
+        return result(k > 0, f"{_one_bin(ref, i)}: {k} of {n} values {differ}")
     test = "ks" if kind == NUMERIC else "chi2"
     effect = config.numeric_effect if kind == NUMERIC else config.categorical_effect
     minimum = config.numeric_min_effect if kind == NUMERIC else config.categorical_min_effect
+    for needed in (test, effect):
+        if needed in missing:
+            return result(False, f"{needed} not computable: {missing[needed]}", False)
     significant = pv[test] <= alpha
     material = sc[effect] >= minimum
-    reason = (f"{test} p={pv[test]:.3g} {'<=' if significant else '>'} {alpha:.3g}, "
-              f"{effect} {sc[effect]:.3g} {'>=' if material else '<'} {minimum:g}")
-    return FeatureDrift(name, kind, n, sc, pv, ex, significant and material, reason)
+    reason = (f"{test} p={_relation(pv[test], '<=' if significant else '>', alpha)}, "
+              f"{effect} {_relation(sc[effect], '>=' if material else '<', minimum)}")
+    return result(significant and material, reason)
+
+
+def _one_bin(ref: BinnedReference, i: int) -> str:
+    """How a one-bin feature's reference reads in a reason."""
+    lo, hi = ref.ranges[i]
+    if lo == hi:
+        return f"the reference is the constant {lo:.6g} (one bin)"
+    if math.isfinite(lo) and math.isfinite(hi):
+        return f"the reference has one bin [{lo:.6g}, {hi:.6g}]"
+    return "the reference has one bin"
+
+
+#: The methods that apply to each kind of feature, in :data:`METHODS` order.
+_APPLICABLE = {kind: [m for m in METHODS.values() if kind in m.kinds]
+               for kind in (NUMERIC, CATEGORICAL)}
+#: Methods that need ordered bins with known locations (a one-bin feature's two cells are not).
+_ORDERED = ("ks", "wasserstein")
+
+
+def _scored(ref: BinnedReference, scores: dict[str, np.ndarray],
+            pvalues: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per method, the features it has a finite score (and p-value) for."""
+    out = {}
+    for name, score in scores.items():
+        ok = np.isfinite(score)
+        if name in pvalues:
+            ok &= np.isfinite(pvalues[name])
+        if name in _ORDERED:
+            ok &= ~ref.one_bin
+        if name == "wasserstein":
+            ok &= ref.scaled
+        out[name] = ok
+    return out
+
+
+def _unscored(ref: BinnedReference, i: int, method: str) -> str:
+    """Why ``method`` has no score for feature ``i`` (see :func:`_scored`)."""
+    if ref.one_bin[i] and method in _ORDERED:
+        return "one reference bin: window values are only known to be inside or outside it"
+    if method == "wasserstein" and not ref.scaled[i]:
+        return "the reference standard deviation is 0"
+    return "the score is not finite"
 
 
 def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     P, valid = ref.P, ref.valid
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         Q = np.where(n[:, None] > 0, W / np.maximum(n, 1)[:, None], 0.0)
         # PSI, with both shares floored so that empty bins stay finite.
         Pe = np.maximum(P, PSI_EPSILON)
@@ -371,11 +418,9 @@ def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
         m = ref.m
         n_eff = np.round(np.where(n + m > 0, n * m / np.maximum(n + m, 1), 0.0))
         ks_p = _ks_pvalue(ks, n_eff)
-        # Wasserstein-1 between the two discrete distributions on the bin means.
-        gaps = np.diff(ref.C, axis=1)
-        wasserstein_raw = (np.abs(cdf_gap[:, :-1]) * gaps).sum(axis=1)
-        wasserstein = np.where(ref.std > 0, wasserstein_raw / np.where(ref.std > 0, ref.std, 1),
-                               0.0)
+        # Wasserstein-1 between the two discrete distributions on the bin means, in reference
+        # standard deviations.
+        wasserstein = (np.abs(cdf_gap[:, :-1]) * ref.gaps).sum(axis=1)
         # Chi-squared test of homogeneity (2 x bins contingency table, empty columns dropped).
         R = P * m[:, None]
         T = W + R
@@ -414,7 +459,7 @@ def _ks_pvalue(d: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
 
 def binned_reference_from_profiles(profiles: Iterable[Any]) -> BinnedReference:
     """A :class:`BinnedReference` from :mod:`otel_ml.reference` profiles (bins as stored)."""
-    names, kinds, shares, counts, centroids, stds = [], [], [], [], [], []
+    names, kinds, shares, counts, centroids, stds, ranges = [], [], [], [], [], [], []
     for p in profiles:
         names.append(p.name)
         kinds.append(p.kind)
@@ -423,10 +468,12 @@ def binned_reference_from_profiles(profiles: Iterable[Any]) -> BinnedReference:
         if p.kind == NUMERIC:
             centroids.append(_filled_centroids(p))
             stds.append(p.std if math.isfinite(p.std) else 0.0)
+            ranges.append((float(p.min), float(p.max)))
         else:
             centroids.append(None)
             stds.append(0.0)
-    return BinnedReference(names, kinds, shares, counts, centroids, stds)
+            ranges.append((math.nan, math.nan))
+    return BinnedReference(names, kinds, shares, counts, centroids, stds, ranges=ranges)
 
 
 def _filled_centroids(p: Any) -> np.ndarray:
@@ -436,6 +483,6 @@ def _filled_centroids(p: Any) -> np.ndarray:
         return c
     lo = np.concatenate(([p.min], p.edges))
     hi = np.concatenate((p.edges, [p.max]))
-    mid = (lo + hi) / 2
+    mid = lo / 2 + hi / 2  # never overflows, unlike (lo + hi) / 2 at 1e308
     c[np.isnan(c)] = mid[np.isnan(c)]
     return np.nan_to_num(c)
