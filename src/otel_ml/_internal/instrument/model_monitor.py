@@ -77,6 +77,15 @@ class ModelMonitor:
         tracer_provider: Provider to use instead of the global one.
         meter_provider: Provider to use instead of the global one.
 
+    Attributes:
+        name: The model name.
+        version: The model version.
+        task: The task as given (see :attr:`resolved_task`).
+        reference: The reference profile, or ``None``.
+        settings: Every option, validated (:class:`~otel_ml._internal.monitor.settings.Settings`).
+        switch: On/off state (``switch.off`` when telemetry is disabled).
+        recorder: The call path the instrumented functions use (spans, timing, tallies).
+
     Raises:
         ValueError: An argument is out of range or empty.
         TypeError: An argument has the wrong type.
@@ -124,30 +133,12 @@ class ModelMonitor:
             outcome_store_size=outcome_store_size, outcome_store_bytes=outcome_store_bytes,
             outcome_ttl_s=outcome_ttl_s, fairness_min_group_size=fairness_min_group_size,
             capture_payloads=capture_payloads, redact=redact, statistics=statistics)
-        # Read by the components until each takes the settings object (issue 12).
+        # Public attributes; every option is in ``settings`` (components take that).
         self.name = name
         self.version = version
         self.task = task
-        self.feature_names = settings.feature_names
         self.features_arg = features_arg
-        self.segment_by = segment_by
-        self.sensitive_attribute = sensitive_attribute
-        self.positive_class = positive_class
-        self.classes = settings.classes
-        self.threshold = settings.threshold
-        self.prediction_id_arg = prediction_id_arg
-        self.drift_window_s = settings.drift_window_s
-        self.drift_config = drift
-        self.slot_s = settings.slot_s
-        self.max_features = max_features
-        self.max_categories = max_categories
-        self.outcome_store_size = outcome_store_size
-        self.outcome_store_bytes = outcome_store_bytes
-        self.fairness_min_group_size = fairness_min_group_size
-        self.outcome_ttl_s = settings.outcome_ttl_s
-        self.capture_payloads = settings.capture_payloads
-        self.redact = settings.redact
-        self.statistics = settings.statistics
+        self._statistics = settings.statistics  # read per call: one lookup
         self.segment_values = CappedValues("segment", max_segments, settings.segments)
 
         self.switch = _state.Switch(_sdk_disabled() or _state.disabled)
@@ -267,10 +258,6 @@ class ModelMonitor:
         """Stop reporting this monitor's observable metrics."""
         self._instruments.unregister(self)
 
-    @property
-    def _disabled(self) -> bool:  # read by the components until they take the switch (issue 12)
-        return self.switch.off
-
     def after_fork(self) -> None:
         """In a forked child: start from zero so nothing the parent counted is counted twice."""
         self.recorder.after_fork()
@@ -301,7 +288,7 @@ class ModelMonitor:
         if exc is not None:
             return None
         batch = None
-        if self.statistics:
+        if self._statistics:
             batch = self._ingest.prepare(call.x, None if result is STREAMED else result,
                                          segment=call.segment, output=call.target.output,
                                          rate=call.rate)
@@ -313,7 +300,7 @@ class ModelMonitor:
 
     def _feed_item(self, call: Call, item: Any) -> None:
         """Give an item an instrumented generator yielded to the analyses, as predictions."""
-        if self.statistics:
+        if self._statistics:
             self._features.observe(self._ingest.prepare(
                 None, item, segment=call.segment, output=call.target.output))
 
