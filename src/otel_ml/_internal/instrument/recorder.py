@@ -117,7 +117,8 @@ class CallRecorder:
         self._duration = instruments["ml.model.predict.duration"]
         self._features_arg = features_arg
         self._segment_of = segment_of
-        self._segment_values = segment_values or str
+        # Not ``or``: an empty CappedValues has len() 0, so it is falsy.
+        self._segment_values = segment_values if segment_values is not None else str
         self._outlier_rate = outlier_rate
         self._feed = feed
         self._feed_item = feed_item
