@@ -236,7 +236,9 @@ def _print_report(args: argparse.Namespace, reference: Any, rows: int, report: A
         print(f"{name[:24]:<24} {f.kind:<11} {f.rows:>9,} {_num(f.scores.get('psi')):>7} "
               f"{_num(f.scores.get('jensen_shannon')):>7} "
               f"{_num(f.pvalues.get(test), pvalue=True):>8} {_num(f.scores.get(effect)):>7}  "
-              f"{'DRIFT' if f.drifted else 'no'}")
+              f"{'DRIFT' if f.drifted else 'no' if f.computable else 'n/a'}")
+    for name, why in report.not_computable.items():
+        print(f"n/a {name}: {why}")
     for segment, sub in sorted(report.segments.items()):
         if sub.drifted_features:
             print(f"segment {segment}: drifted {', '.join(sub.drifted_features)}")

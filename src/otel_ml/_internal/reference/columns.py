@@ -167,15 +167,16 @@ class NumericColumn:
         self.n, self.exp = total, top
 
     def _add_fixed(self, counts: np.ndarray, means: np.ndarray) -> None:
+        """Fold in bin counts and bin means over fixed edges; call after updating min/max."""
         if self.fixed_counts is None or self.fixed_means is None:
             self.fixed_counts, self.fixed_means = counts, means
             return
         total = self.fixed_counts + counts
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(all="ignore"):  # 0/0 for bins empty in both; MAX/2 + MAX/2 may round up
             mine, theirs = self.fixed_counts / total, counts / total
+            merged = np.clip(self.fixed_means * mine + means * theirs, self.min, self.max)
         self.fixed_means = np.where(counts == 0, self.fixed_means,
-                                    np.where(self.fixed_counts == 0, means,
-                                             self.fixed_means * mine + means * theirs))
+                                    np.where(self.fixed_counts == 0, means, merged))
         self.fixed_counts = total
 
     def _sample_add(self, values: np.ndarray, keys: np.ndarray | None = None,
