@@ -201,9 +201,11 @@ class PredictionStore:
             span = key  # the slot's span field holds the int key (the span's own id)
         if extra is not None:
             flags |= _EXTRA
-        # Flags.pack(flags, tflags, out, pcode, seg), inline
-        self._put(key, hi, lo, span, value, rows,
-                  flags | tflags << 8 | out << 16 | pcode << 24 | (seg + 1) << 40, row, extra)
+        now = self.clock()
+        with self._lock:  # Flags.pack(flags, tflags, out, pcode, seg), inline
+            self._slots.put(key, now, self._ttl, hi, lo, span, value, rows,
+                            flags | tflags << 8 | out << 16 | pcode << 24 | (seg + 1) << 40,
+                            row, extra)
 
     def _keep_input(self, batch: Any, rows: int, extra: Extra | None,
                     ) -> tuple[Any, int, Extra | None]:
@@ -227,12 +229,6 @@ class PredictionStore:
                 extra.held = batch.keep()
                 extra.nbytes += nbytes
         return None, 0, extra
-
-    def _put(self, key: int | str, hi: int, lo: int, span: int, value: float, rows: int,
-             flags: int, row: Any, extra: Extra | None) -> None:
-        now = self.clock()
-        with self._lock:
-            self._slots.put(key, now, self._ttl, hi, lo, span, value, rows, flags, row, extra)
 
     def _remember_row(self, batch: Any, result: Any, output: str, span_context: Any) -> bool:
         """The usual single-row call, kept the short way: one float prediction under the
