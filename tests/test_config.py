@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import otel_ml
-from otel_ml._internal.core import config
-from otel_ml._internal.core import state as _state
+from otel_ml._internal.core import state
 
 
 @pytest.fixture(autouse=True)
@@ -20,18 +19,22 @@ def fresh(monkeypatch) -> Iterator[None]:
                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
                 "OTEL_METRICS_EXPORTER", "OTEL_METRIC_EXPORT_INTERVAL"):
         monkeypatch.delenv(var, raising=False)
-    config._configured = None
+    otel_ml.shutdown(timeout_s=2)  # forget any earlier configuration
     yield
     otel_ml.shutdown(timeout_s=2)
-    config._configured = None
-    _state.set_disabled(False)
+    state.set_disabled(False)
 
 
 def test_resource_from_argument_and_environment(monkeypatch):
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,team=risk")
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
     telemetry = otel_ml.configure("churn-api", exporter="none", set_global=False,
-                                  system_metrics=False)
-    attrs = telemetry.meter_provider._sdk_config.resource.attributes
+                                  system_metrics=False, metric_readers=[reader])
+    telemetry.meter_provider.get_meter("t").create_counter("c").add(1)
+    (metrics,) = reader.get_metrics_data().resource_metrics  # one resource
+    attrs = metrics.resource.attributes
     assert attrs["service.name"] == "churn-api"
     assert attrs["deployment.environment"] == "prod" and attrs["team"] == "risk"
     assert len(attrs["service.instance.id"]) == 36

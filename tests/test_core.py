@@ -408,29 +408,47 @@ def test_sampled_out_spans_still_give_ids_and_metrics(metric_reader, meter_provi
     assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 2)]
 
 
-def test_telemetry_failure_never_reaches_the_caller(providers, metric_reader, caplog):
-    monitor = ModelMonitor("churn", "2.1.0", **providers)
+def test_telemetry_failure_never_reaches_the_caller(providers, metric_reader, span_exporter,
+                                                    caplog):
+    """The call path with analyses that fail (a fake at the recorder's seam: every callback it
+    is given raises): the caller's result and exceptions are untouched, the span and the call
+    metrics are still recorded, and each failure is counted in ml.telemetry.errors."""
+    import types
 
-    class Broken:
-        def observe(self, *a, **k):
-            raise RuntimeError("stats exploded")
+    import numpy as np
 
-        def __getattr__(self, name):
-            raise RuntimeError("broken component")
+    from otel_ml._internal.core.instruments import instruments_for, tracer_for
+    from otel_ml._internal.core.state import Switch
+    from otel_ml._internal.instrument.recorder import CallRecorder, Target
+    from otel_ml._internal.instrument.wrappers import wrap_callable
 
-    monitor._features = Broken()
+    def broken(*args):
+        raise RuntimeError("analysis exploded")
 
-    @monitor
-    def predict(X):
-        return X
+    def errors_by_reason():
+        return {a["ml.reason"]: v for a, v in points(metric_reader, "ml.telemetry.errors")}
 
+    recorder = CallRecorder(MODEL, Switch(), tracer_for(providers["tracer_provider"]),
+                            instruments_for(providers["meter_provider"]), outlier_rate=broken,
+                            feed=broken, feed_item=broken)
+    owner = types.SimpleNamespace(recorder=recorder)
+    predict = wrap_callable(lambda X: X, owner, Target("ml.predict churn", "auto"))
+
+    before = errors_by_reason()
+    row = np.array([[1.0, 2.0]])
     for _ in range(3):
-        assert predict([[1]]) == [[1]]
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 3)]
+        assert predict(row) is row
+    after = errors_by_reason()
+    assert after.get("record", 0) - before.get("record", 0) == 3
+    assert after.get("outlier_rate", 0) - before.get("outlier_rate", 0) == 3
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == 3 and all(s.attributes["ml.outcome"] == "success" for s in spans)
+    (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
+    assert attrs == MODEL and hist.count == 3
+    calls = recorder.collectors()["ml.model.predict.calls"]
+    assert list(calls()) == [(3, {})]
     logged = [r for r in caplog.records if r.name == "otel_ml" and "record failed" in r.message]
     assert len(logged) <= 1  # rate limited: at most once per cause and interval
-    reasons = {a["ml.reason"]: v for a, v in points(metric_reader, "ml.telemetry.errors")}
-    assert reasons.get("record", 0) >= 3
 
 
 def test_disabled_sdk_makes_everything_a_no_op(providers, span_exporter, metric_reader,

@@ -23,8 +23,7 @@ import pytest
 from otlp_receiver import Blackhole, OTLPReceiver, free_port
 
 import otel_ml
-from otel_ml._internal.core import config
-from otel_ml._internal.core import state as _state
+from otel_ml._internal.core import state
 
 CALLS = 1500
 EXPORT_INTERVAL_MS = 100
@@ -37,11 +36,10 @@ def fresh(monkeypatch) -> Iterator[None]:
         if var.startswith("OTEL_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", EXPORTER_TIMEOUT_S)
-    config._configured = None
+    otel_ml.shutdown(timeout_s=2)  # forget any earlier configuration
     yield
     otel_ml.shutdown(timeout_s=2)
-    config._configured = None
-    _state.set_disabled(False)
+    state.set_disabled(False)
 
 
 def model(X: list[list[float]]) -> list[float]:
@@ -52,7 +50,7 @@ def batches(n: int) -> list[list[list[float]]]:
     return [[[float(i), float(i % 7), -1.5]] * (1 + i % 4) for i in range(n)]
 
 
-def configure(endpoint: str, protocol: str) -> otel_ml._internal.core.config.Telemetry:
+def configure(endpoint: str, protocol: str) -> otel_ml.Telemetry:
     return otel_ml.configure(
         "faults", endpoint=endpoint, protocol="grpc" if protocol == "grpc" else "http/protobuf",
         insecure=True if protocol == "grpc" else None, export_interval_ms=EXPORT_INTERVAL_MS,
@@ -94,14 +92,13 @@ def leaked_threads(before: set[threading.Thread], timeout: float) -> list[str]:
 @pytest.fixture(scope="module")
 def baseline_median() -> float:
     """Median per-call time with a healthy receiver (the "normal range")."""
-    config._configured = None
+    otel_ml.shutdown(timeout_s=2)
     with OTLPReceiver("http") as receiver:
         telemetry = configure(receiver.endpoint, "http")
         predict = monitored(telemetry, "baseline")
         run(predict, batches(300))  # warm-up
         _, median = run(predict, batches(CALLS))
         otel_ml.shutdown(timeout_s=2)
-    config._configured = None
     return median
 
 

@@ -17,8 +17,6 @@ import textwrap
 import pytest
 from otlp_receiver import OTLPReceiver
 
-from otel_ml._internal.core import config
-
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 SCRIPT = textwrap.dedent("""
@@ -28,13 +26,17 @@ SCRIPT = textwrap.dedent("""
     endpoint, protocol, start_method = sys.argv[1], sys.argv[2], sys.argv[3]
     PARENT_BEFORE, PARENT_AFTER, CHILD_CALLS, ROWS = 7, 3, (11, 5), 4
 
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    local = InMemoryMetricReader()  # reads the meter provider's resource, as exported
     telemetry = otel_ml.configure(
         "forky", endpoint=endpoint, protocol=protocol, insecure=True if protocol == "grpc" else None,
-        export_interval_ms=100, system_metrics=False)
+        export_interval_ms=100, system_metrics=False, metric_readers=[local])
     predict = otel_ml.instrument_model(name="forky", version="1")(lambda X: [0] * len(X))
 
     def instance_id():
-        return telemetry.meter_provider._sdk_config.resource.attributes["service.instance.id"]
+        (metrics,) = local.get_metrics_data().resource_metrics
+        return metrics.resource.attributes["service.instance.id"]
 
     def report(role, calls):
         span_id = telemetry.tracer_provider.resource.attributes["service.instance.id"]
@@ -127,34 +129,50 @@ def test_each_process_reports_exactly_its_own_calls(protocol, start_method):
         assert ids == set(expected)
 
 
-def test_renewal_replaces_the_identity_and_empties_the_metric_storage():
-    """The SDK-internals function, proved directly against the installed SDK version."""
+def test_a_forked_child_has_a_new_identity_and_empty_metric_storage():
+    """In a forked child (the at-fork hook, against the installed SDK version): a new
+    ``service.instance.id`` on spans and metrics alike, and none of the parent's histogram."""
+    import otel_ml
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     reader = InMemoryMetricReader()
-    config._configured = None
+    otel_ml.shutdown(timeout_s=2)
     telemetry = otel_ml_configure(reader)
     try:
         predict = _monitor(telemetry)(lambda X: X)
         predict([[1.0]])
         assert _histogram_counts(reader) == {"ml.model.predict.duration": 1}
-        old = telemetry._instance_id
-        config._renew_sdk_state_after_fork(telemetry, instance_id="renewed-id")
-        for resource in (telemetry.tracer_provider.resource,
-                         telemetry.meter_provider._sdk_config.resource):
-            assert resource.attributes["service.instance.id"] == "renewed-id" != old
-            assert resource.attributes["service.name"] == "svc"
-        assert _histogram_counts(reader) == {}
-        predict([[1.0]])
-        data = reader.get_metrics_data()
-        assert {rm.resource.attributes["service.instance.id"] for rm in data.resource_metrics} \
-            == {"renewed-id"}
+        old = telemetry.tracer_provider.resource.attributes["service.instance.id"]
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what it sees, then leave without pytest's teardown
+            try:
+                before = _histogram_counts(reader)
+                predict([[1.0]])
+                data = reader.get_metrics_data()
+                report = {"span_id": telemetry.tracer_provider.resource.attributes[
+                              "service.instance.id"],
+                          "metric_ids": sorted({rm.resource.attributes["service.instance.id"]
+                                                for rm in data.resource_metrics}),
+                          "service": telemetry.tracer_provider.resource.attributes[
+                              "service.name"],
+                          "before": before, "after": _histogram_counts(reader)}
+                os.write(write_end, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end) as pipe:
+            child = json.loads(pipe.read())
+        assert child["span_id"] != old and child["metric_ids"] == [child["span_id"]]
+        assert child["service"] == "svc"
+        assert child["before"] == {}  # the parent's call is not in the child's storage
+        assert child["after"] == {"ml.model.predict.duration": 1}
+        # The parent keeps its identity and its own count.
+        assert telemetry.tracer_provider.resource.attributes["service.instance.id"] == old
         assert _histogram_counts(reader) == {"ml.model.predict.duration": 1}
     finally:
-        import otel_ml
-
         otel_ml.shutdown(timeout_s=2)
-        config._configured = None
 
 
 def otel_ml_configure(reader):
