@@ -72,7 +72,8 @@ class FeatureStatistics:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._ingest = ingest
         self._clock = clock
-        self._time = SlotRing(1, settings.slot_s)  # for slot numbers only
+        # Slot numbers of the window rings (each segment's SegmentStats holds its own ring).
+        self._slot_of = SlotRing(1, settings.slot_s).slot_at
         self._slots = settings.slots
         self._window_s = settings.drift_window_s
         self._drift = settings.drift
@@ -258,7 +259,7 @@ class FeatureStatistics:
     def _merge(self, key: str, d: Delta, issues: Iterable[SchemaIssue] = ()) -> None:
         plan = self._plan
         assert plan is not None
-        slot = self._time.slot_at(self._clock())
+        slot = self._slot_of(self._clock())
         with self._lock:
             stats = self._stats.get(key)
             if stats is None:
@@ -285,7 +286,7 @@ class FeatureStatistics:
         """The statistics now, copied out (buffered rows are processed first)."""
         self.flush()
         snap = Snapshot(time.monotonic() if at is None else at, self._plan)
-        slot = self._time.slot_at(self._clock())
+        slot = self._slot_of(self._clock())
         with self._lock:
             for key, st in self._stats.items():
                 snap.totals[key] = SegmentTotals(st.rows, st.bins.copy(), st.issues.copy(),
