@@ -195,6 +195,11 @@ def test_integers_beyond_2_53_profile_as_their_nearest_floats() -> None:
     assert p.std == pytest.approx(exact, rel=1e-9)
 
 
+def test_an_integer_beyond_the_float_range_is_named() -> None:
+    with pytest.raises(ValueError, match="column 'big': a value is beyond the float64 range"):
+        Reference.from_data({"big": np.array([10**400, 1, 2], dtype=object)})
+
+
 def test_all_missing_and_single_row_columns(tmp_path) -> None:
     with no_warnings():
         ref = Reference.from_data({"none": np.array([np.nan, np.inf, -np.inf]),

@@ -221,7 +221,11 @@ class ReferenceBuilder:
         if col is None:
             col = self._new_column(self._kind_of(name, column, position), name, position)
         if isinstance(col, NumericColumn):
-            values, bad = to_float(column)
+            try:
+                values, bad = to_float(column)
+            except OverflowError as exc:  # a Python int beyond the float range (10**400)
+                raise ValueError(f"column {name!r}: a value is beyond the float64 range "
+                                 f"({exc})") from exc
             if bad:
                 raise ValueError(f"column {name!r}: {bad} value(s) are not numbers "
                                  f"(declare it categorical if it holds categories)")

@@ -92,16 +92,15 @@ class NumericColumn:
         m2 = max(float(np.einsum("i,i->", dev, dev)) - drift * drift / n, 0.0)
         # The mean of values lies within their range (rounding may say otherwise).
         mean = min(max(mean + drift / n, math.ldexp(lo, -exp)), math.ldexp(hi, -exp))
-        self._moments(n, math.ldexp(mean, exp), m2, exp)
+        self._moments(n, _within(_unscaled(mean, exp), lo, hi), m2, exp)
         self.min = min(self.min, lo)
         self.max = max(self.max, hi)
         if self.edges is not None:
             idx = np.searchsorted(self.edges, values, side="right")
             counts = np.bincount(idx, minlength=len(self.edges) + 1).astype(np.int64)
             sums = np.bincount(idx, weights=scaled, minlength=len(self.edges) + 1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                means = np.ldexp(np.clip(sums / counts, math.ldexp(lo, -exp),
-                                         math.ldexp(hi, -exp)), exp)
+            with np.errstate(all="ignore"):  # 0/0: NaN for empty bins
+                means = np.clip(np.ldexp(sums / counts, exp), lo, hi)
             self._add_fixed(counts, means)
         self._sample_add(values, owned=owned)
 
@@ -132,7 +131,7 @@ class NumericColumn:
                                   np.full(1, nan), nan, nan, nan, nan, nan, nan)
         p_low, p_high = (float(v) for v in sorted_quantiles(sample, CENTRAL))
         # A population standard deviation is at most half the range.
-        std = min(math.ldexp(math.sqrt(max(self.m2 / self.n, 0.0)), self.exp),
+        std = min(_unscaled(math.sqrt(max(self.m2 / self.n, 0.0)), self.exp),
                   self.max / 2 - self.min / 2)
         if self.edges is not None and self.fixed_counts is not None:
             edges = self.edges
@@ -159,7 +158,7 @@ class NumericColumn:
         top = magnitude_exponent(self.min, self.max)
         total = self.n + n
         delta = math.ldexp(mean, -top) - math.ldexp(self.mean, -top)
-        self.m2 = (math.ldexp(self.m2, 2 * (self.exp - top)) + math.ldexp(m2, 2 * (exp - top))
+        self.m2 = (_unscaled(self.m2, 2 * (self.exp - top)) + _unscaled(m2, 2 * (exp - top))
                    + delta * delta * (self.n * n / total))
         # Weighted, not ``mean + delta * n / total``: no term exceeds the larger mean.
         self.mean = min(max(self.mean * (self.n / total) + mean * (n / total), self.min),
@@ -272,6 +271,18 @@ class CategoricalColumn:
             self.untracked_distinct += 1
 
 
+def _unscaled(x: float, exp: int) -> float:
+    """``x * 2**exp``, infinite when that overflows (then clipped by the caller)."""
+    try:
+        return math.ldexp(x, exp)
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
+def _within(x: float, lo: float, hi: float) -> float:
+    return min(max(x, lo), hi)
+
+
 def magnitude_exponent(lo: float, hi: float) -> int:
     """``e`` such that values within ``[lo, hi]`` times ``2**-e`` can be squared: 0 when their
     squares neither overflow nor underflow, else the exponent of their largest magnitude."""
@@ -325,7 +336,6 @@ def _bin_means(sorted_sample: np.ndarray, edges: np.ndarray, exp: int
     cumulative = np.concatenate(([0.0], np.cumsum(scaled)))
     first = sorted_sample[np.minimum(pos[:-1], sorted_sample.shape[0] - 1)]
     last = sorted_sample[np.maximum(pos[1:] - 1, 0)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.ldexp(np.clip(np.diff(cumulative[pos]) / counts, np.ldexp(first, -exp),
-                                 np.ldexp(last, -exp)), exp)
+    with np.errstate(all="ignore"):  # a mean of values near the float limit may round past it
+        means = np.clip(np.ldexp(np.diff(cumulative[pos]) / counts, exp), first, last)
     return np.where(counts > 0, means, np.nan), counts
