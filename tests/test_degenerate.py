@@ -255,7 +255,8 @@ def test_constant_reference_drifts_on_any_other_value() -> None:
     ref = Reference.from_data({"z": np.zeros(1000)})
     same = _evaluate(ref, {"z": np.zeros(500)}).features["z"]
     assert not same.drifted and same.computable
-    assert same.reason == "the reference is the constant 0 (one bin): 0 of 500 values differ from it"
+    assert same.reason == ("the reference is the constant 0 (one bin): 0 of 500 values differ "
+                           "from it")
     one = np.zeros(500)
     one[7] = 1e-9
     f = _evaluate(ref, {"z": one}).features["z"]
