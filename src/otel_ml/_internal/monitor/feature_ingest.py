@@ -167,10 +167,8 @@ class FeatureIngest:
 
     def batch_of(self, x: Any, rows: int | None = None) -> Batch:
         """A batch over an input kept earlier (e.g. a stored row), for :meth:`bin_rows` and
-        :meth:`Batch.column`; not for the statistics."""
-        if rows is None:
-            rows = 1 if x is None or self.is_row(x) else to_table(x).rows
-        return Batch(self, x, rows, None)
+        :meth:`Batch.column`; not for the statistics. Never raises."""
+        return Batch(self, x, count_rows(x) if rows is None else rows, None)
 
     def _prepare(self, x: Any, predictions: Any, segment: str | None, output: str,
                  rate: float | None) -> Batch:
