@@ -31,6 +31,8 @@ CENTRAL = (0.005, 0.995)
 
 #: Magnitudes whose squares (summed over up to 2**64 values) stay normal floats: no scaling.
 _SAFE = (2.0**-450, 2.0**450)
+#: Below a standard deviation of this share of the mean, the mean's rounding matters.
+_ROUNDING = 2.0**-26
 
 
 class NumericColumn:
@@ -84,14 +86,18 @@ class NumericColumn:
         n = values.shape[0]
         mean = float(scaled.mean())
         dev = scaled - mean
-        # The corrected two-pass algorithm: the deviations' own sum corrects the rounding of
-        # the mean (2**53 + 2 and 2**53 + 4 have a standard deviation of 1, not 1.41).
         # einsum, not np.dot: a BLAS dot wakes OpenBLAS's threads between calls, which costs
         # milliseconds per column when the other cores are busy; einsum stays on this thread.
-        drift = float(dev.sum())
-        m2 = max(float(np.einsum("i,i->", dev, dev)) - drift * drift / n, 0.0)
+        m2 = float(np.einsum("i,i->", dev, dev))
+        if m2 < n * (mean * _ROUNDING) ** 2:
+            # The spread is within a few roundings of the mean (2**53 + 2 and 2**53 + 4): the
+            # corrected two-pass algorithm, the deviations' own sum correcting the rounded mean
+            # (a standard deviation of 1, not 1.41). Elsewhere the correction is below 1e-14.
+            drift = float(dev.sum())
+            m2 = max(m2 - drift * drift / n, 0.0)
+            mean += drift / n
         # The mean of values lies within their range (rounding may say otherwise).
-        mean = min(max(mean + drift / n, math.ldexp(lo, -exp)), math.ldexp(hi, -exp))
+        mean = min(max(mean, math.ldexp(lo, -exp)), math.ldexp(hi, -exp))
         self._moments(n, _within(_unscaled(mean, exp), lo, hi), m2, exp)
         self.min = min(self.min, lo)
         self.max = max(self.max, hi)

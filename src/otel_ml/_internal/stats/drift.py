@@ -179,6 +179,10 @@ def _relation(value: float, op: str, threshold: float, holds: bool = True) -> st
     return f"{v} {op if holds else 'not ' + op} {t}"
 
 
+#: Methods that need ordered bins with known locations (a one-bin feature's two cells are not).
+_ORDERED = ("ks", "wasserstein")
+
+
 class BinnedReference:
     """The reference side of :func:`evaluate`, padded to arrays once (K features x B bins).
 
@@ -231,6 +235,18 @@ class BinnedReference:
             support = self.C / np.where(self.scaled, self.std, 1.0)[:, None]
             self.gaps = np.where(self.scaled[:, None], np.diff(support, axis=1), 0.0)
         self.width = width
+        #: Per method, the features it can score whatever the window (see :func:`_unscored`).
+        self.scorable = {name: self.scorable_mask(name).tolist() for name in METHODS}
+
+    def scorable_mask(self, method: str) -> np.ndarray:
+        """The features ``method`` can score whatever the window: not the ordered methods on
+        a one-bin feature, not Wasserstein without a reference standard deviation."""
+        ok = np.ones(len(self.names), dtype=bool)
+        if method in _ORDERED:
+            ok &= ~self.one_bin
+        if method == "wasserstein":
+            ok &= self.scaled
+        return ok
 
 
 def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
@@ -268,15 +284,16 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
                 known = np.ones_like(one)
         n = W.sum(axis=1)
         scores, pvalues = _scores(ref, W, n)
-        scored = _scored(ref, scores, pvalues)
+        values = np.stack([*scores.values(), *pvalues.values()])
     enough = known & (n > 0) & (ref.m > 0) & (n >= config.min_rows)
     tested = int((enough & ~one).sum())
     alpha = config.alpha / tested if (config.correction == "bonferroni" and tested) \
         else config.alpha
     # Plain lists: indexing them per feature is much cheaper than indexing arrays.
-    table = _Table({k: v.tolist() for k, v in scores.items()},
-                   {k: v.tolist() for k, v in pvalues.items()},
-                   {k: v.tolist() for k, v in scored.items()})
+    rows_of = dict(zip([*scores, *(f"p:{k}" for k in pvalues)], values.tolist()))
+    scored = ref.scorable if np.isfinite(values).all() else _scored(ref, scores, pvalues)
+    table = _Table({k: rows_of[k] for k in scores}, {k: rows_of[f"p:{k}"] for k in pvalues},
+                   scored)
     outside_counts = W[:, 1].tolist() if W.shape[1] > 1 else [0.0] * len(ref.names)
     counts, known_l, enough_l = n.tolist(), known.tolist(), enough.tolist()
     features: dict[str, FeatureDrift] = {}
@@ -297,7 +314,7 @@ class _Table(NamedTuple):
 
     scores: dict[str, list[float]]
     pvalues: dict[str, list[float]]
-    scored: dict[str, list[bool]]
+    scored: Mapping[str, list[bool]]
 
 
 def _decide(ref: BinnedReference, i: int, outside: float, n: int, known: bool, enough: bool,
@@ -367,23 +384,17 @@ def _one_bin(ref: BinnedReference, i: int) -> str:
 #: The methods that apply to each kind of feature, in :data:`METHODS` order.
 _APPLICABLE = {kind: [m for m in METHODS.values() if kind in m.kinds]
                for kind in (NUMERIC, CATEGORICAL)}
-#: Methods that need ordered bins with known locations (a one-bin feature's two cells are not).
-_ORDERED = ("ks", "wasserstein")
 
 
 def _scored(ref: BinnedReference, scores: dict[str, np.ndarray],
-            pvalues: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            pvalues: dict[str, np.ndarray]) -> dict[str, list[bool]]:
     """Per method, the features it has a finite score (and p-value) for."""
     out = {}
     for name, score in scores.items():
-        ok = np.isfinite(score)
+        ok = np.isfinite(score) & ref.scorable_mask(name)
         if name in pvalues:
             ok &= np.isfinite(pvalues[name])
-        if name in _ORDERED:
-            ok &= ~ref.one_bin
-        if name == "wasserstein":
-            ok &= ref.scaled
-        out[name] = ok
+        out[name] = ok.tolist()
     return out
 
 
