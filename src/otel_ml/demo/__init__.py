@@ -4,7 +4,8 @@ Needs the ``demo`` extra (scikit-learn, pandas, rich): ``pip install 'otel-ml[de
 Nothing here is imported by ``import otel_ml``.
 """
 
-from .runner import DemoOptions, DemoSummary, PhaseSummary, run_demo
-from .traffic import DEFAULT_PHASES, Phase
+from otel_ml.demo.runner import DemoOptions, run_demo
+from otel_ml.demo.summary import DemoSummary, PhaseSummary
+from otel_ml.demo.traffic import DEFAULT_PHASES, Phase
 
 __all__ = ["DEFAULT_PHASES", "DemoOptions", "DemoSummary", "Phase", "PhaseSummary", "run_demo"]

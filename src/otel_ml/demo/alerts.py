@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from otel_ml.contract import ALL_SEGMENTS, PREDICTION_FEATURE
 from otel_ml.thresholds import THRESHOLDS, Thresholds
-from .snapshot import Snapshot
+from otel_ml.demo.snapshot import Snapshot
 
 __all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "firing"]
 
@@ -48,7 +48,8 @@ def _psi(s: Snapshot, threshold: float, prediction: bool) -> str | None:
         if psi is not None and psi > threshold:
             hits.append((psi, feature))
     hits.sort(reverse=True)
-    return ", ".join(f"{f} psi {v:.2f}" for v, f in hits[:4]) or None
+    return ", ".join(f"{'prediction' if f == PREDICTION_FEATURE else f} psi {v:.2f}"
+                     for v, f in hits) or None
 
 
 def _error_ratio(s: Snapshot) -> str | None:

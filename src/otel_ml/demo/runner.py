@@ -8,17 +8,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
-from otel_ml.contract import ALL_SEGMENTS
-from .alerts import firing
-from .model import FeatureStoreTimeout, load_data, train_model, DemoService
-from .snapshot import Snapshot
-from .traffic import DEFAULT_PHASES, LabelQueue, Phase, PhaseClock, TrafficGenerator
-from .view import LiveView, PlainView, ViewState, rich_available
+from otel_ml.thresholds import THRESHOLDS
+from otel_ml.demo.model import (DemoService, FeatureStoreTimeout, StudyFigures, feature_matrix, load_data,
+                    study_figures, train_model)
+from otel_ml.demo.snapshot import Snapshot
+from otel_ml.demo.summary import AlertLedger, DemoSummary, PhaseSummary, print_summary
+from otel_ml.demo.traffic import DEFAULT_PHASES, LabelQueue, Phase, PhaseClock, TrafficGenerator
+from otel_ml.demo.view import LiveView, PlainView, ViewState, rich_available
 
-__all__ = ["DemoOptions", "DemoSummary", "PhaseSummary", "run_demo"]
+__all__ = ["DemoOptions", "run_demo", "scenario_notes"]
 
 MODEL_NAME = "diabetes-progression"
 MODEL_VERSION = "1.0.0"
@@ -63,52 +64,6 @@ class DemoOptions:
             raise ValueError(f"cycle must be > 0 seconds, got {self.cycle_s}")
         if not 0 <= self.label_share <= 1:
             raise ValueError(f"label share must be within [0, 1], got {self.label_share}")
-
-
-@dataclass
-class PhaseSummary:
-    """What one phase did and what the telemetry showed at its end.
-
-    Attributes:
-        name: Phase name.
-        started_s: Seconds after the start.
-        calls: Calls sent in the phase.
-        errors: Calls that failed in the phase.
-        drifted: Drifted features over all traffic at the phase's end (from the metrics).
-        drifted_by_segment: Drifted features per segment at the phase's end.
-        expected: Features the phase shifts.
-        detected_after_s: Seconds from the phase's start until every expected feature showed
-            as drifted in some segment (``None``: not within the phase).
-        accuracy: Windowed accuracy at the phase's end, once labels have arrived.
-        quality: Data-quality problems found during the phase, by (feature, check).
-        alerts: Alert conditions that held at some reading during the phase.
-    """
-
-    name: str
-    started_s: float
-    calls: int = 0
-    errors: int = 0
-    drifted: list[str] = field(default_factory=list)
-    drifted_by_segment: dict[str, list[str]] = field(default_factory=dict)
-    expected: tuple[str, ...] = ()
-    detected_after_s: float | None = None
-    accuracy: float | None = None
-    quality: dict[tuple[str, str], float] = field(default_factory=dict)
-    alerts: set[str] = field(default_factory=set)
-
-
-@dataclass
-class DemoSummary:
-    """The whole run."""
-
-    phases: list[PhaseSummary]
-    calls: int
-    errors: int
-    labels_sent: int
-    elapsed_s: float
-    interrupted: bool
-    final: Snapshot
-    validation_accuracy: float
 
 
 def _span_counter() -> Any:
@@ -185,13 +140,18 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
 
     data = load_data()
     model, medians, validation_accuracy = train_model(data, options.seed)
+    study = study_figures(model, data)
+    notes = scenario_notes(study, options.seed)
     cycle = options.cycle_s or options.duration_s or ENDLESS_CYCLE_S
     clock = PhaseClock(options.phases, cycle)
     window = max(cycle / 5, 0.5)
     refresh = options.refresh_s or min(1.0, max(cycle / 40, 0.25))
     reference = Reference.from_data(
-        data.frame, predictions=model.predict(_features(data.frame)),
-        categorical=["sex", "source"], performance={"accuracy": validation_accuracy})
+        data.frame, predictions=model.predict(feature_matrix(data.frame)),
+        categorical=["sex", "source"],
+        # The traffic replays the study's rows: this is the accuracy to expect while nothing
+        # is wrong (the held-out validation accuracy is lower, and would read as a rise).
+        performance={"accuracy": study.accuracy})
 
     reader = InMemoryMetricReader()
     spans = _span_counter()
@@ -208,6 +168,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     labels = LabelQueue(options.label_share, (0.02 * cycle, 0.08 * cycle), options.seed)
     stop = stop or threading.Event()
     summaries: list[PhaseSummary] = []
+    ledger = AlertLedger()
     calls = errors = labels_sent = sent = 0
     previous = Snapshot.read(reader, time.monotonic())
     start = time.monotonic()
@@ -226,24 +187,26 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
                 index = clock.index(elapsed)
                 this_cycle = int(elapsed // cycle)
                 if index != current or this_cycle != cycle_no:
-                    if summaries:
-                        _close_phase(summaries[-1], Snapshot.read(reader, now, previous))
+                    if summaries:  # the reading at the boundary belongs to the ending phase
+                        previous = Snapshot.read(reader, now, previous)
+                        ledger.close(summaries[-1], previous, elapsed)
                     current, cycle_no = index, this_cycle
                     phase = clock.phases[index]
                     service.failure_rate = phase.failure_rate
                     service.slow_rate = phase.slow_rate
-                    summaries.append(PhaseSummary(phase.name, elapsed, expected=phase.expect_drift))
+                    summaries.append(PhaseSummary(phase.name, elapsed, expected=phase.expect_drift,
+                                                  expected_alerts=phase.expect_alerts))
                 for pid, actual in labels.due(now):
                     monitor.record_outcome(pid, actual)
                     labels_sent += 1
                 if now >= next_view:
                     snapshot = Snapshot.read(reader, now, previous)
                     previous = snapshot
-                    _observe_phase(summaries[-1], snapshot, elapsed)
+                    ledger.observe(summaries[-1], snapshot, elapsed)
                     view.update(ViewState(
                         snapshot, phase.name, phase.description, elapsed, options.duration_s,
                         f"{MODEL_NAME} {MODEL_VERSION}", destination, labels_sent, len(labels),
-                        dict(spans.counts)))
+                        dict(spans.counts), notes, index + 1, len(clock.phases), options.seed))
                     next_view = now + refresh
                 if now < next_call:
                     time.sleep(max(0.0, min(next_call, next_view) - now))
@@ -267,9 +230,9 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
         interrupted = True
     final = Snapshot.read(reader, time.monotonic(), previous)
     if summaries:
-        _close_phase(summaries[-1], final)
+        ledger.close(summaries[-1], final, time.monotonic() - start)
     summary = DemoSummary(summaries, calls, errors, labels_sent, time.monotonic() - start,
-                          interrupted, final, validation_accuracy)
+                          interrupted, final, validation_accuracy, study.accuracy, notes)
     monitor.close()
     if configured:
         from otel_ml._internal.core.config import shutdown
@@ -282,56 +245,20 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     return summary
 
 
-def _features(frame: Any) -> Any:
-    from .model import _matrix
+def scenario_notes(study: StudyFigures, seed: int) -> tuple[str, ...]:
+    """What the screen cannot say by itself: the fairness finding, the accuracy baseline, chance.
 
-    return _matrix(frame)
-
-
-def _observe_phase(phase: PhaseSummary, snapshot: Snapshot, elapsed: float) -> None:
-    phase.alerts.update(c.name for c, _ in firing(snapshot))
-    if phase.expected and phase.detected_after_s is None:
-        drifted = {f for f, _ in snapshot.drifted}
-        if set(phase.expected) <= drifted:
-            phase.detected_after_s = elapsed - phase.started_s
-
-
-def _close_phase(phase: PhaseSummary, snapshot: Snapshot) -> None:
-    phase.drifted = snapshot.drifted_features(ALL_SEGMENTS)
-    by_segment: dict[str, list[str]] = {}
-    for feature, segment in sorted(snapshot.drifted, key=lambda p: (str(p[1]), p[0])):
-        if segment not in (ALL_SEGMENTS, None):
-            by_segment.setdefault(str(segment), []).append(feature)
-    phase.drifted_by_segment = by_segment
-    phase.accuracy = snapshot.performance.get((ALL_SEGMENTS, "accuracy"))
-    phase.quality = dict(snapshot.quality)
-
-
-def print_summary(summary: DemoSummary, out: IO[str]) -> None:
-    """Print the per-phase summary of a run."""
-    how = "interrupted" if summary.interrupted else "finished"
-    print(f"\notel-ml demo {how} after {summary.elapsed_s:.1f}s: {summary.calls} calls, "
-          f"{summary.errors} failed, {summary.labels_sent} labels joined later "
-          f"(validation accuracy {summary.validation_accuracy:.2f})", file=out)
-    previous_quality: dict[tuple[str, str], float] = {}
-    for phase in summary.phases:
-        new_quality = {k: v - previous_quality.get(k, 0.0) for k, v in phase.quality.items()
-                       if v - previous_quality.get(k, 0.0) > 0}
-        previous_quality = phase.quality
-        parts = [f"  {phase.name:<11} from {phase.started_s:5.1f}s: {phase.calls} calls, "
-                 f"{phase.errors} errors"]
-        parts.append("drifted at end: " + (", ".join(phase.drifted) or "none"))
-        for segment, features in phase.drifted_by_segment.items():
-            parts.append(f"in {segment}: {', '.join(features)}")
-        if phase.expected:
-            parts.append(f"{'+'.join(phase.expected)} detected after {phase.detected_after_s:.1f}s"
-                         if phase.detected_after_s is not None
-                         else f"{'+'.join(phase.expected)} not detected within the phase")
-        if phase.accuracy is not None:
-            parts.append(f"accuracy {phase.accuracy:.2f}")
-        if new_quality:
-            worst = sorted(new_quality.items(), key=lambda kv: -kv[1])[:3]
-            parts.append("quality: " + ", ".join(f"{c} {f} x{n:.0f}" for (f, c), n in worst))
-        if phase.alerts:
-            parts.append("alerts: " + ", ".join(sorted(phase.alerts)))
-        print("; ".join(parts), file=out)
+    Each note is at most 78 characters (one line of an 80-column terminal).
+    """
+    limit = THRESHOLDS.fairness_difference
+    tpr = ", ".join(f"sex {g} {v:.2f}" for g, v in sorted(study.true_positive_rate.items()))
+    gap = study.equalized_odds_difference
+    fairness = (f"fairness: odds gap by sex is {gap:.2f} on the study rows (> {limit}): genuine"
+                if gap > limit else
+                f"fairness: odds gap by sex is {gap:.2f} on the study rows: above {limit} is noise")
+    return (
+        fairness,
+        f"accuracy reference {study.accuracy:.2f}: the model on the rows the traffic replays",
+        f"seed {seed} fixes the requests; machine speed changes readings near a threshold",
+        f"true-positive rate by sex on the study rows: {tpr}",
+    )

@@ -127,14 +127,29 @@ class Snapshot:
         """Drifted features of one segment (default: all traffic; ``None``: any segment)."""
         return sorted({f for f, s in self.drifted if segment is None or s == segment})
 
+    def segments_seen(self) -> list[str]:
+        """Segments (not the all-traffic one) with rows in the drift window, sorted."""
+        return sorted(str(seg) for seg, rows in self.window_rows.items()
+                      if seg not in (ALL_SEGMENTS, None) and rows > 0)
+
     def top_drift(self, n: int = 5) -> list[tuple[str, str | None, dict[str, float], bool]]:
-        """The ``n`` (feature, segment) pairs with the highest drift, drifted ones first."""
+        """The ``n`` (feature, segment) pairs with the highest PSI, highest first.
+
+        PSI is the score the view and the drift alerts show, so it is the order too (a pair
+        without a PSI sorts by its largest finite score). While a single segment sends
+        traffic its rows repeat the all-traffic ones and are left out.
+        """
+        segments = self.segments_seen()
         rows = []
         for key, scores in self.drift.items():
+            if len(segments) <= 1 and key[1] not in (ALL_SEGMENTS, None):
+                continue
+            psi = scores.get("psi")
             finite = [v for v in scores.values() if math.isfinite(v)]
-            rows.append((key in self.drifted, max(finite, default=0.0), key, scores))
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        return [(key[0], key[1], scores, drifted) for drifted, _, key, scores in rows[:n]]
+            order = psi if psi is not None and math.isfinite(psi) else max(finite, default=0.0)
+            rows.append((-order, str(key[0]), str(key[1]), key, scores))
+        rows.sort()
+        return [(key[0], key[1], scores, key in self.drifted) for *_, key, scores in rows[:n]]
 
     @classmethod
     def read(cls, reader: Any, at: float, previous: Snapshot | None = None) -> Snapshot:
