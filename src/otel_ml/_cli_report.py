@@ -87,7 +87,7 @@ def run_report(args: argparse.Namespace) -> bool:
     meter_provider.shutdown()
     tracer_provider.shutdown()
     if not args.allow_empty_columns:
-        _check_valid_values(args, report, quality, missing)
+        _check_valid_values(args, reference, report, quality, missing)
 
     if args.json:
         json.dump({
@@ -127,10 +127,16 @@ def _check_columns(args: argparse.Namespace, reference: Any, chunk: dict[str, An
     return missing
 
 
-def _check_valid_values(args: argparse.Namespace, report: Any,
+def _check_valid_values(args: argparse.Namespace, reference: Any, report: Any,
                         quality: dict[tuple[str, str], int], missing: list[str]) -> None:
-    """An input error when a feature in the file has no valid value: its drift is unknown."""
-    empty = [f for f in report.features.values() if f.rows == 0 and f.feature not in missing]
+    """An input error when a feature in the file has no valid value: its drift is unknown.
+
+    A feature the reference itself has no value of is left alone: nothing could be checked
+    for it whatever the file holds (the report says so as "not computable").
+    """
+    profiles = reference.features
+    empty = [f for f in report.features.values() if f.rows == 0 and f.feature not in missing
+             and (f.feature not in profiles or profiles[f.feature].valid > 0)]
     if report.prediction is not None and args.predictions and report.prediction.rows == 0:
         empty.append(report.prediction)
     if not empty:
