@@ -53,8 +53,10 @@ class ModelMonitor:
         classes: Class labels in the order of the columns of ``predict_proba`` (default: the
             column indices ``0..k-1``).
         threshold: Probability threshold that turns a score into the positive class.
-        prediction_id_arg: Keyword argument of the decorated function that carries the
-            caller's own prediction id, if any.
+        prediction_id_arg: Keyword argument that carries the caller's own prediction id
+            (``predict(x, prediction_id=request_id)``). It is taken out of the call's keyword
+            arguments unless the function declares a parameter of that name (``**kwargs``
+            alone does not count). ``None``: no caller ids.
         drift: How a feature is declared drifted (:class:`otel_ml.DriftConfig`; default: a
             Bonferroni-corrected test AND a minimum effect size, see ``docs/drift.md``).
         drift_window_s: Length of the time window drift is computed over (default 1 h).
