@@ -76,6 +76,8 @@ def test_decorated_batch_feeds_exact_bins_moments_and_shares(ref, providers,
     for i, name in enumerate("abc"):
         assert means[name] == pytest.approx(X[:, i].mean(), rel=1e-9)
         assert stds[name] == pytest.approx(X[:, i].std(), rel=1e-9)
+    assert means[PREDICTION_FEATURE] == pytest.approx((X[:, 0] + X[:, 1]).mean(), rel=1e-9)
+    assert stds[PREDICTION_FEATURE] == pytest.approx((X[:, 0] + X[:, 1]).std(), rel=1e-9)
     shares = {(a[Attr.FEATURE], a[Attr.BIN]): v
               for a, v in points(metric_reader, "ml.reference.bin.share")}
     for name in "abc":

@@ -32,7 +32,7 @@ from otel_ml._internal.monitor.feature_readout import (
     segment_keys,
 )
 from otel_ml._internal.monitor.settings import Settings
-from otel_ml._internal.stats.binplan import BinPlan, RowOutlierTest
+from otel_ml._internal.stats.binplan import NUMERIC, BinPlan, RowOutlierTest
 from otel_ml._internal.stats.drift import DriftReport
 from otel_ml._internal.stats.kernel import delta
 from otel_ml._internal.stats.ring import Delta, SegmentStats, SlotRing, Window
@@ -235,8 +235,14 @@ class FeatureStatistics:
         outliers = 0
         rows = 0
         for key, mask in groups:
+            predictions = m.predictions if m.predictions is None or mask is None \
+                else m.predictions[mask]
             if m.values is not None:
                 block = m.values if mask is None else m.values[mask]
+                if predictions is not None and plan.prediction_kind == NUMERIC:
+                    # Features and numeric predictions as one block: one pass over both.
+                    block = np.column_stack((block, predictions))
+                    predictions = None
                 mismatch = m.mismatch if m.mismatch is None or mask is None \
                     else m.mismatch[mask]
                 d, flags = delta(plan, block, outliers=True, mismatch=mismatch, absent=m.absent)
@@ -246,10 +252,10 @@ class FeatureStatistics:
             else:
                 d = Delta(plan.n_columns, plan.n_reference)
                 d.rows = int(mask.sum()) if mask is not None else (
-                    m.predictions.shape[0] if m.predictions is not None else 0)
-            if m.predictions is not None:
-                block = m.predictions if mask is None else m.predictions[mask]
-                d.add(delta(plan, block.reshape(-1, 1), [plan.n_features], outliers=False)[0])
+                    predictions.shape[0] if predictions is not None else 0)
+            if predictions is not None:
+                d.add(delta(plan, predictions.reshape(-1, 1), [plan.n_features],
+                            outliers=False)[0])
             self._merge(key, d, issues)
             issues = ()
         if m.values is None or not plan.has_outliers or rows == 0:
