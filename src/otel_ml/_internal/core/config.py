@@ -208,8 +208,9 @@ def _at_exit() -> None:
     global _configured
     with _lock:
         pending, _configured = list(_pending), None
+    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT_S  # one bound for all of them
     for telemetry in pending:
-        _stop(telemetry, EXIT_FLUSH_TIMEOUT_S, give_up_on_failure=True)
+        _stop(telemetry, max(deadline - time.monotonic(), 0.1), give_up_on_failure=True)
 
 
 def _install_exit_hook() -> None:
