@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also export over OTLP, e.g. http://localhost:4317 "
                            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT if set)")
     demo.add_argument("--no-live", action="store_true",
-                      help="print one plain line per second instead of the live view")
+                      help="print plain lines instead of the live view: one per second, "
+                           "and one per alert that starts or stops holding")
     return parser
 
 
