@@ -154,7 +154,9 @@ class FeatureIngest:
 
         Never raises: an input that cannot be read is a data-quality count.
         """
-        if self._short and (predictions is None or self._task is not None) and self.is_row(x):
+        # A rate from row_outlier_rate means x passed is_row already (numpy rows only).
+        if self._short and (predictions is None or self._task is not None) \
+                and (rate is not None or self.is_row(x)):
             p = _row_prediction(predictions, self._plan.prediction_kind)  # type: ignore[union-attr]
             if p is not None:
                 # Positional on the hot path: rows, segment, segments, rate, row prediction.
