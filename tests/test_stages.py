@@ -10,7 +10,7 @@ from conftest import points
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from otel_ml import instrument_model, trace_stage
+from otel_ml import ModelMonitor, instrument_model, trace_stage
 
 PAUSE_S = 0.03
 
@@ -22,8 +22,10 @@ def _stage_span(span_exporter, name):
 
 def test_generator_stage_span_covers_its_iteration(providers, span_exporter, metric_reader):
     inner_parents = []
+    # The stage takes its model (and that model's cap on stage names) from ``monitor``.
+    monitor = ModelMonitor("churn", "2.1.0", **providers)
 
-    @trace_stage("load", **providers)
+    @trace_stage("load", monitor=monitor)
     def load(n):
         for i in range(n):
             time.sleep(PAUSE_S)
@@ -43,7 +45,9 @@ def test_generator_stage_span_covers_its_iteration(providers, span_exporter, met
     assert trace.get_current_span().get_span_context().is_valid is False
     assert span.attributes["ml.stage.rows_out"] == 6
     (attrs, hist), = points(metric_reader, "ml.pipeline.stage.duration")
-    assert attrs["ml.stage.name"] == "load" and hist.count == 1 and hist.sum >= 3 * PAUSE_S
+    assert attrs == {"ml.model.name": "churn", "ml.model.version": "2.1.0",
+                     "ml.stage.name": "load"}
+    assert hist.count == 1 and hist.sum >= 3 * PAUSE_S
 
 
 def test_generator_stage_records_an_error_raised_while_iterating(providers, span_exporter,
