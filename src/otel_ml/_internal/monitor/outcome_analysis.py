@@ -30,6 +30,7 @@ from otel_ml._internal.monitor.outcome_window import OutcomeWindow
 from otel_ml._internal.monitor.prediction_store import PredictionStore
 from otel_ml._internal.monitor.rejected import RejectedRequests
 from otel_ml._internal.monitor.settings import Settings
+from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.stats.performance import PerformanceReport, label_str
 from otel_ml._internal.stats.task import TaskGuess
 from otel_ml.contract import Attr
@@ -70,7 +71,8 @@ class OutcomeAnalysis:
         TypeError: The sensitive attribute is not a string.
     """
 
-    def __init__(self, settings: Settings, *, reference: Any, features: FeatureSide,
+    def __init__(self, settings: Settings, *, reference: Reference | None,
+                 features: FeatureSide,
                  tracer: trace.Tracer, instruments: Instruments, switch: Switch,
                  segment_values: Callable[[Any], str],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -104,14 +106,15 @@ class OutcomeAnalysis:
                              self._instruments["ml.model.error.absolute"],
                              tuple(label_str(c) for c in s.classes or ()),
                              label_str(s.positive_class), window, concept, bins)
-        names = s.feature_names or getattr(reference, "feature_names", None) or ()
-        self._attributions = Attributions(s.name, s.max_features, names,
-                                          _floats(getattr(reference, "attributions", None)),
-                                          window)
+        ref_names = tuple(reference.feature_names) if reference is not None else ()
+        self._attributions = Attributions(
+            s.name, s.max_features, s.feature_names or ref_names,
+            _floats(reference.attributions if reference is not None else None), window)
         self._join = OutcomeJoin(s, self._tracer, self._attributes, self._switch,
                                  self._segment_values, self._task, self._store, stats,
                                  bins if reference is not None else None, self._clock)
-        self._readout = OutcomeReadout(s, _floats(getattr(reference, "performance", None)),
+        self._readout = OutcomeReadout(s, _floats(reference.performance
+                                                  if reference is not None else None),
                                        self._task, self._store, window, stats, concept, bins,
                                        self._attributions)
         self._points = self._readout.collectors()

@@ -164,8 +164,14 @@ class PredictionStore:
                 extra.segments = batch.segments
                 extra.nbytes += _nbytes(batch.segments)
             if self._keep_rows:
-                row, bits, extra = self._keep_input(batch, rows, extra)
-                flags |= bits
+                x = batch.input
+                if (type(x) is np.ndarray and rows == 1 and x.ndim <= 2
+                        and x.size == self._slots.width and x.dtype.kind in "fiub"):
+                    row = x  # the usual case, inline: a row of the width decided
+                    flags |= _ROW | (_ROW2D if x.ndim == 2 else 0)
+                else:
+                    row, bits, extra = self._keep_input(batch, rows, extra)
+                    flags |= bits
         seg = -1
         if type(segment) is str:
             seg = self._seg_codes(segment)
