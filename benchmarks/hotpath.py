@@ -157,8 +157,8 @@ def floor_full_wrapper(func: Callable, providers: Providers, reference: Any,
     one input shape (no generality, no guards): the floor otel_ml's own path is measured by.
 
     Per call: a span with what otel_ml puts on it (model, version, outcome, batch size,
-    outlier rate at start, the prediction id after start) attached as the current context with
-    the call in a context variable; thread CPU time; the latency histogram recorded inside
+    outlier rate at start; the prediction id is the span's own id, not written again) attached
+    as the current context with the call in a context variable; thread CPU time; the latency histogram recorded inside
     the span (exemplar); call, row, CPU and batch tallies under a lock; the row's outlier
     check (two comparisons against the reference's central 99% and a count); the row and its
     prediction copied into a micro-batch buffer; the prediction kept for the label join in
@@ -210,8 +210,7 @@ def floor_full_wrapper(func: Callable, providers: Providers, reference: Any,
         cpu = time.thread_time()
         span = tracer.start_span("ml.predict bench", attributes=start_attrs[rate])
         ctx = span.get_span_context()
-        pid = format(ctx.span_id, "016x")
-        span.set_attribute("ml.prediction.id", pid)
+        pid = format(ctx.span_id, "016x")  # the prediction id: the span's own id
         token = otel_context.attach(trace.set_span_in_context(span))
         var = _FLOOR_CALL.set(pid)
         result = func(X)
