@@ -100,7 +100,8 @@ def evaluate_window(plan: BinPlan | None, window: Window, key: str, config: Drif
         if plan.prediction_kind and plan.binned[plan.n_features] else None
     with np.errstate(all="ignore"):
         return evaluate(ref, counts, config, segment=segment, rows=window.rows,
-                        window_s=window_s, prediction_index=prediction_index)
+                        window_s=window_s, prediction_index=prediction_index,
+                        outside=window.outside[plan.binned_columns])
 
 
 def collectors(read: Callable[[str], Snapshot], config: DriftConfig,

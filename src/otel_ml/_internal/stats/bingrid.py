@@ -159,9 +159,10 @@ def _cells_needed(ext: np.ndarray) -> int | None:
     gap = float(np.diff(ext).min())
     if not (math.isfinite(span) and span > 0 and gap > 0):
         return None
-    cells = math.ceil(2 * span / gap) + 2
-    if cells > MAX_CELLS:
+    needed = 2 * span / gap + 2  # inf when the edges are one subnormal apart
+    if not needed <= MAX_CELLS:
         return None
+    cells = math.ceil(needed)
     # The narrowest cell any grid may give this column must stay far above the rounding of
     # the values (cell numbers are computed as x / width - origin / width).
     width = span / (MAX_CELLS - 2)

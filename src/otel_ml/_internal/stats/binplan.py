@@ -174,21 +174,25 @@ class BinPlan:
         self.all_numeric = not self.categorical[: self.n_features].any()
         self.categories = [_category_codes(p, max_categories, model) if k == CATEGORICAL
                            else None for k, p in zip(all_kinds, self.profiles)]
-        self._build_bins()
-        self.grid = BinGrid(self.extended_edges, self.extended_offsets, self.renumber)
-        # Sums of squares of raw values are precise enough when every |shift| <= 1000 std.
-        f = self.n_features
-        stds = np.array([p.std if isinstance(p, NumericProfile) else 0.0
-                         for p in self.profiles[:f]])
-        self.raw_moments = bool(f) and self.all_numeric and bool(
-            np.all(np.isfinite(stds)) and np.all(np.abs(self.shifts[:f]) <= 1000 * stds))
+        # References at the float limits (1e308, subnormals) overflow or underflow the edges'
+        # neighbours and spans: handled by design, never a warning into the host.
+        with np.errstate(all="ignore"):
+            self._build_bins()
+            self.grid = BinGrid(self.extended_edges, self.extended_offsets, self.renumber)
+            # Sums of squares of raw values are precise enough when every |shift| <= 1000 std.
+            f = self.n_features
+            stds = np.array([p.std if isinstance(p, NumericProfile) else 0.0
+                             for p in self.profiles[:f]])
+            self.raw_moments = bool(f) and self.all_numeric and bool(
+                np.all(np.isfinite(stds)) and np.all(np.abs(self.shifts[:f]) <= 1000 * stds))
         self.bin_labels = [[str(j) for j in range(int(n))] for n in self.reference_sizes]
         self.binned_columns = [c for c in range(self.n_columns) if self.binned[c]]
         self.drift_reference: BinnedReference | None = None
         if self.binned_columns:
             self.drift_reference = binned_reference_from_profiles(
                 [_folded(self.profiles[c], self.categories[c]) for c in self.binned_columns])
-        self.row_bounds = self._row_bounds()
+        with np.errstate(all="ignore"):
+            self.row_bounds = self._row_bounds()
 
     # ------------------------------------------------------------------ building
     def _build_bins(self) -> None:

@@ -10,6 +10,7 @@ __all__ = ["CHECK_INDEX", "Delta", "SegmentStats", "SlotRing", "Window"]
 
 #: Column of each check in the issue matrices.
 CHECK_INDEX = {check: i for i, check in enumerate(Check.ALL)}
+_OUT_OF_RANGE = CHECK_INDEX[Check.OUT_OF_RANGE]
 
 
 class SlotRing:
@@ -94,28 +95,30 @@ class Window:
     Attributes:
         rows: Rows. bins: Counts per reference bin. n: Finite values per column.
         s1, s2: Sums of ``x - shift`` and of its square per column.
+        outside: Values beyond the reference range per column (``out_of_range``).
     """
 
-    __slots__ = ("bins", "n", "rows", "s1", "s2")
+    __slots__ = ("bins", "n", "outside", "rows", "s1", "s2")
 
     def __init__(self, rows: int, bins: np.ndarray, n: np.ndarray, s1: np.ndarray,
-                 s2: np.ndarray) -> None:
+                 s2: np.ndarray, outside: np.ndarray) -> None:
         self.rows = rows
         self.bins = bins
         self.n = n
         self.s1 = s1
         self.s2 = s2
+        self.outside = outside
 
     @classmethod
     def empty(cls, columns: int, bins: int) -> Window:
         """A window that saw nothing."""
         return cls(0, np.zeros(bins, dtype=np.int64), np.zeros(columns, dtype=np.int64),
-                   np.zeros(columns), np.zeros(columns))
+                   np.zeros(columns), np.zeros(columns), np.zeros(columns, dtype=np.int64))
 
     def __add__(self, other: Window) -> Window:
         with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
             return Window(self.rows + other.rows, self.bins + other.bins, self.n + other.n,
-                          self.s1 + other.s1, self.s2 + other.s2)
+                          self.s1 + other.s1, self.s2 + other.s2, self.outside + other.outside)
 
 
 class SegmentStats:
@@ -138,6 +141,7 @@ class SegmentStats:
         "rows",
         "w_bins",
         "w_n",
+        "w_outside",
         "w_rows",
         "w_s1",
         "w_s2",
@@ -150,6 +154,7 @@ class SegmentStats:
         self.w_n = np.zeros((slots, columns), dtype=np.int64)
         self.w_s1 = np.zeros((slots, columns))
         self.w_s2 = np.zeros((slots, columns))
+        self.w_outside = np.zeros((slots, columns), dtype=np.int64)
         self.rows = 0
         self.bins = np.zeros(bins, dtype=np.int64)
         self.issues = np.zeros((columns, len(CHECK_INDEX)), dtype=np.int64)
@@ -164,9 +169,11 @@ class SegmentStats:
             self.w_n[k] = 0
             self.w_s1[k] = 0.0
             self.w_s2[k] = 0.0
+            self.w_outside[k] = 0
         self.w_rows[k] += delta.rows
         self.w_bins[k] += delta.bins
         self.w_n[k] += delta.n
+        self.w_outside[k] += delta.issues[:, _OUT_OF_RANGE]
         with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
             self.w_s1[k] += delta.s1
             self.w_s2[k] += delta.s2
@@ -181,4 +188,4 @@ class SegmentStats:
         with np.errstate(all="ignore"):  # moments of huge values overflow: not the host's concern
             return Window(int(self.w_rows[live].sum()), self.w_bins[live].sum(axis=0),
                           self.w_n[live].sum(axis=0), self.w_s1[live].sum(axis=0),
-                          self.w_s2[live].sum(axis=0))
+                          self.w_s2[live].sum(axis=0), self.w_outside[live].sum(axis=0))
