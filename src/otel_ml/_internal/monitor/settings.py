@@ -109,10 +109,10 @@ class Settings:
             value = getattr(self, label)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        for label in ("outcome_store_size", "outcome_store_bytes"):
+        for label, least in (("outcome_store_size", 0), ("outcome_store_bytes", 1)):
             value = getattr(self, label)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{label} must be an integer >= 0, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{label} must be an integer >= {least}, got {value!r}")
         if not 0.0 <= self.capture_payloads <= 1.0:
             raise ValueError(f"capture_payloads must be within [0, 1], got {self.capture_payloads!r}")
         if not 0.0 < self.threshold < 1.0:
