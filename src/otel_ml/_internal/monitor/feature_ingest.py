@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml._internal.data.arrays import to_array
 from otel_ml._internal.data.inputs import (
     InputError,
     Table,
@@ -366,11 +367,8 @@ def _prediction_values(predictions: Any, output: str,
                        ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
     """The predictions as an array, as one column, and the column's kind (numeric scores or
     categorical classes); ``(None, None, None)`` when they cannot be profiled."""
-    p = predictions
-    if type(p).__module__.split(".", 1)[0] in ("pandas", "polars") and hasattr(p, "to_numpy"):
-        p = p.to_numpy()
     try:
-        array = np.asarray(p)
+        array = to_array(predictions)
     except Exception:
         return None, None, None
     a = array.reshape(1) if array.ndim == 0 else array

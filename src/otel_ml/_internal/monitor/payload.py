@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.data.arrays import to_array
 from otel_ml._internal.data.inputs import default_names, to_table
 from otel_ml._internal.monitor.feature_ingest import FeatureIngest
 from otel_ml._internal.monitor.settings import Settings
@@ -65,9 +66,7 @@ class PayloadCapture:
 
 
 def _head(values: Any, n: int) -> Any:
-    if hasattr(values, "to_numpy"):
-        values = values.to_numpy()
-    a = np.asarray(values)
+    a = to_array(values)
     return a[:n] if a.ndim else a
 
 
