@@ -36,8 +36,7 @@ def fresh(monkeypatch) -> Iterator[None]:
         if var.startswith("OTEL_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", EXPORTER_TIMEOUT_S)
-    otel_ml.shutdown(timeout_s=2)  # forget any earlier configuration
-    yield
+    yield  # every configure() here passes force=True: an earlier configuration is replaced
     otel_ml.shutdown(timeout_s=2)
     state.set_disabled(False)
 
@@ -92,7 +91,6 @@ def leaked_threads(before: set[threading.Thread], timeout: float) -> list[str]:
 @pytest.fixture(scope="module")
 def baseline_median() -> float:
     """Median per-call time with a healthy receiver (the "normal range")."""
-    otel_ml.shutdown(timeout_s=2)
     with OTLPReceiver("http") as receiver:
         telemetry = configure(receiver.endpoint, "http")
         predict = monitored(telemetry, "baseline")
