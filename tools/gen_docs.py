@@ -73,6 +73,10 @@ def metrics_md() -> str:
                "(never on counters).\n"
                f"- `\"{contract.OTHER}\"`: any value beyond an attribute's cardinality cap.\n"
                "- `ml_quality_check`: " + ", ".join(f"`{c}`" for c in contract.Check.ALL) + ".\n"
+               "- `ml_reason` of `ml_model_outcomes_unmatched_total`: "
+               + ", ".join(f"`{c}`" for c in contract.Unmatched.ALL)
+               + f" (`{contract.Unmatched.OUTPUT_MISMATCH}`: predictions that contradict how "
+               "the model's output was decided to be read, a data-quality problem).\n"
                "- `ml_batch_size_range` (rows per call; counted in process, not with a "
                "histogram): " + ", ".join(f"`{r}`" for r in contract.BATCH_SIZE_RANGES) + ".\n")
     out.append("\n## Metrics from other sources used by the dashboards\n\n"

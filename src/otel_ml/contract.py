@@ -16,6 +16,7 @@ from enum import Enum
 __all__ = [
     "Attr",
     "Check",
+    "Unmatched",
     "Kind",
     "MetricSpec",
     "METRICS",
@@ -97,6 +98,24 @@ class Check:
     SCHEMA_FEATURE_COUNT = "schema_feature_count"  # positional input of the wrong width
     ALL = (MISSING, NON_FINITE, OUT_OF_RANGE, UNSEEN_CATEGORY, TYPE_MISMATCH,
            SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT)
+
+
+class Unmatched:
+    """Values of ``ml.reason`` on ``ml.model.outcomes.unmatched`` (labels not scored)."""
+
+    UNKNOWN_ID = "unknown_id"  # no prediction with this id was remembered
+    EXPIRED = "expired"  # the prediction was older than outcome_ttl_s
+    EVICTED = "evicted"  # evicted from the full store before its label arrived
+    DUPLICATE = "duplicate"  # the prediction already had its label
+    WRONG_SHAPE = "wrong_shape"  # not one label per predicted row
+    WRONG_TYPE = "wrong_type"  # the label or the predictions are unusable
+    MISSING_LABEL = "missing_label"  # the label is NaN or None
+    UNSEEN_CLASS = "unseen_class"  # not one of the model's classes
+    # Data quality of the predictions: they contradict how the model's output was decided to
+    # be read (floats outside [0, 1] after probabilities, another number of columns).
+    OUTPUT_MISMATCH = "output_mismatch"
+    ALL = (UNKNOWN_ID, EXPIRED, EVICTED, DUPLICATE, WRONG_SHAPE, WRONG_TYPE, MISSING_LABEL,
+           UNSEEN_CLASS, OUTPUT_MISMATCH)
 
 
 #: ``ml.feature.name`` of data-quality issues about the input as a whole (e.g. its width).

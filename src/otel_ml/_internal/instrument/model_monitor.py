@@ -41,6 +41,13 @@ class ModelMonitor:
         name: Model name (``ml.model.name``).
         version: Model version (``ml.model.version``).
         task: ``"classification"``, ``"regression"`` or ``"auto"`` (from the predictions).
+        output: How a classifier's predictions are read: ``"label"`` (classes),
+            ``"proba"`` (probabilities: one column of the positive class, or one per class),
+            ``"score"`` (decision scores: labels only) or ``"auto"``: decided once, from the
+            reference profile's predictions or the first batch that is not ambiguous (one
+            column of only 0.0 and 1.0 is ambiguous); see ``docs/configuration.md``. Applies
+            to the decorated function, ``record_outcomes`` and ``wrap_model``'s ``predict``
+            (``predict_proba`` is always probabilities).
         reference: A :class:`otel_ml.Reference` or a path to one saved with ``Reference.save``.
         feature_names: Names of the input columns when the input carries none.
         features_arg: Which argument holds the features: a position or a keyword name.
@@ -99,6 +106,7 @@ class ModelMonitor:
         version: str = "unknown",
         *,
         task: str = "auto",
+        output: str = "auto",
         reference: Reference | str | os.PathLike[str] | None = None,
         feature_names: Sequence[str] | None = None,
         features_arg: int | str = 0,
@@ -126,9 +134,10 @@ class ModelMonitor:
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         settings = self.settings = Settings.create(
-            name, version, task=task, feature_names=feature_names, features_arg=features_arg,
-            segment_by=segment_by, segments=segments, max_segments=max_segments,
-            sensitive_attribute=sensitive_attribute, positive_class=positive_class,
+            name, version, task=task, output=output, feature_names=feature_names,
+            features_arg=features_arg, segment_by=segment_by, segments=segments,
+            max_segments=max_segments, sensitive_attribute=sensitive_attribute,
+            positive_class=positive_class,
             classes=classes, threshold=threshold, prediction_id_arg=prediction_id_arg,
             drift=drift, drift_window_s=drift_window_s, slot_s=slot_s,
             max_features=max_features, max_categories=max_categories,

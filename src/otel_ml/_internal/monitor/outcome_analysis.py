@@ -32,6 +32,7 @@ from otel_ml._internal.monitor.rejected import RejectedRequests
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.stats.performance import PerformanceReport, label_str
+from otel_ml._internal.stats.output_kind import OutputReading, kind_from_profile
 from otel_ml._internal.stats.task import TaskGuess
 from otel_ml.contract import Attr
 
@@ -86,7 +87,12 @@ class OutcomeAnalysis:
         self._segment_values = segment_values
         self._clock = clock
         self._attributes = {Attr.MODEL_NAME: settings.name, Attr.MODEL_VERSION: settings.version}
-        self._task = TaskGuess(settings.task)
+        self._task = TaskGuess(settings.task, settings.output)
+        #: How the output is read: decided once (declared, the reference, or the first batch
+        #: that shows it) and kept across a fork.
+        self._outputs = OutputReading(
+            settings.name, settings.output,
+            kind_from_profile(reference.prediction) if reference is not None else None)
         self._store = PredictionStore(
             settings, self._task, settings.sensitive_attribute is not None or reference is not None,
             features, clock)
@@ -111,7 +117,8 @@ class OutcomeAnalysis:
             s.name, s.max_features, s.feature_names or ref_names,
             _floats(reference.attributions if reference is not None else None), window)
         self._join = OutcomeJoin(s, self._tracer, self._attributes, self._switch,
-                                 self._segment_values, self._task, self._store, stats,
+                                 self._segment_values, self._task, self._outputs, self._store,
+                                 stats,
                                  bins if reference is not None else None, self._clock)
         self._readout = OutcomeReadout(s, _floats(reference.performance
                                                   if reference is not None else None),

@@ -25,8 +25,14 @@ from otel_ml._internal.monitor.outcome_stats import OutcomeStats
 from otel_ml._internal.monitor.prediction_store import PredictionStore, copy_predictions
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.stats.performance import label_str
-from otel_ml._internal.stats.predictions import label_count, label_rows, read_predictions
-from otel_ml._internal.stats.task import TaskGuess
+from otel_ml._internal.stats.output_kind import AMBIGUOUS, MISMATCH, PROBA, OutputReading
+from otel_ml._internal.stats.predictions import (
+    Predictions,
+    label_count,
+    label_rows,
+    read_predictions,
+)
+from otel_ml._internal.stats.task import REGRESSION, TaskGuess
 from otel_ml.contract import NO_SEGMENT, Attr
 
 __all__ = ["MAX_GROUPS", "OutcomeJoin"]
@@ -45,6 +51,7 @@ class OutcomeJoin:
         switch: The monitor's on/off switch.
         segment_values: Caps the segments of batch labels (shared with the monitor).
         task: The task, shared with the prediction store.
+        outputs: How the model's output is read (decided once).
         store: The remembered predictions.
         stats: Scores the joined rows.
         bins: Reads the reference bins of a remembered input (``None``: no reference).
@@ -53,7 +60,8 @@ class OutcomeJoin:
 
     def __init__(self, settings: Settings, tracer: trace.Tracer, attributes: Mapping[str, str],
                  switch: Switch, segment_values: Callable[[Any], str], task: TaskGuess,
-                 store: PredictionStore, stats: OutcomeStats, bins: ErrorBins | None,
+                 outputs: OutputReading, store: PredictionStore, stats: OutcomeStats,
+                 bins: ErrorBins | None,
                  clock: Callable[[], float]) -> None:
         self._settings = settings
         self._tracer = tracer
@@ -61,6 +69,7 @@ class OutcomeJoin:
         self._switch = switch
         self._segment_values = segment_values
         self._task = task
+        self._outputs = outputs
         self._store = store
         self._stats = stats
         self._bins = bins
@@ -89,12 +98,10 @@ class OutcomeJoin:
                                                        Attr.PREDICTION_ID: pid})
             with trace.use_span(span, end_on_exit=True):
                 s = self._settings
-                pred = read_predictions(rec.pred, rec.output,
-                                        self._task.resolve(rec.pred, rec.output), rec.rows,
-                                        self._declared, self._positive, s.threshold)
-                if pred is None:
-                    self._stats.unmatch("wrong_type", label_count(actual))
+                read = self._read(rec.pred, rec.output, rec.rows, actual)
+                if read is None:
                     return
+                pred, provisional = read
                 truth = label_rows(actual)
                 segments = _record_segments(rec.segment, pred.n)
                 if truth is None or truth.shape[0] != pred.n or segments is None:
@@ -108,7 +115,7 @@ class OutcomeJoin:
                             groups = _per_row(column, pred.n, self._groups)
                     if self._bins is not None:
                         row_bins = self._bins.bins_of(rec.batch, pred.n)
-                self._stats.score(pred, truth, segments, groups, row_bins, now)
+                self._stats.score(pred, truth, segments, groups, row_bins, now, provisional)
         except Exception as exc:
             internal_error("outcomes.record", exc)
 
@@ -136,12 +143,11 @@ class OutcomeJoin:
                 self._stats.unmatch("wrong_type", label_count(y_true))
                 return
             self._task.see(pred_arr)
-            pred = read_predictions(pred_arr, "auto", self._task.resolve(pred_arr), None,
-                                    self._declared, self._positive, self._settings.threshold)
-            truth = label_rows(y_true)
-            if pred is None:
-                self._stats.unmatch("wrong_type", label_count(y_true))
+            read = self._read(pred_arr, "auto", None, y_true)
+            if read is None:
                 return
+            pred, provisional = read
+            truth = label_rows(y_true)
             if truth is None or truth.shape[0] != pred.n:
                 self._stats.unmatch("wrong_shape", label_count(y_true))
                 return
@@ -154,9 +160,32 @@ class OutcomeJoin:
                                            attributes={**self._attributes,
                                                        Attr.BATCH_SIZE: pred.n})
             with trace.use_span(span, end_on_exit=True):
-                self._stats.score(pred, truth, seg, grp, None, self._clock())
+                self._stats.score(pred, truth, seg, grp, None, self._clock(), provisional)
         except Exception as exc:
             internal_error("outcomes.record", exc)
+
+    def _read(self, arr: np.ndarray, output: str, rows: int | None,
+              actual: Any) -> tuple[Predictions, bool] | None:
+        """The predictions read as the monitor decided (``(predictions, provisional)``), or
+        ``None`` with the labels counted unmatched (unusable, or contradicting the decision:
+        a data-quality problem of the predictions, never an exception)."""
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        task = self._task.resolve(arr, output)
+        kind, state = "label", 0
+        if task != REGRESSION:
+            kind, state, decided = self._outputs.read(arr, output, rows)
+            if decided and output == "auto":
+                self._stats.settle(kind == PROBA)
+            if state == MISMATCH:
+                self._stats.unmatch("output_mismatch", label_count(actual))
+                return None
+        pred = read_predictions(arr, kind, task, rows, self._declared, self._positive,
+                                self._settings.threshold)
+        if pred is None:
+            self._stats.unmatch("wrong_type", label_count(actual))
+            return None
+        return pred, state == AMBIGUOUS
 
     def _segment_value(self, value: Any) -> str:
         return NO_SEGMENT if value is None else self._segment_values(value)

@@ -26,7 +26,7 @@ from otel_ml._internal.monitor.error_bins import ErrorBins
 from otel_ml._internal.monitor.outcome_window import OutcomeWindow
 from otel_ml._internal.stats.performance import Tally, brier_rows, label_strings, log_loss_rows
 from otel_ml._internal.stats.predictions import Predictions, missing_labels
-from otel_ml.contract import Attr
+from otel_ml.contract import Attr, Unmatched
 
 __all__ = ["MAX_CLASSES", "UNMATCHED_REASONS", "OutcomeStats"]
 
@@ -43,6 +43,9 @@ UNMATCHED_REASONS: dict[str, str] = {
     "wrong_type": "the label is not a number (regression) or the predictions are unusable",
     "missing_label": "the label is NaN or None",
     "unseen_class": "the label is not one of the model's classes",
+    Unmatched.OUTPUT_MISMATCH: "the predictions contradict how the model's output was decided to be "
+                       "read (e.g. floats outside [0, 1] after probabilities, another number "
+                       "of columns): a data-quality problem of the predictions",
 }
 
 
@@ -88,12 +91,25 @@ class OutcomeStats:
                     n, self._model, UNMATCHED_REASONS[reason], count=False)
 
     def score(self, pred: Predictions, truth: np.ndarray, segments: np.ndarray,
-              groups: np.ndarray | None, row_bins: Any, now: float) -> None:
-        """Score rows (numpy outside the lock, then one locked update)."""
+              groups: np.ndarray | None, row_bins: Any, now: float,
+              provisional: bool = False) -> None:
+        """Score rows (numpy outside the lock, then one locked update).
+
+        ``provisional``: the predictions were ambiguous (only 0.0 and 1.0) and the monitor has
+        not decided yet whether they are probabilities: their Brier score and log loss wait
+        in the slot until it does (:meth:`settle`).
+        """
         if pred.values is not None:
             self._score_regression(pred, truth, segments, row_bins, now)
         else:
-            self._score_classification(pred, truth, segments, groups, row_bins, now)
+            self._score_classification(pred, truth, segments, groups, row_bins, now,
+                                       provisional)
+
+    def settle(self, proba: bool) -> None:
+        """The output is decided (``proba``: probabilities): count or drop the waiting
+        probability scores of ambiguous rows."""
+        with self._window.lock:
+            self._window.settle(proba)
 
     def _score_regression(self, pred: Predictions, truth: np.ndarray, segments: np.ndarray,
                           row_bins: Any, now: float) -> None:
@@ -128,7 +144,7 @@ class OutcomeStats:
 
     def _score_classification(self, pred: Predictions, truth: np.ndarray,
                               segments: np.ndarray, groups: np.ndarray | None, row_bins: Any,
-                              now: float) -> None:
+                              now: float, provisional: bool) -> None:
         missing = missing_labels(truth)
         actual = label_strings(truth)
         keep = ~missing
@@ -163,12 +179,17 @@ class OutcomeStats:
         window = self._window
         with window.lock:
             slot = window.current(now)
+            if provisional and window.settled is not None:  # decided meanwhile
+                if not window.settled:
+                    brier = None
+                provisional = False
             for seg, idx in _group_rows(segments):
                 tally = slot.tallies.setdefault(seg, Tally())
                 p, a = prd[idx], act[idx]
                 tally.add_labels(p, a)
                 if brier is not None:
-                    tally.add_proba(brier[idx], log_loss[idx])
+                    held = slot.undecided.setdefault(seg, Tally()) if provisional else tally
+                    held.add_proba(brier[idx], log_loss[idx])
                 for (pc, ac), n in _pairs(p, a):
                     key = (seg, pc, ac)
                     self._confusion[key] = self._confusion.get(key, 0) + n

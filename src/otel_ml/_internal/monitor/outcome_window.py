@@ -31,9 +31,13 @@ class SlotData:
         bin_err: ``(features, bins)`` summed errors per reference bin.
         attr_sum: Sum of absolute attributions by feature.
         attr_n: Attribution values by feature.
+        undecided: Probability scores (Brier, log loss) by segment of rows whose output was
+            ambiguous (only 0.0 and 1.0) before the monitor decided how to read it: added to
+            :attr:`tallies` if it decides probabilities, dropped otherwise
+            (:meth:`OutcomeWindow.settle`). Never part of a sum.
     """
 
-    __slots__ = ("attr_n", "attr_sum", "bin_err", "bin_n", "fairness", "tallies")
+    __slots__ = ("attr_n", "attr_sum", "bin_err", "bin_n", "fairness", "tallies", "undecided")
 
     def __init__(self) -> None:
         self.tallies: dict[str, Tally] = {}
@@ -42,6 +46,7 @@ class SlotData:
         self.bin_err: np.ndarray | None = None
         self.attr_sum: dict[str, float] = {}
         self.attr_n: dict[str, int] = {}
+        self.undecided: dict[str, Tally] = {}
 
     def total(self) -> Tally:
         """The tallies of every segment merged."""
@@ -81,6 +86,21 @@ class OutcomeWindow:
         self._data: list[SlotData] = [SlotData() for _ in range(settings.slots)]
         self._version = 0
         self._cache: tuple[tuple[int, int], SlotData] | None = None
+        #: Whether ambiguous rows' probability scores count (``None``: not decided yet).
+        self.settled: bool | None = None
+
+    def settle(self, include: bool) -> None:
+        """The output is decided: add the undecided probability scores of every slot to its
+        tallies (``include``: it is probabilities) or drop them (hold :attr:`lock`)."""
+        if self.settled is not None:
+            return
+        self.settled = include
+        for data in self._data:
+            if include:
+                for seg, tally in data.undecided.items():
+                    data.tallies.setdefault(seg, Tally()).merge(tally)
+            data.undecided = {}
+        self._version += 1
 
     def current(self, now: float) -> SlotData:
         """The data of the slot of time ``now`` (hold :attr:`lock`)."""

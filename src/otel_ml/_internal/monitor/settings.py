@@ -30,6 +30,7 @@ class Settings:
     name: str
     version: str = "unknown"
     task: str = "auto"
+    output: str = "auto"
     feature_names: tuple[str, ...] | None = None
     features_arg: int | str = 0
     segment_by: str | Callable[[tuple, dict], Any] | None = None
@@ -95,6 +96,11 @@ class Settings:
     def _validate(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.task == "regression" and self.output in ("label", "proba"):
+            raise ValueError(f"output={self.output!r} describes a classifier, but task is "
+                             "'regression': drop one of them")
         if not isinstance(self.features_arg, (int, str)) or isinstance(self.features_arg, bool):
             raise TypeError(f"features_arg must be a position or a keyword name, got {self.features_arg!r}")
         if self.segment_by is not None and not (isinstance(self.segment_by, str) or callable(self.segment_by)):

@@ -47,9 +47,15 @@ def read_predictions(arr: np.ndarray, output: str, task: str, rows: int | None,
                      threshold: float) -> Predictions | None:
     """Read predictions as class labels, probabilities or values.
 
+    The kind is decided by the caller, once per monitor
+    (:class:`~otel_ml._internal.stats.output_kind.OutputReading`), never guessed here.
+
     Args:
         arr: The predictions.
-        output: Declared output kind (``auto``, ``label``, ``proba``, ``score``).
+        output: How a classifier's output is read: ``label``, ``proba`` (probabilities: one
+            column of the positive class, or one column per class) or ``score`` (decision
+            scores: one column, positive when above 0, or one column per class, the largest
+            wins; no probability metrics).
         task: ``classification`` or ``regression``.
         rows: Rows of the call's input, when known (a flat vector of one row's class
             probabilities is then read as one row).
@@ -62,17 +68,8 @@ def read_predictions(arr: np.ndarray, output: str, task: str, rows: int | None,
     """
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    kind = arr.dtype.kind
     if task == REGRESSION:
         return _values(arr)
-    if output == "auto":
-        if kind in "biuUSO":
-            output = "label"
-        elif arr.ndim == 2 and arr.shape[1] >= 2:
-            output = "proba"
-        else:
-            flat = arr.ravel()
-            output = "label" if np.all(np.mod(flat[np.isfinite(flat)], 1) == 0) else "score"
     if output == "label":
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
@@ -81,20 +78,31 @@ def read_predictions(arr: np.ndarray, output: str, task: str, rows: int | None,
         pred = Predictions(arr.shape[0])
         pred.labels = label_strings(arr)
         return pred
-    if kind not in "biuf":
+    if arr.dtype.kind not in "biuf":
         return None
     arr = arr.astype(np.float64)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if output == "proba" and arr.ndim == 1 and rows == 1 and arr.size > 1:
-        arr = arr.reshape(1, -1)  # one row's class probabilities, returned flat
-    if output == "score" and arr.ndim == 1:
-        finite = arr[np.isfinite(arr)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):  # decision scores
-            arr = (arr > 0).astype(np.float64)
+    if arr.ndim == 1 and rows == 1 and arr.size > 1:
+        arr = arr.reshape(1, -1)  # one row's class probabilities (or scores), returned flat
+    if output == "score":
+        return _scores(arr, declared, positive)
     if arr.ndim == 1:  # probability of the positive class
         return _positive_probability(arr, declared, positive, threshold)
     return _class_probabilities(arr, declared, positive, threshold)
+
+
+def _scores(arr: np.ndarray, declared: tuple[str, ...], positive: str) -> Predictions:
+    """Decision scores: labels only (one column: positive above 0; else the largest)."""
+    pred = Predictions(arr.shape[0])
+    if arr.ndim == 1:
+        negative = _negative(declared, positive)
+        pred.labels = np.where(arr > 0.0, positive, negative).astype(object)
+        return pred
+    k = arr.shape[1]
+    columns = list(declared) if len(declared) == k else [str(i) for i in range(k)]
+    pred.labels = np.asarray(columns, dtype=object)[np.argmax(arr, axis=1)]
+    return pred
 
 
 def _values(arr: np.ndarray) -> Predictions | None:
@@ -116,13 +124,18 @@ def _values(arr: np.ndarray) -> Predictions | None:
 
 def _positive_probability(arr: np.ndarray, declared: tuple[str, ...], positive: str,
                           threshold: float) -> Predictions:
-    negative = next((c for c in declared if c != positive), "0" if positive == "1" else OTHER)
+    negative = _negative(declared, positive)
     pred = Predictions(arr.shape[0])
     pred.proba = np.clip(arr, 0.0, 1.0)
     pred.columns = [negative, positive]
     pred.pos_col = 1
     pred.labels = np.where(arr >= threshold, positive, negative).astype(object)
     return pred
+
+
+def _negative(declared: tuple[str, ...], positive: str) -> str:
+    """The class a one-column output's non-positive rows get."""
+    return next((c for c in declared if c != positive), "0" if positive == "1" else OTHER)
 
 
 def _class_probabilities(arr: np.ndarray, declared: tuple[str, ...], positive: str,

@@ -59,31 +59,36 @@ class TaskGuess:
 
     Args:
         declared: ``"auto"``, ``"classification"`` or ``"regression"``.
+        output: The monitor's declared output (``output=``), used for predictions whose own
+            output is ``"auto"``.
 
     Attributes:
         declared: The declared task.
+        output: The monitor's declared output.
         inferred: The task the first predictions showed (``None`` until seen, or when declared).
         known: Whether the task is settled (declared, or inferred already).
     """
 
-    __slots__ = ("declared", "inferred", "known")
+    __slots__ = ("declared", "inferred", "known", "output")
 
-    def __init__(self, declared: str = "auto") -> None:
+    def __init__(self, declared: str = "auto", output: str = "auto") -> None:
         self.declared = declared
+        self.output = output
         self.inferred: str | None = None
         self.known = declared != "auto"
 
     def see(self, predictions: np.ndarray, output: str = "auto") -> None:
         """Infer the task from these predictions unless it is settled."""
         if not self.known:
-            self.inferred = infer_task(predictions, output)
+            self.inferred = infer_task(predictions, self.output if output == "auto" else output)
             self.known = True
 
     def resolve(self, predictions: np.ndarray, output: str = "auto") -> str:
         """The task to score ``predictions`` with: the settled one, else what they show."""
         if self.declared != "auto":
             return self.declared
-        return self.inferred or infer_task(predictions, output)
+        return self.inferred or infer_task(predictions,
+                                           self.output if output == "auto" else output)
 
     def reset(self) -> None:
         """Forget the inferred task (in a forked child)."""
