@@ -879,3 +879,22 @@ def test_ddm_is_not_fed_regression_errors(providers):
     outcomes.record_outcomes(y, y + noise)
     detections = _collected(outcomes, "ml.concept_drift.detections", "ml.detector")
     assert detections["adwin"] >= 1 and detections["ddm"] == 0
+
+
+def test_the_callers_frames_are_left_as_they_were(providers):
+    """Predictions kept for the label join and labels are read without converting a pandas
+    frame whole (DataFrame.to_numpy() consolidates its blocks in place, visible in its pickle)."""
+    import pickle
+
+    pd = pytest.importorskip("pandas")
+
+    def frame():
+        return pd.DataFrame({"a": [pd.Timestamp("2024-01-01")] * 2, "b": [0.0, 1.0]})
+
+    predictions, labels = frame(), frame()
+    before = (pickle.dumps(predictions), pickle.dumps(labels))
+    monitor = _monitor(providers, statistics=False)
+    monitor(lambda x: predictions)(np.zeros((2, 3)), prediction_id="f")
+    monitor.record_outcome("f", labels)
+    monitor.record_outcome("unknown", labels)
+    assert (pickle.dumps(predictions), pickle.dumps(labels)) == before

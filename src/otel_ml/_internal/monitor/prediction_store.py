@@ -21,6 +21,7 @@ import numpy as np
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.data.arrays import to_array
 from otel_ml._internal.monitor.prediction_slots import (
     MASK64,
     Codes,
@@ -363,8 +364,9 @@ def copy_predictions(result: Any) -> np.ndarray | None:
             arr = result.copy()
         elif isinstance(result, (list, tuple)):
             arr = np.array(result)
-        else:  # __array__ (a tensor): asarray, as np.array asks for copy= older ones lack
-            arr = np.asarray(result).copy()
+        else:  # __array__ (a tensor): asarray, as np.array asks for copy= older ones lack;
+            # a pandas frame read column by column (converting it whole changes it in place)
+            arr = to_array(result).copy()
     except Exception:  # not array-like: the user's predictions, not an otel_ml failure
         return None
     if arr.dtype.kind not in "biufUSO" or arr.ndim > 2:

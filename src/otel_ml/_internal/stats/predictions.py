@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from otel_ml._internal.data.arrays import to_array
 from otel_ml._internal.stats.performance import label_strings
 from otel_ml._internal.stats.task import REGRESSION
 from otel_ml.contract import OTHER
@@ -157,7 +158,7 @@ def _class_probabilities(arr: np.ndarray, declared: tuple[str, ...], positive: s
 def label_rows(actual: Any) -> np.ndarray | None:
     """Labels as one value per row (a scalar is one row), or ``None`` for another shape."""
     try:
-        arr = np.asarray(actual)
+        arr = to_array(actual)  # a pandas frame is left as it was
     except Exception:  # an object numpy cannot read is a wrong-shape label, not a failure
         return None
     if arr.ndim == 0:
@@ -170,7 +171,7 @@ def label_rows(actual: Any) -> np.ndarray | None:
 def label_count(actual: Any) -> int:
     """How many labels ``actual`` holds, for counting unscored ones (at least 1)."""
     try:
-        arr = np.asarray(actual)
+        arr = to_array(actual)
         return max(1, int(arr.shape[0])) if arr.ndim else 1
     except Exception:  # unreadable: one label
         return 1
