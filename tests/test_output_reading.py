@@ -132,6 +132,26 @@ def test_declared_labels(providers, metric_reader):
     assert monitor.performance_report().count == 5
 
 
+def test_ambiguous_rows_are_dropped_from_probability_metrics_when_labels_are_decided(providers):
+    monitor = ModelMonitor("late", task="classification", **providers)
+    monitor.record_outcomes([1, 0], [1.0, 1.0])  # waits
+    monitor.record_outcomes([2, 0], [2.0, 0.0])  # whole numbers beyond 1: class labels
+    monitor.record_outcomes([1, 0], [0.0, 0.0])  # labels now, never probabilities
+    report = monitor.performance_report()
+    assert "brier" not in report.metrics and report.count == 6
+    assert report.metrics["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_declared_scores_give_labels_only(providers):
+    monitor = ModelMonitor("scores", task="classification", output="score", **providers)
+    monitor.record_outcomes([1, 0, 1, 0], [0.4, -2.0, 3.5, 0.2])  # positive above 0
+    report = monitor.performance_report()
+    assert report.metrics["accuracy"] == pytest.approx(0.75)
+    assert "brier" not in report.metrics and "log_loss" not in report.metrics
+    monitor.record_outcomes(["1"], ["yes"])  # strings are not scores
+    assert monitor.performance_report().unmatched == {Unmatched.OUTPUT_MISMATCH: 1}
+
+
 def test_declared_output_is_validated(providers):
     with pytest.raises(ValueError, match="output must be one of"):
         ModelMonitor("bad", output="probability", **providers)
