@@ -22,6 +22,12 @@ def test_defaults_live_in_settings_and_the_monitor_keeps_them(providers):
         monitor.settings.max_features = 3  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("window, slot, slots", [
+    (3600.0, 60.0, 60), (1.0, 1 / 3, 3), (3.0, 0.3, 10), (0.1, 0.01, 10), (10.0, 3.0, 4)])
+def test_slots_cover_the_window(window, slot, slots):
+    assert Settings.create("m", drift_window_s=window, slot_s=slot).slots == slots
+
+
 @pytest.mark.parametrize("option, value, error, match", [
     ("outcome_store_bytes", 0, ValueError, "outcome_store_bytes must be an integer >= 1"),
     ("outcome_store_bytes", 1.5, ValueError, "outcome_store_bytes"),

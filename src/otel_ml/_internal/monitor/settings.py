@@ -5,6 +5,7 @@ Components take a :class:`Settings`, never the monitor: a default lives here and
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ class Settings:
 
     @property
     def slots(self) -> int:
-        """Slots in the window ring: ``drift_window_s / slot_s``, rounded up."""
-        return max(1, int(-(-self.drift_window_s // self.slot_s)))
+        """Slots in the window ring: ``drift_window_s / slot_s``, rounded up (a ratio within
+        float rounding of a whole number is that number: 1 s of 1/3 s slots is 3 slots)."""
+        return max(1, math.ceil(self.drift_window_s / self.slot_s - 1e-9))
 
     @classmethod
     def create(cls, name: str, version: str = "unknown", *,
