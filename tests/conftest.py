@@ -13,6 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_ml._internal.core.readout import read_points
+
 
 @pytest.fixture
 def span_exporter() -> InMemorySpanExporter:
@@ -48,10 +50,7 @@ def providers(tracer_provider: TracerProvider, meter_provider: MeterProvider) ->
 
 def collect(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
     """Every metric the reader collects now: name -> data points (attributes as dicts)."""
-    out: dict[str, list[Any]] = {}
-    data = reader.get_metrics_data()
-    if data is None:
-        return out
+    return read_points(reader)
     for resource_metrics in data.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
