@@ -17,6 +17,7 @@ import numpy as np
 
 from otel_ml._internal.reference.profile import (
     CategoricalProfile,
+    FineBins,
     NumericProfile,
     Profile,
     Reference,
@@ -141,6 +142,11 @@ def _profile_dict(p: Profile) -> dict[str, Any]:
             "edges": [float(e) for e in p.edges],
             "shares": [float(s) for s in p.shares],
             "centroids": [_num(c) for c in p.centroids],
+            **({} if p.fine is None else {"fine": {
+                "edges": [float(e) for e in p.fine.edges],
+                "shares": [float(s) for s in p.fine.shares],
+                "centroids": [_num(c) for c in p.fine.centroids],
+                "count": p.fine.count}}),
         }
     return {
         "name": p.name, "kind": "categorical", "count": p.count, "missing": p.missing,
@@ -250,6 +256,31 @@ def _numeric_from(v: _Validator, where: str, item: dict[str, Any], name: str, co
             v.fail(f"{where}.edges", "edges lie outside [min, max]")
         if stats["std"] < 0:
             v.fail(f"{where}.std", "must not be negative")
+    fine = _fine_from(v, f"{where}.fine", item.get("fine"), stats["min"], stats["max"]) \
+        if valid and len(edges) else None
     return NumericProfile(name, count, missing, edges, shares, centroids, stats["min"],
                           stats["max"], stats["mean"], stats["std"], stats["p_low"],
-                          stats["p_high"])
+                          stats["p_high"], fine)
+
+
+def _fine_from(v: _Validator, where: str, item: Any, lo: float, hi: float) -> FineBins | None:
+    """The optional fine bins (absent from files written before them: ``None``)."""
+    if item is None:
+        return None
+    if not isinstance(item, dict):
+        v.fail(where, "must be an object")
+    edges = v.numbers(f"{where}.edges", item.get("edges"))
+    shares = v.numbers(f"{where}.shares", item.get("shares"))
+    centroids = v.numbers(f"{where}.centroids", item.get("centroids"), optional=True)
+    count = v.count(f"{where}.count", item.get("count"))
+    if len(shares) != len(edges) + 1 or len(centroids) != len(shares):
+        v.fail(where, f"{len(edges)} edges, {len(shares)} shares and {len(centroids)} "
+                      "centroids (expected one share and one centroid per bin)")
+    if (shares < 0).any() or abs(float(shares.sum()) - 1.0) > _SHARE_TOLERANCE:
+        v.fail(f"{where}.shares", "shares must be within [0, 1] and sum to 1")
+    if (len(edges) > 1 and not (np.diff(edges) > 0).all()) or \
+            (len(edges) and (edges[0] <= lo or edges[-1] > hi)):
+        v.fail(f"{where}.edges", "edges must be strictly increasing, within (min, max]")
+    if count < 1:
+        v.fail(f"{where}.count", "must be at least 1")
+    return FineBins(edges, shares, centroids, count)

@@ -21,10 +21,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from otel_ml._internal.reference.profile import CategoricalProfile, NumericProfile
+from otel_ml._internal.reference.profile import CategoricalProfile, FineBins, NumericProfile
 
-__all__ = ["CENTRAL", "CategoricalColumn", "NumericColumn", "magnitude_exponent", "quantile_edges",
-           "sorted_quantiles"]
+__all__ = ["CENTRAL", "FINE_BINS", "CategoricalColumn", "NumericColumn", "fine_bins",
+           "magnitude_exponent", "quantile_edges", "sorted_quantiles"]
+
+#: Equal-share fine bins of a numeric profile (before the bin edges and the central 99%
+#: bounds are added to them): the resolution of the in-process KS and Wasserstein.
+FINE_BINS = 64
 
 #: Quantiles bounding the "central 99%" range used for outlier scores.
 CENTRAL = (0.005, 0.995)
@@ -148,8 +152,9 @@ class NumericColumn:
             centroids, counts = _bin_means(sample, edges,
                                            magnitude_exponent(self.min, self.max))
         shares = counts / counts.sum()
+        fine = fine_bins(sample, edges, (p_low, p_high), self.min, self.max)
         return NumericProfile(name, self.count, self.missing, edges, shares, centroids,
-                              self.min, self.max, self.mean, std, p_low, p_high)
+                              self.min, self.max, self.mean, std, p_low, p_high, fine)
 
     def _moments(self, n: int, mean: float, m2: float, exp: int) -> None:
         """Fold in the moments of ``n`` values (``m2`` times ``2**(-2 * exp)``); call after
@@ -329,6 +334,26 @@ def quantile_edges(sorted_sample: np.ndarray, bins: int, minimum: float) -> np.n
     after = np.searchsorted(sorted_sample, candidates[repeats > 1], side="right")
     edges = np.union1d(candidates, sorted_sample[after[after < n]])
     return edges[edges > minimum]
+
+
+def fine_bins(sorted_sample: np.ndarray, edges: np.ndarray, central: Sequence[float],
+              minimum: float, maximum: float, bins: int = FINE_BINS) -> FineBins | None:
+    """The fine bins of a sorted sample: edges at its quantiles ``i/bins``, plus the bin
+    ``edges`` and the ``central`` bounds, so that they refine both (``None`` for one bin)."""
+    if not len(edges) or sorted_sample.shape[0] == 0:
+        return None
+    extra = np.array([x for x in central if minimum < x <= maximum], dtype=np.float64)
+    # Each quantile edge moves down to midway from the sample value below it: the same split
+    # of the sample, but no sample value is written to the file (only the bin edges are).
+    upper = quantile_edges(sorted_sample, bins, minimum)
+    below = sorted_sample[np.maximum(np.searchsorted(sorted_sample, upper, side="left") - 1, 0)]
+    with np.errstate(all="ignore"):
+        mid = below / 2 + upper / 2
+    split = np.where((mid > below) & (mid <= upper), mid, upper)
+    fine = np.union1d(np.union1d(split, edges), extra)
+    fine = fine[(fine > minimum) & (fine <= maximum)]
+    centroids, counts = _bin_means(sorted_sample, fine, magnitude_exponent(minimum, maximum))
+    return FineBins(fine, counts / counts.sum(), centroids, int(sorted_sample.shape[0]))
 
 
 def _bin_means(sorted_sample: np.ndarray, edges: np.ndarray, exp: int

@@ -102,4 +102,4 @@ def _chunk_rows(chunk: Mapping[str, Any]) -> int:
 def _with_central_of(profile: NumericProfile, first: NumericProfile) -> NumericProfile:
     return NumericProfile(profile.name, profile.count, profile.missing, profile.edges,
                           profile.shares, profile.centroids, profile.min, profile.max,
-                          profile.mean, profile.std, first.p_low, first.p_high)
+                          profile.mean, profile.std, first.p_low, first.p_high, profile.fine)

@@ -29,10 +29,31 @@ import numpy as np
 
 __all__ = [
     "CategoricalProfile",
+    "FineBins",
     "NumericProfile",
     "Profile",
     "Reference",
 ]
+
+
+@dataclass(frozen=True, eq=False)
+class FineBins:
+    """The fine equal-share bins of a numeric profile, for the in-process KS and Wasserstein.
+
+    They refine the profile's bins (every bin edge and the central 99% bounds are fine edges
+    too) and are never exported; see ``docs/drift.md`` ("Resolution").
+
+    Attributes:
+        edges: Interior edges, strictly increasing, all within ``(min, max]``.
+        shares: Share of the sample in each of the ``len(edges) + 1`` bins (sums to 1).
+        centroids: Mean of the sample values in each bin (NaN for an empty bin).
+        count: Values the shares were measured on (the sample size: ``m`` of the KS test).
+    """
+
+    edges: np.ndarray
+    shares: np.ndarray
+    centroids: np.ndarray
+    count: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +71,8 @@ class NumericProfile:
         min: Smallest value. max: Largest value.
         mean: Mean. std: Population standard deviation.
         p_low: 0.5% quantile. p_high: 99.5% quantile (the central 99% range).
+        fine: The fine bins (:class:`FineBins`; ``None`` in references saved before them, or
+            for a column with one bin: then drift uses ``edges`` alone).
     """
 
     name: str
@@ -64,6 +87,7 @@ class NumericProfile:
     std: float
     p_low: float
     p_high: float
+    fine: FineBins | None = None
     kind: str = field(default="numeric", init=False)
 
     @property
@@ -370,7 +394,22 @@ def _merge_numeric(a: NumericProfile, b: NumericProfile) -> NumericProfile:
     p_high = _within(a.p_high * wa + b.p_high * wb, p_low, hi)
     return NumericProfile(a.name, a.count + b.count, a.missing + b.missing, a.edges, counts / n,
                           centroids, lo, hi, _within(a.mean * wa + b.mean * wb, lo, hi), std,
-                          p_low, p_high)
+                          p_low, p_high, _merge_fine(a.fine, b.fine, lo, hi))
+
+
+def _merge_fine(a: FineBins | None, b: FineBins | None, lo: float, hi: float) -> FineBins | None:
+    """Fine bins of both samples when they share edges; else none (drift then uses the bins)."""
+    if a is None or b is None or a.edges.shape != b.edges.shape or \
+            not np.array_equal(a.edges, b.edges):
+        return None
+    ca, cb = a.shares * a.count, b.shares * b.count
+    counts = ca + cb
+    with np.errstate(all="ignore"):
+        centroids = np.clip(np.where(ca == 0, b.centroids, np.where(
+            cb == 0, a.centroids, a.centroids * (ca / counts) + b.centroids * (cb / counts))),
+            lo, hi)
+    total = a.count + b.count
+    return FineBins(a.edges, counts / max(total, 1), centroids, total)
 
 
 def _within(x: float, lo: float, hi: float) -> float:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
+from otel_ml._internal.stats.drift_fine import FineReference, FineScores, ks_pvalue
 from otel_ml._internal.stats.drift_report import DriftReport, FeatureDrift
 
 __all__ = [
@@ -92,11 +93,11 @@ METHODS: dict[str, DriftMethod] = {m.name: m for m in (
     DriftMethod("jensen_shannon", _BOTH, 0.1, "score_above",
                 "Jensen-Shannon distance, base 2 (0..1; square root of the divergence)."),
     DriftMethod("ks", _NUM, 0.01, "pvalue_below",
-                "Kolmogorov-Smirnov on the bins: score is the statistic D, two-sample p-value "
-                "with n_eff = n*m/(n+m)."),
+                "Kolmogorov-Smirnov on the fine bins (the bins without them): score is the "
+                "statistic D, two-sample p-value with n_eff = n*m/(n+m)."),
     DriftMethod("wasserstein", _NUM, 0.1, "score_above",
-                "Wasserstein-1 distance between the binned distributions (bin means as "
-                "support) divided by the reference standard deviation."),
+                "Wasserstein-1 distance on the fine bins and the tails' sums (the bins' means "
+                "without them) divided by the reference standard deviation."),
     DriftMethod("hellinger", _NUM, 0.1, "score_above", "Hellinger distance (0..1)."),
     DriftMethod("chi2", _CAT, 0.01, "pvalue_below",
                 "Chi-squared test of homogeneity, window vs reference counts: score is the "
@@ -199,12 +200,15 @@ class BinnedReference:
         stds: Reference standard deviation (numeric; ignored for categorical).
         ranges: ``(min, max)`` of each feature's reference values (numeric; for the reasons
             given for one-bin features).
+        fines: Per feature, its fine bins (``FineBins`` or ``None``): :attr:`fine` scores KS
+            and Wasserstein on them when :func:`evaluate` is given their window cells.
     """
 
     def __init__(self, names: Sequence[str], kinds: Sequence[str],
                  shares: Sequence[Sequence[float]], counts: Sequence[int],
                  centroids: Sequence[Sequence[float] | None], stds: Sequence[float], *,
-                 ranges: Sequence[tuple[float, float]] | None = None) -> None:
+                 ranges: Sequence[tuple[float, float]] | None = None,
+                 fines: Sequence[Any] | None = None) -> None:
         k = len(names)
         self.names = list(names)
         self.kinds = list(kinds)
@@ -214,6 +218,7 @@ class BinnedReference:
         self.numeric = np.array([kd == NUMERIC for kd in kinds], dtype=bool)
         self.one_bin = self.numeric & (self.nbins == 1) & (self.m > 0)
         self.ranges = list(ranges) if ranges is not None else [(math.nan, math.nan)] * k
+        self.fine = FineReference(fines if fines is not None else [None] * k, self.ranges, stds)
         width = max(int(self.nbins.max()) if k else 1, 2 if self.one_bin.any() else 1)
         self.P = np.zeros((k, width))
         self.C = np.zeros((k, width))
@@ -251,8 +256,8 @@ class BinnedReference:
 
 def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
              segment: str | None = None, rows: int = 0, window_s: float = 0.0,
-             prediction_index: int | None = None,
-             outside: np.ndarray | None = None) -> DriftReport:
+             prediction_index: int | None = None, outside: np.ndarray | None = None,
+             fine: FineScores | None = None) -> DriftReport:
     """Score every feature of ``ref`` on the window counts.
 
     Args:
@@ -266,6 +271,8 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
         outside: Window values outside each feature's reference range ``[min, max]`` (the
             window's ``out_of_range`` count), shape ``(K,)``. One-bin features are scored on
             it; without it they are not computable.
+        fine: KS and Wasserstein of the features with fine bins (:mod:`drift_fine`): they
+            replace the binned ones (PSI, Jensen-Shannon, Hellinger, chi2 stay on the bins).
 
     Returns:
         The report; features with fewer than ``config.min_rows`` values get no decision.
@@ -284,6 +291,9 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
                 known = np.ones_like(one)
         n = W.sum(axis=1)
         scores, pvalues = _scores(ref, W, n)
+        if fine is not None and fine.rows:
+            scores["ks"][fine.rows], pvalues["ks"][fine.rows] = fine.ks, fine.ks_p
+            scores["wasserstein"][fine.rows] = fine.wasserstein
         values = np.stack([*scores.values(), *pvalues.values()])
     enough = known & (n > 0) & (ref.m > 0) & (n >= config.min_rows)
     tested = int((enough & ~one).sum())
@@ -428,7 +438,7 @@ def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
         ks = np.abs(np.where(valid, cdf_gap, 0.0)).max(axis=1)
         m = ref.m
         n_eff = np.round(np.where(n + m > 0, n * m / np.maximum(n + m, 1), 0.0))
-        ks_p = _ks_pvalue(ks, n_eff)
+        ks_p = ks_pvalue(ks, n_eff)
         # Wasserstein-1 between the two discrete distributions on the bin means, in reference
         # standard deviations.
         wasserstein = (np.abs(cdf_gap[:, :-1]) * ref.gaps).sum(axis=1)
@@ -449,28 +459,9 @@ def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
     return scores, pvalues
 
 
-#: From this effective size on, KS p-values use Stephens' fast approximation of the
-#: finite-n distribution (absolute error < 0.005 against ``scipy.stats.kstwo``); below, the
-#: exact distribution (``kstwo``, about 1.5 ms per feature).
-KS_ASYMPTOTIC_FROM = 1000
-
-
-def _ks_pvalue(d: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
-    d = np.clip(d, 0.0, 1.0)
-    out = np.ones_like(d)
-    large = n_eff >= KS_ASYMPTOTIC_FROM
-    if large.any():
-        root = np.sqrt(n_eff[large])
-        out[large] = special.kolmogorov((root + 0.12 + 0.11 / root) * d[large])
-    small = (n_eff > 0) & ~large
-    if small.any():
-        out[small] = stats.kstwo.sf(d[small], n_eff[small])
-    return out
-
-
 def binned_reference_from_profiles(profiles: Iterable[Any]) -> BinnedReference:
     """A :class:`BinnedReference` from :mod:`otel_ml.reference` profiles (bins as stored)."""
-    names, kinds, shares, counts, centroids, stds, ranges = [], [], [], [], [], [], []
+    names, kinds, shares, counts, centroids, stds, ranges, fines = [], [], [], [], [], [], [], []
     for p in profiles:
         names.append(p.name)
         kinds.append(p.kind)
@@ -480,11 +471,14 @@ def binned_reference_from_profiles(profiles: Iterable[Any]) -> BinnedReference:
             centroids.append(_filled_centroids(p))
             stds.append(p.std if math.isfinite(p.std) else 0.0)
             ranges.append((float(p.min), float(p.max)))
+            fines.append(p.fine if len(p.shares) > 1 else None)
         else:
             centroids.append(None)
             stds.append(0.0)
             ranges.append((math.nan, math.nan))
-    return BinnedReference(names, kinds, shares, counts, centroids, stds, ranges=ranges)
+            fines.append(None)
+    return BinnedReference(names, kinds, shares, counts, centroids, stds, ranges=ranges,
+                           fines=fines)
 
 
 def _filled_centroids(p: Any) -> np.ndarray:
