@@ -18,6 +18,7 @@ from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.monitor.analysis import Collector
 from otel_ml._internal.stats.binplan import BinPlan
 from otel_ml._internal.stats.drift import DriftConfig, DriftReport, FeatureDrift, evaluate
+from otel_ml._internal.stats.drift_fine import fine_scores
 from otel_ml._internal.stats.ring import Window
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, Attr, Check
 
@@ -99,9 +100,12 @@ def evaluate_window(plan: BinPlan | None, window: Window, key: str, config: Drif
     prediction_index = plan.binned_columns.index(plan.n_features) \
         if plan.prediction_kind and plan.binned[plan.n_features] else None
     with np.errstate(all="ignore"):
+        fine = None
+        if plan.fine_rows and window.extended.shape[0] == plan.n_extended:
+            fine = fine_scores(ref.fine, *plan.fine_cells(window.extended, window.tails))
         return evaluate(ref, counts, config, segment=segment, rows=window.rows,
                         window_s=window_s, prediction_index=prediction_index,
-                        outside=window.outside[plan.binned_columns])
+                        outside=window.outside[plan.binned_columns], fine=fine)
 
 
 def collectors(read: Callable[[str], Snapshot], config: DriftConfig,

@@ -270,7 +270,8 @@ class FeatureStatistics:
             stats = self._stats.get(key)
             if stats is None:
                 stats = self._stats[key] = SegmentStats(self._slots, plan.n_columns,
-                                                        plan.n_reference)
+                                                        plan.n_reference, plan.n_extended,
+                                                        plan.n_flagged)
             stats.add(d, slot)
             self._count_schema(key, issues)
 
@@ -325,7 +326,8 @@ class FeatureStatistics:
         plan = snap.plan
         keys = segment_keys(snap)
         if ALL_SEGMENTS not in keys:
-            empty = Window.empty(plan.n_columns if plan else 0, plan.n_reference if plan else 0)
+            empty = Window.empty(plan.n_columns, plan.n_reference, plan.n_extended,
+                                 plan.n_flagged) if plan else Window.empty(0, 0)
             return evaluate_window(plan, empty, ALL_SEGMENTS, self._drift, self._window_s)
         reports = {k: evaluate_window(plan, snap.windows[k], k, self._drift, self._window_s)
                    for k in keys}

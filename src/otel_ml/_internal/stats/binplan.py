@@ -154,6 +154,7 @@ class BinPlan:
         has_outliers: Whether rows are scored as outliers (some feature is binned).
         raw_moments: Whether sums of squares of raw values are precise enough (see the kernel).
         grid: The lookup grid of the numeric binned columns (:class:`BinGrid`).
+        fine_rows, fine_width: Shape of drift's fine cells (see :meth:`fine_cells`).
     """
 
     def __init__(self, names: Sequence[str], kinds: Sequence[str], profiles: Sequence[Any],
@@ -193,6 +194,7 @@ class BinPlan:
                 [_folded(self.profiles[c], self.categories[c]) for c in self.binned_columns])
         with np.errstate(all="ignore"):
             self.row_bounds = self._row_bounds()
+        self._fine_map()
 
     # ------------------------------------------------------------------ building
     def _build_bins(self) -> None:
@@ -286,7 +288,44 @@ class BinPlan:
                 bounds.unseen_code[c] = codes.other
         return bounds
 
+    def _fine_map(self) -> None:
+        """Which extended bin feeds which cell of drift's fine resolution (``drift_fine``):
+        below the min, each fine bin, above the max; flat over the rows that have fine bins."""
+        ref = self.drift_reference
+        rows = ref.fine.rows if ref is not None else []
+        self.fine_width = ref.fine.width if ref is not None else 0
+        extended, cells = [np.zeros(0, dtype=np.intp)], [np.zeros(0, dtype=np.intp)]
+        for r, i in enumerate(rows):
+            c = self.binned_columns[i]
+            p, edges = self.profiles[c], self.extended_edges[c]
+            assert edges is not None
+            lower = np.concatenate(([-np.inf], edges))
+            inner = np.searchsorted(p.fine.edges, lower, side="right") + 1
+            cell = np.where(lower < p.min, 0, np.where(lower > p.max, len(p.fine.shares) + 1,
+                                                       inner))
+            extended.append(self.renumber[self.extended_offsets[c] + np.arange(len(lower))])
+            cells.append((r * self.fine_width + cell).astype(np.intp))
+        self.fine_rows = len(rows)
+        self.fine_extended = np.concatenate(extended)
+        self.fine_cell = np.concatenate(cells)
+        self.fine_tail = self.fine_extended < self.n_flagged  # bins whose sums are counted
+
     # ------------------------------------------------------------------ reading
+    def fine_cells(self, extended: np.ndarray, tails: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A window's counts, tail sums and counts of values in tail bins per fine cell
+        (rows of ``drift_reference.fine``), from its counts per extended bin and its sums per
+        tail bin."""
+        shape = (self.fine_rows, self.fine_width)
+        size = shape[0] * shape[1]
+        w = extended[self.fine_extended].astype(np.float64)
+        t = self.fine_tail
+        counts = np.bincount(self.fine_cell, weights=w, minlength=size).reshape(shape)
+        sums = np.bincount(self.fine_cell[t], weights=tails[self.fine_extended[t]],
+                           minlength=size).reshape(shape)
+        known = np.bincount(self.fine_cell[t], weights=w[t], minlength=size).reshape(shape)
+        return counts, sums, known
+
     def bins_of(self, values: np.ndarray) -> np.ndarray:
         """Reference bin of each value of the feature columns of ``values`` (rows x features,
         plan order; -1: missing or not binned)."""
@@ -319,7 +358,8 @@ def _numeric_bins(p: NumericProfile, feature: bool) -> tuple[np.ndarray, np.ndar
     outlier weight of each (zero for the prediction: not part of the outlier score)."""
     top = np.nextafter(p.max, np.inf) if math.isfinite(p.max) else np.inf
     central_top = _central_top(p)
-    points = [p.min, p.p_low, *p.edges.tolist(), central_top, top]
+    fine = p.fine.edges.tolist() if p.fine is not None and p.bins > 1 else []
+    points = [p.min, p.p_low, *p.edges.tolist(), *fine, central_top, top]
     edges = np.unique(np.array([x for x in points if math.isfinite(x)], dtype=np.float64))
     lower = np.concatenate(([-np.inf], edges))  # lower bound of each extended bin
     e2r = np.searchsorted(p.edges, lower, side="right")

@@ -291,9 +291,11 @@ def evaluate(ref: BinnedReference, window: np.ndarray, config: DriftConfig, *,
                 known = np.ones_like(one)
         n = W.sum(axis=1)
         scores, pvalues = _scores(ref, W, n)
-        if fine is not None and fine.rows:
-            scores["ks"][fine.rows], pvalues["ks"][fine.rows] = fine.ks, fine.ks_p
-            scores["wasserstein"][fine.rows] = fine.wasserstein
+        if fine is not None and fine.rows:  # where finite (sums of 1e308 overflow)
+            at = np.asarray(fine.rows)
+            for out, v in ((scores["ks"], fine.ks), (pvalues["ks"], fine.ks_p),
+                           (scores["wasserstein"], fine.wasserstein)):
+                out[at] = np.where(np.isfinite(v), v, out[at])
         values = np.stack([*scores.values(), *pvalues.values()])
     enough = known & (n > 0) & (ref.m > 0) & (n >= config.min_rows)
     tested = int((enough & ~one).sum())

@@ -56,10 +56,11 @@ def _delta(plan: BinPlan, values: np.ndarray, columns: Sequence[int] | None, out
     if n_rows == 0 or not cols:
         return d, (np.zeros(n_rows, dtype=bool) if outliers else None)
     counts = np.zeros(plan.n_extended + 1, dtype=np.int64)
+    tails = np.zeros(plan.n_flagged)
     flags = np.zeros(n_rows, dtype=bool) if outliers else None
     for start in range(0, n_rows, CHUNK_ROWS):
         block = values[start: start + CHUNK_ROWS]
-        score = _chunk(plan, block, cols, d, counts, outliers)
+        score = _chunk(plan, block, cols, d, counts, tails, outliers)
         if flags is not None and score is not None:
             flags[start: start + block.shape[0]] = score >= plan.outlier_k
     if mismatch is not None:
@@ -69,6 +70,7 @@ def _delta(plan: BinPlan, values: np.ndarray, columns: Sequence[int] | None, out
     for c in absent:
         d.issues[c, _MISSING] -= n_rows
     if plan.n_reference:
+        d.extended, d.tails = counts[: plan.n_extended], tails
         d.bins = np.bincount(plan.extended_to_reference, weights=counts[: plan.n_extended],
                              minlength=plan.n_reference).astype(np.int64)
         if plan.below_bins.size:
@@ -82,8 +84,9 @@ def _delta(plan: BinPlan, values: np.ndarray, columns: Sequence[int] | None, out
 
 
 def _chunk(plan: BinPlan, block: np.ndarray, cols: list[int], d: Delta, counts: np.ndarray,
-           outliers: bool) -> np.ndarray | None:
-    """Fold one chunk into ``d`` and ``counts`` (extended bins); the rows' outlier scores."""
+           tails: np.ndarray, outliers: bool) -> np.ndarray | None:
+    """Fold one chunk into ``d``, ``counts`` (extended bins) and ``tails`` (sums of the
+    values in the tail bins); the rows' outlier scores."""
     rows, width = block.shape
     leading = cols == list(range(width))  # columns 0..width-1: slices, not fancy indexing
     col_idx = slice(0, width) if leading else np.asarray(cols)
@@ -117,9 +120,17 @@ def _chunk(plan: BinPlan, block: np.ndarray, cols: list[int], d: Delta, counts: 
     if bad is not None:
         flat.reshape(-1)[bad] = plan.missing_bin  # ``flat`` is C-contiguous, as ``clean``
     counts += np.bincount(flat.ravel(), minlength=plan.n_extended + 1)
+    if not plan.n_flagged:
+        return None
+    # The values in the tail bins (outside the central 99%: few of them), for their sums
+    # (drift's resolution beyond the bins) and the rows' outlier scores.
+    hits = np.flatnonzero(flat.reshape(-1) < plan.n_flagged)
+    if hits.size:
+        width = flat.shape[1]
+        tails += np.bincount(flat.reshape(-1)[hits], weights=clean[hits // width, hits % width],
+                             minlength=plan.n_flagged)
     if outliers and plan.has_outliers:
-        # Outlier score of each row: the weights of its flagged values (few of them).
-        hits = np.flatnonzero(flat.reshape(-1) < plan.n_flagged)
+        # Outlier score of each row: the weights of its flagged values.
         return np.bincount(hits // flat.shape[1], weights=plan.weight[flat.reshape(-1)[hits]],
                            minlength=flat.shape[0])
     return None
