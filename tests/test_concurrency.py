@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_ml
-from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
+from otel_ml.contract import BATCH_SIZE_RANGES, NO_SEGMENT, Attr, batch_size_range
 
 THREADS = 8
 CALLS_PER_THREAD = 400
@@ -189,9 +189,10 @@ def test_threads_give_exact_counts_and_the_single_threaded_statistics():
 
     attrs = {Attr.MODEL_NAME: "conc", Attr.MODEL_VERSION: "1"}
     key = tuple(sorted(attrs.items()))
-    assert observed[("ml.model.predict.calls", key)] == calls
+    calls_key = tuple(sorted({**attrs, Attr.SEGMENT: NO_SEGMENT}.items()))
+    assert observed[("ml.model.predict.calls", calls_key)] == calls
     assert observed[("ml.model.predictions", key)] == rows
-    error_key = tuple(sorted({**attrs, Attr.ERROR_TYPE: "Refused"}.items()))
+    error_key = tuple(sorted({**attrs, Attr.SEGMENT: NO_SEGMENT, Attr.ERROR_TYPE: "Refused"}.items()))
     assert observed[("ml.model.predict.errors", error_key)] == errors
     by_range: dict[tuple, int] = {}
     for X in batches:
@@ -260,8 +261,10 @@ def test_asyncio_tasks_keep_their_own_spans_and_stages():
     assert sum(bad for _, bad in outcomes) == errors
 
     attrs = tuple(sorted({Attr.MODEL_NAME: "async", Attr.MODEL_VERSION: "1"}.items()))
+    calls_key = tuple(sorted({Attr.MODEL_NAME: "async", Attr.MODEL_VERSION: "1",
+                              Attr.SEGMENT: NO_SEGMENT}.items()))
     observed = snapshot(rig.reader)
-    assert observed[("ml.model.predict.calls", attrs)] == calls
+    assert observed[("ml.model.predict.calls", calls_key)] == calls
     assert observed[("ml.model.predictions", attrs)] == rows
     spans = rig.spans.get_finished_spans()
     predicts = {s.context.span_id: s for s in spans if s.name.startswith("ml.predict")}
@@ -325,8 +328,9 @@ def test_threads_and_tasks_at_once_with_collection():
     attrs = {Attr.MODEL_NAME: "mixed", Attr.MODEL_VERSION: "1"}
     observed = snapshot(rig.reader)
     key = tuple(sorted(attrs.items()))
-    assert observed[("ml.model.predict.calls", key)] == calls
+    calls_key = tuple(sorted({**attrs, Attr.SEGMENT: NO_SEGMENT}.items()))
+    assert observed[("ml.model.predict.calls", calls_key)] == calls
     assert observed[("ml.model.predictions", key)] == rows
-    error_key = tuple(sorted({**attrs, Attr.ERROR_TYPE: "Refused"}.items()))
+    error_key = tuple(sorted({**attrs, Attr.SEGMENT: NO_SEGMENT, Attr.ERROR_TYPE: "Refused"}.items()))
     assert observed[("ml.model.predict.errors", error_key)] == errors
     rig.shutdown()

@@ -19,6 +19,8 @@ from otel_ml import ModelMonitor, contract, instrument_model, trace_stage, wrap_
 from otel_ml.version import __version__
 
 MODEL = {"ml.model.name": "churn", "ml.model.version": "2.1.0"}
+#: Call and error counters carry the call's segment (``NO_SEGMENT`` without one).
+CALLS = {**MODEL, "ml.segment": contract.NO_SEGMENT}
 
 
 def value_of(reader, name, **attrs):
@@ -49,7 +51,7 @@ def test_call_span_and_metrics_have_exact_attributes(predict, span_exporter, met
     assert dict(span.attributes) == {**MODEL, "ml.batch.size": 3, "ml.outcome": "success"}
     assert span.status.status_code is StatusCode.UNSET
 
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 1)]
+    assert points(metric_reader, "ml.model.predict.calls") == [(CALLS, 1)]
     assert points(metric_reader, "ml.model.predictions") == [(MODEL, 3)]
     # Integer labels: the task is inferred from the predictions.
     assert points(metric_reader, "ml.model.info") == [({**MODEL, "ml.model.task": "classification"}, 1)]
@@ -97,8 +99,8 @@ def test_user_exception_propagates_unchanged_and_is_recorded(providers, span_exp
     assert span.attributes["error.type"] == qualname
     assert span.events[0].name == "exception"
     assert points(metric_reader, "ml.model.predict.errors") == [
-        ({**MODEL, "error.type": qualname}, 1)]
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 1)]
+        ({**CALLS, "error.type": qualname}, 1)]
+    assert points(metric_reader, "ml.model.predict.calls") == [(CALLS, 1)]
     assert points(metric_reader, "ml.model.predictions") == [(MODEL, 0)]
     assert points(metric_reader, "ml.model.batches") == []  # successful calls only
     (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
@@ -364,10 +366,10 @@ def test_exact_counts_under_eight_threads(providers, metric_reader):
         t.join()
     total = 8 * calls_per_thread
     errors = 8 * (calls_per_thread // 100)
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, total)]
+    assert points(metric_reader, "ml.model.predict.calls") == [(CALLS, total)]
     assert points(metric_reader, "ml.model.predictions") == [(MODEL, 2 * (total - errors))]
     assert points(metric_reader, "ml.model.predict.errors") == [
-        ({**MODEL, "error.type": "ValueError"}, errors)]
+        ({**CALLS, "error.type": "ValueError"}, errors)]
     count = sum(v.count for _, v in points(metric_reader, "ml.model.predict.duration"))
     assert count == total
 
@@ -405,7 +407,7 @@ def test_sampled_out_spans_still_give_ids_and_metrics(metric_reader, meter_provi
     predict([[1]])
     predict([[1]])
     assert len(set(ids)) == 2 and all(len(i) == 16 for i in ids)
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 2)]
+    assert points(metric_reader, "ml.model.predict.calls") == [(CALLS, 2)]
 
 
 def test_telemetry_failure_never_reaches_the_caller(providers, metric_reader, span_exporter,
@@ -446,7 +448,7 @@ def test_telemetry_failure_never_reaches_the_caller(providers, metric_reader, sp
     (attrs, hist), = points(metric_reader, "ml.model.predict.duration")
     assert attrs == MODEL and hist.count == 3
     calls = recorder.collectors()["ml.model.predict.calls"]
-    assert list(calls()) == [(3, {})]
+    assert list(calls()) == [(3, {"ml.segment": contract.NO_SEGMENT})]
     logged = [r for r in caplog.records if r.name == "otel_ml" and "record failed" in r.message]
     assert len(logged) <= 1  # rate limited: at most once per cause and interval
 
@@ -462,7 +464,8 @@ def test_disabled_sdk_makes_everything_a_no_op(providers, span_exporter, metric_
     assert predict([[1]]) == [[1]]
     assert span_exporter.get_finished_spans() == ()
     assert points(metric_reader, "ml.model.predict.calls") == [
-        ({"ml.model.name": "churn", "ml.model.version": "unknown"}, 0)]
+        ({"ml.model.name": "churn", "ml.model.version": "unknown",
+          "ml.segment": contract.NO_SEGMENT}, 0)]
 
 
 def test_wrap_model_proxies_and_traces_pipeline_steps(providers, span_exporter, metric_reader):
@@ -495,7 +498,7 @@ def test_wrap_model_proxies_and_traces_pipeline_steps(providers, span_exporter, 
     predict_span = spans[2]
     assert spans[0].parent.span_id == predict_span.context.span_id
     assert spans[1].attributes["ml.stage.rows_out"] == 10
-    assert points(metric_reader, "ml.model.predict.calls") == [(MODEL, 2)]
+    assert points(metric_reader, "ml.model.predict.calls") == [(CALLS, 2)]
 
 
 def test_wrap_model_instruments_plain_callables(providers, span_exporter):
@@ -631,3 +634,30 @@ def test_inputs_of_failed_calls_feed_no_drift_or_quality_statistics(providers, m
     control(pd.DataFrame({"x": [1.0], "plan": ["zzz"]}))
     control.monitor.flush()
     assert issues("unseen_category") == 1
+
+
+def test_calls_and_errors_are_counted_per_segment(providers, metric_reader):
+    """Calls of segments A and B where only B raises: the error counter names B, the call
+    counter has both segments, and a segment-less call counts under NO_SEGMENT."""
+    monitor = ModelMonitor("churn", version="2.1.0", statistics=False,
+                           segment_by=lambda args, kwargs: kwargs.get("site"), **providers)
+
+    @monitor
+    def predict(X, site=None):
+        if site == "B":
+            raise KeyError("unknown clinic code")
+        return [1 for _ in X]
+
+    for _ in range(3):
+        assert predict([[0.1]], site="A") == [1]
+    for _ in range(2):
+        with pytest.raises(KeyError):
+            predict([[0.1]], site="B")
+    assert predict([[0.1]]) == [1]  # no segment
+
+    calls = sorted(points(metric_reader, "ml.model.predict.calls"),
+                   key=lambda p: p[0]["ml.segment"])
+    assert calls == [({**MODEL, "ml.segment": "A"}, 3), ({**MODEL, "ml.segment": "B"}, 2),
+                     (CALLS, 1)]
+    assert points(metric_reader, "ml.model.predict.errors") == [
+        ({**MODEL, "ml.segment": "B", "error.type": "KeyError"}, 2)]

@@ -160,7 +160,7 @@ def test_segment_alerts_name_the_segment_and_link_the_root_cause_row():
     assert {a["alert"] for a in segment} == {a.name for a in gen_rules.SEGMENT_ALERTS} == {
         "MLSegmentFeatureDrift", "MLSegmentPredictionDrift",
         "MLSegmentPerformanceBelowReference", "MLSegmentErrorAboveReference",
-        "MLSegmentMissingValuesSurge"}
+        "MLSegmentMissingValuesSurge", "MLSegmentErrorRatioHigh"}
     for a in segment:
         assert "{{ $labels.ml_segment }}" in a["annotations"]["summary"], a["alert"]
         assert "{{ $labels.ml_segment }}" in a["annotations"]["description"], a["alert"]
@@ -171,7 +171,8 @@ def test_segment_alerts_name_the_segment_and_link_the_root_cause_row():
         # the fleet (the thresholds module's values, interpolated).
         t = gen_rules.THRESHOLDS
         assert (f">= {t.segment_min_rows}" in a["expr"]
-                or f">= {t.segment_min_outcomes}" in a["expr"]), a["alert"]
+                or f">= {t.segment_min_outcomes}" in a["expr"]
+                or f">= {t.segment_min_calls}" in a["expr"]), a["alert"]
         assert f"{t.segment_factor} * model" in a["expr"], a["alert"]
     assert not [a for a in _alerts() if a["alert"] not in {s["alert"] for s in segment}
                 and "dashboard_url" in a["annotations"]]

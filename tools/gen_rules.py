@@ -351,6 +351,9 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
     m = by(MODEL)
     calls_rate = f"model:{CALLS.removesuffix('_total')}:rate5m"
     errors_rate = f"model:{ERRORS.removesuffix('_total')}:rate5m"
+    ms = by(MODEL_SEGMENT)
+    calls_seg = f"model_segment:{CALLS.removesuffix('_total')}:increase5m"
+    errors_seg = f"model_segment:{ERRORS.removesuffix('_total')}:increase5m"
     calls = [
         _rec(calls_rate, f"sum by ({m}) (rate({CALLS}[{p.w('5m')}]))"),
         _rec(f"model:{PREDICTIONS.removesuffix('_total')}:rate5m",
@@ -358,6 +361,11 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
         _rec(errors_rate, f"sum by ({m}) (rate({ERRORS}[{p.w('5m')}]))"),
         _rec(f"model:{ERRORS.removesuffix('_total')}:ratio_rate5m",
              f"({errors_rate} or {calls_rate} * 0)\n/ ({calls_rate} > 0)"),
+        # Per segment (the call's segment): counts, so a minimum of calls can be required.
+        _rec(calls_seg, f"sum by ({ms}) (increase({CALLS}[{p.w('5m')}]))"),
+        _rec(errors_seg, f"sum by ({ms}) (increase({ERRORS}[{p.w('5m')}]))"),
+        _rec(f"model_segment:{ERRORS.removesuffix('_total')}:ratio5m",
+             f"({errors_seg} or {calls_seg} * 0)\n/ ({calls_seg} > 0)"),
         *(_rec(f"model:{DURATION}:p{q}_5m",
                f"histogram_quantile({q / 100}, sum by ({m}, le) "
                f"(rate({DURATION}_bucket[{p.w('5m')}])))")
@@ -696,6 +704,37 @@ SEGMENT_ALERTS: tuple[AlertSpec, ...] = (
                  "level." + _SEGMENT_MEANING),
         diagnosis=_SEGMENT_DIAGNOSIS, mitigation=_SEGMENT_MITIGATION,
         explains=("MLModelErrorAboveReference",), explains_equal=(PERF_METRIC,)),
+    AlertSpec(
+        name="MLSegmentErrorRatioHigh", severity="critical", for_="5m",
+        summary="{{ $labels.ml_model_name }} predict calls are failing in segment " + _SEG,
+        description=("{{ $value | humanizePercentage }} of predict calls of " + _MODEL_ID
+                     + " in segment " + _SEG + " raised over the last 5 minutes (threshold "
+                     + f"{T.error_ratio:.0%}" + ", and at least " + f"{T.segment_factor}"
+                     + " times the fleet-wide ratio)."),
+        expr=lambda p: (
+            f"(\n  model_segment:{ERRORS.removesuffix('_total')}:ratio5m > {T.error_ratio}\n"
+            f"  and on ({_MS}) model_segment:{CALLS.removesuffix('_total')}:increase5m"
+            f" >= {T.segment_min_calls}\n)\n"
+            f"> on ({m_}) group_left ()\n"
+            f"  {T.segment_factor} * model:{ERRORS.removesuffix('_total')}:ratio_rate5m"),
+        threshold=(f"error ratio over 5m within the segment > {T.error_ratio} {_DIFFERS}, with "
+                   f"at least {T.segment_min_calls} calls of the segment in the 5 minutes, "
+                   "for 5m"),
+        labels=(SEGMENT,),
+        meaning=("Predict calls of one segment raise exceptions: that segment's callers get "
+                 "errors instead of predictions (a new client sending a payload the model "
+                 "cannot read, an unknown category code, a missing column). The segment is the "
+                 "call's segment (`segment_by` as a callable); with `segment_by` naming a "
+                 "column, calls count under `__none__` and only the fleet-wide alert applies."
+                 + _SEGMENT_MEANING),
+        diagnosis=("The *Errors by type* panel of *otel-ml / Model overview* shows the "
+                   "exception types; `ml_model_predict_errors_total{ml_segment=\"...\"}` "
+                   "gives them for the segment alone.",
+                   "Open an error span of the segment in Jaeger (search `error=true` for the "
+                   "service): the exception event says what the segment's payloads lack.",
+                   *_SEGMENT_DIAGNOSIS[1:]),
+        mitigation=_SEGMENT_MITIGATION,
+        explains=("MLModelErrorRatioHigh",)),
     AlertSpec(
         name="MLSegmentMissingValuesSurge", severity="critical", for_="15m",
         summary=("Missing values surge in {{ $labels.ml_feature_name }} in segment " + _SEG),

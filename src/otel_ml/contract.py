@@ -207,10 +207,13 @@ METRICS: dict[str, MetricSpec] = {
         # --- calls (issue: core) -------------------------------------------------------
         _m("ml.model.predict.duration", H, "s", "Duration of predict calls.",
            A.ERROR_TYPE, buckets=LATENCY_BUCKETS),
-        _m("ml.model.predict.calls", OC, "{call}", "Predict calls, successful or not."),
+        _m("ml.model.predict.calls", OC, "{call}",
+           "Predict calls, successful or not, by the call's segment (``__none__`` when "
+           "segment_by names a column: one call's rows may span segments).", A.SEGMENT),
         _m("ml.model.predictions", OC, "{prediction}", "Rows predicted (successful calls)."),
-        _m("ml.model.predict.errors", OC, "{error}", "Predict calls that raised, by exception type.",
-           A.ERROR_TYPE),
+        _m("ml.model.predict.errors", OC, "{error}",
+           "Predict calls that raised, by the call's segment and exception type.",
+           A.SEGMENT, A.ERROR_TYPE),
         _m("ml.model.predict.cpu.time", OC, "s", "Thread CPU time spent inside predict calls."),
         _m("ml.model.batches", OC, "{call}",
            "Successful predict calls by rows per call (mean rows per call = predictions / batches).",

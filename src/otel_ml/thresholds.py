@@ -56,6 +56,9 @@ class Thresholds:
     #: Labelled predictions of one segment in the last hour below which its performance is
     #: not judged (accuracy over 500 rows has a standard error of about 2 points).
     segment_min_outcomes: int = 500
+    #: Predict calls of one segment in the 5m window below which its error ratio is not judged
+    #: (5 failures in 100 calls is the threshold; fewer calls are noise).
+    segment_min_calls: int = 100
 
 
 THRESHOLDS = Thresholds()

@@ -188,6 +188,21 @@ def _segment_missing(s: Snapshot) -> str | None:
     return ", ".join(hits) or None
 
 
+def _segment_error_ratio(s: Snapshot) -> str | None:
+    """A segment's share of failing calls above the threshold and twice the fleet's, with
+    at least ``segment_min_calls`` calls per 5 minutes at the segment's current rate."""
+    if s.interval_s <= 0:
+        return None
+    hits = []
+    for segment, calls in sorted(s.segment_calls_delta.items()):
+        if calls * 300.0 / s.interval_s < T.segment_min_calls:
+            continue
+        ratio = s.segment_errors_delta.get(segment, 0.0) / calls
+        if ratio > T.error_ratio and ratio >= T.segment_factor * s.error_rate:
+            hits.append(f"{segment} {ratio:.0%} of calls fail")
+    return ", ".join(hits) or None
+
+
 #: The conditions, in the order of the rules file.
 ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLFeatureDriftWarning", f"a feature's PSI > {T.psi_warning}",
@@ -236,6 +251,9 @@ ALERTS: tuple[AlertCondition, ...] = (
                    f"{T.segment_factor}x the fleet's increase",
                    lambda s: _segment_loss(s, ("mae", "rmse"), T.regression_error_factor - 1,
                                            ratio=True)),
+    AlertCondition("MLSegmentErrorRatioHigh",
+                   f"more than {T.error_ratio:.0%} of a segment's calls fail and "
+                   f"{T.segment_factor}x the fleet's share", _segment_error_ratio),
     AlertCondition("MLSegmentMissingValuesSurge",
                    f"more than {T.missing_ratio:.0%} of a feature's values missing in a segment "
                    f"and {T.segment_factor}x the fleet's share", _segment_missing),

@@ -91,6 +91,10 @@ class Snapshot:
         segment_quality_delta: The same, since the previous reading.
         segment_observations: Non-missing values so far per ``(feature, segment)``.
         segment_observations_delta: The same, since the previous reading.
+        segment_calls: Predict calls so far per call segment (``ml.model.predict.calls``).
+        segment_calls_delta: The same, since the previous reading.
+        segment_errors: Failed calls so far per call segment, every error type.
+        segment_errors_delta: The same, since the previous reading.
     """
 
     at: float = 0.0
@@ -127,6 +131,10 @@ class Snapshot:
     segment_quality_delta: dict[tuple[str, str, str], float] = field(default_factory=dict)
     segment_observations: dict[tuple[str, str], float] = field(default_factory=dict)
     segment_observations_delta: dict[tuple[str, str], float] = field(default_factory=dict)
+    segment_calls: dict[str, float] = field(default_factory=dict)
+    segment_calls_delta: dict[str, float] = field(default_factory=dict)
+    segment_errors: dict[str, float] = field(default_factory=dict)
+    segment_errors_delta: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -172,11 +180,16 @@ class Snapshot:
         """Summarise collected data points (see :func:`read_points`)."""
         snap = cls(at=at)
         get = lambda name: list(data.get(name, ()))  # noqa: E731
-        snap.calls = sum(p.value for p in get("ml.model.predict.calls"))
+        for p in get("ml.model.predict.calls"):
+            seg = str(p.attributes.get(Attr.SEGMENT))
+            snap.segment_calls[seg] = snap.segment_calls.get(seg, 0.0) + p.value
+        snap.calls = sum(snap.segment_calls.values())
         snap.predictions = sum(p.value for p in get("ml.model.predictions"))
         for p in get("ml.model.predict.errors"):
             etype = str(p.attributes.get(Attr.ERROR_TYPE, "?"))
             snap.errors[etype] = snap.errors.get(etype, 0.0) + p.value
+            seg = str(p.attributes.get(Attr.SEGMENT))
+            snap.segment_errors[seg] = snap.segment_errors.get(seg, 0.0) + p.value
         bounds: tuple[float, ...] = ()
         counts: list[float] = []
         for p in get("ml.model.predict.duration"):
@@ -257,6 +270,8 @@ class Snapshot:
         snap.segment_quality_delta = _delta(snap.segment_quality, base.segment_quality)
         snap.segment_observations_delta = _delta(snap.segment_observations,
                                                  base.segment_observations)
+        snap.segment_calls_delta = _delta(snap.segment_calls, base.segment_calls)
+        snap.segment_errors_delta = _delta(snap.segment_errors, base.segment_errors)
         return snap
 
 

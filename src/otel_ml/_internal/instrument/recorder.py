@@ -32,7 +32,7 @@ from otel_ml._internal.core.instruments import Instruments, Points
 from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.core.state import Switch
 from otel_ml._internal.data.inputs import count_items, count_rows
-from otel_ml.contract import BATCH_SIZE_RANGES, Attr, batch_size_range
+from otel_ml.contract import BATCH_SIZE_RANGES, NO_SEGMENT, Attr, batch_size_range
 
 __all__ = ["Call", "CallRecorder", "Target"]
 
@@ -138,10 +138,12 @@ class CallRecorder:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._calls = 0
+        # Calls by segment and errors by (segment, error type): bounded by the segment cap and
+        # the error-type cap; a call without a segment counts under NO_SEGMENT.
+        self._calls: dict[str, int] = {}
         self._rows = 0
         self._cpu_s = 0.0
-        self._errors: dict[str, int] = {}
+        self._errors: dict[tuple[str, str], int] = {}
         self._batches = [0] * len(BATCH_SIZE_RANGES)  # successful calls by batch_size_range
 
     def after_fork(self) -> None:
@@ -151,15 +153,21 @@ class CallRecorder:
     def collectors(self) -> dict[str, Callable[[], Points]]:
         """The call tallies, by observable metric name (points without model attributes)."""
         return {
-            "ml.model.predict.calls": lambda: [(self._calls, {})],
+            "ml.model.predict.calls": self._collect_calls,
             "ml.model.predictions": lambda: [(self._rows, {})],
             "ml.model.predict.cpu.time": lambda: [(self._cpu_s, {})],
             "ml.model.batches": lambda: [
                 (n, {Attr.BATCH_SIZE_RANGE: BATCH_SIZE_RANGES[i]})
                 for i, n in enumerate(self._batches) if n],
             "ml.model.predict.errors": lambda: [
-                (n, {Attr.ERROR_TYPE: t}) for t, n in list(self._errors.items())],
+                (n, {Attr.SEGMENT: s, Attr.ERROR_TYPE: t})
+                for (s, t), n in list(self._errors.items())],
         }
+
+    def _collect_calls(self) -> Points:
+        calls = list(self._calls.items())
+        # Before the first call: one zero point, so the counter exists from the start.
+        return [(n, {Attr.SEGMENT: s}) for s, n in calls] or [(0, {Attr.SEGMENT: NO_SEGMENT})]
 
     # ------------------------------------------------------------------ the call path
     def begin(self, target: Target, args: tuple, kwargs: dict, user_id: Any = None, *,
@@ -186,7 +194,9 @@ class CallRecorder:
         # The caller's own code and values: a failure costs the segment or the id only.
         if self._segment_of is not None:
             try:
-                call.segment = self._segment_values(self._segment_of(args, kwargs))
+                value = self._segment_of(args, kwargs)
+                # None is "no segment" (NO_SEGMENT), as for a column's missing values.
+                call.segment = None if value is None else self._segment_values(value)
             except Exception as exc:
                 internal_error("segment_by", exc)
         if user_id is not None and type(user_id) is not str:
@@ -280,14 +290,17 @@ class CallRecorder:
                     etype, {**self.attributes, Attr.ERROR_TYPE: etype})
             # Recorded while the call's context is current, so the exemplar links to the trace.
             self._duration.record(elapsed, attrs)
+            segment = call.segment if call.segment is not None else NO_SEGMENT
             with self._lock:
-                self._calls += 1
+                calls = self._calls
+                calls[segment] = calls.get(segment, 0) + 1
                 self._cpu_s += cpu_s
                 if exc is None:
                     self._rows += rows
                     self._batches[1 if rows == 1 else batch_size_range(rows)] += 1
                 else:
-                    self._errors[etype] = self._errors.get(etype, 0) + 1
+                    key = (segment, etype)
+                    self._errors[key] = self._errors.get(key, 0) + 1
             batch = None
             if self._feed is not None:
                 try:  # a failing analysis costs its own signals, not the span's annotations
