@@ -338,22 +338,33 @@ def quantile_edges(sorted_sample: np.ndarray, bins: int, minimum: float) -> np.n
 
 def fine_bins(sorted_sample: np.ndarray, edges: np.ndarray, central: Sequence[float],
               minimum: float, maximum: float, bins: int = FINE_BINS) -> FineBins | None:
-    """The fine bins of a sorted sample: edges at its quantiles ``i/bins``, plus the bin
-    ``edges`` and the ``central`` bounds, so that they refine both (``None`` for one bin)."""
-    if not len(edges) or sorted_sample.shape[0] == 0:
+    """The fine bins of a sorted sample: each bin of ``edges`` split into equal-share parts
+    (about ``bins`` in all), plus the ``central`` bounds, so they refine both (``None`` for one
+    bin). A split sits midway between the two sample values it separates (no sample value is
+    written to the file) and never inside a run of equal values; a split at the position of
+    a central bound is left out (it would add a gap narrower than the values' spacing, which
+    the runtime's lookup grid cannot hold, and no resolution)."""
+    n = sorted_sample.shape[0]
+    if not len(edges) or n == 0:
         return None
     extra = np.array([x for x in central if minimum < x <= maximum], dtype=np.float64)
-    # Each quantile edge moves down to midway from the sample value below it: the same split
-    # of the sample, but no sample value is written to the file (only the bin edges are).
-    upper = quantile_edges(sorted_sample, bins, minimum)
-    below = sorted_sample[np.maximum(np.searchsorted(sorted_sample, upper, side="left") - 1, 0)]
+    required = np.union1d(edges, extra)
+    bounds = np.concatenate(([0], np.searchsorted(sorted_sample, edges, side="left"), [n]))
+    parts = [lo + np.round(np.arange(1, k) * (hi - lo) / k).astype(np.int64)
+             for lo, hi in zip(bounds[:-1], bounds[1:])
+             if (k := max(1, round(bins * (hi - lo) / n))) > 1]
+    pos = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    pos = pos[(pos > 0) & (pos < n)]
+    below, upper = sorted_sample[pos - 1], sorted_sample[pos]
+    pos, below, upper = pos[below < upper], below[below < upper], upper[below < upper]
     with np.errstate(all="ignore"):
         mid = below / 2 + upper / 2
     split = np.where((mid > below) & (mid <= upper), mid, upper)
-    fine = np.union1d(np.union1d(split, edges), extra)
+    split = split[~np.isin(pos, np.searchsorted(sorted_sample, required, side="left"))]
+    fine = np.union1d(split, required)
     fine = fine[(fine > minimum) & (fine <= maximum)]
     centroids, counts = _bin_means(sorted_sample, fine, magnitude_exponent(minimum, maximum))
-    return FineBins(fine, counts / counts.sum(), centroids, int(sorted_sample.shape[0]))
+    return FineBins(fine, counts / counts.sum(), centroids, int(n))
 
 
 def _bin_means(sorted_sample: np.ndarray, edges: np.ndarray, exp: int
