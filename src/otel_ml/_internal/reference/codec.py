@@ -278,7 +278,7 @@ def _fine_from(v: _Validator, where: str, item: Any, lo: float, hi: float) -> Fi
                       "centroids (expected one share and one centroid per bin)")
     if (shares < 0).any() or abs(float(shares.sum()) - 1.0) > _SHARE_TOLERANCE:
         v.fail(f"{where}.shares", "shares must be within [0, 1] and sum to 1")
-    if (len(edges) > 1 and not (np.diff(edges) > 0).all()) or \
+    if not (edges[1:] > edges[:-1]).all() or \
             (len(edges) and (edges[0] <= lo or edges[-1] > hi)):
         v.fail(f"{where}.edges", "edges must be strictly increasing, within (min, max]")
     if count < 1:
