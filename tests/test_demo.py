@@ -472,3 +472,106 @@ def test_the_scenario_explains_its_accuracy_and_its_fairness_gap():
     assert notes[0].endswith("genuine")
     assert f"accuracy reference {study.accuracy:.2f}" in notes[1]
     assert all(len(note) <= 78 for note in notes)
+
+
+# ---------------------------------------------------------------------------- where (issue 15)
+def _new_clinic_monitor():
+    """The demo's monitor after 400 requests of the new-source phase (clinic-b sends 40%)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_ml import ModelMonitor
+    from otel_ml._internal.reference.profile import Reference
+    from otel_ml.demo.model import feature_matrix, study_figures
+    from otel_ml.demo.runner import SEGMENT_BY
+
+    data = load_data()
+    model, medians, _ = train_model(data, seed=0)
+    reference = Reference.from_data(
+        data.frame, predictions=model.predict(feature_matrix(data.frame)),
+        categorical=["sex", "source"],
+        performance={"accuracy": study_figures(model, data).accuracy})
+    monitor = ModelMonitor("demo", "1", task="classification", reference=reference,
+                           segment_by=SEGMENT_BY, tracer_provider=TracerProvider(),
+                           meter_provider=MeterProvider())
+    predict = monitor(DemoService(model, medians, seed=0).predict)
+    traffic = TrafficGenerator(data, seed=0)
+    for _ in range(400):
+        frame, _ = traffic.request(DEFAULT_PHASES[2], traffic.batch_size())
+        predict(frame)
+    return monitor
+
+
+def test_the_new_clinic_phase_names_clinic_b_and_its_shifted_features_first():
+    """The demo's "new clinic" phase shows where the change comes from: clinic-b first, then
+    its shifted features (s5, s3) by PSI; the segment column itself is left out."""
+    from otel_ml.demo.runner import SEGMENT_BY
+    from otel_ml.demo.summary import DemoSummary, PhaseSummary, print_summary
+    from otel_ml.demo.view import PlainView, where_line
+
+    monitor = _new_clinic_monitor()
+    report = monitor.root_cause_report()
+    line = where_line(report, skip=(SEGMENT_BY,))
+    assert line.startswith("where: clinic-b (share "), line
+    head, _, features = line.partition(", features ")
+    first = features.split(", ")[0].split()[0]
+    assert first in ("s5", "s3") and "source" not in features, line
+    assert {"s5", "s3"} <= {f.split()[0] for f in features.split(", ")}, line
+    cause = report.prediction_drift[0]
+    assert cause.segment == "clinic-b" and f"share {cause.share:.0%}" in head
+    monitor.close()
+
+    # The --no-live output prints it once (when it changes), the summary under its phase.
+    out = io.StringIO()
+    view = PlainView(out)
+    for _ in range(3):
+        view.update(_state(_snap(), where=line))
+    assert out.getvalue().count("where: clinic-b") == 1
+    assert max(len(x) for x in out.getvalue().splitlines()) <= 100
+    phase = PhaseSummary("new-source", 24.0, where=line)
+    text = io.StringIO()
+    print_summary(DemoSummary([phase], 10, 0, 0, 1.0, False, _snap(), 0.7), text)
+    assert "    where: clinic-b" in text.getvalue()
+
+
+@pytest.mark.parametrize("width, height", [(80, 24), (160, 50)])
+def test_the_view_shows_the_ranking_within_the_terminal(width, height):
+    pytest.importorskip("rich")
+    line = ("where: clinic-b (share 40% x prediction PSI 2.18 = 0.87), features "
+            "s5 7.13, s3 2.04, bp 0.31, bmi 0.02")
+    text = _rendered(_state(_busy_snapshot(), where=line), width, height)
+    lines = text.rstrip("\n").splitlines()
+    assert len(lines) <= height and max(len(x) for x in lines) <= width, text
+    where = next(x for x in lines if "where: clinic-b" in x)
+    assert "s5 7.13" in where and "…" not in text
+    for number in ("123,456", "18.42", "1,234"):  # the panels are still whole
+        assert number in text
+
+
+def test_where_line_fits_whole_items_and_is_empty_for_one_segment():
+    from otel_ml._internal.monitor.root_cause import Cause, RootCauseReport
+    from otel_ml.demo.view import fit_where, where_line
+
+    def drift(segment, share, psi):
+        return Cause("prediction_drift", "psi", psi, 0.25, psi > 0.25, segment=segment,
+                     feature=PREDICTION_FEATURE, share=share, contribution=share * psi)
+
+    features = tuple(Cause("feature_drift", "psi", v, 0.25, True, segment="clinic-b",
+                           feature=f, contribution=v)
+                     for f, v in (("source", 18.4), ("s5", 7.13), ("s3", 2.04)))
+    report = RootCauseReport("m", "1", prediction_drift=(drift("clinic-b", 0.4, 2.18),
+                                                         drift("clinic-a", 0.6, 0.02)),
+                             features={"clinic-b": features})
+    assert where_line(report, skip=("source",)) == (
+        "where: clinic-b (share 40% x prediction PSI 2.18 = 0.87), features s5 7.13, "
+        "s3 2.04")
+    assert len(where_line(report)) > 80
+    assert fit_where(where_line(report), 80) == (
+        "where: clinic-b (40% x PSI 2.18), features source 18.40, s5 7.13, s3 2.04")
+    assert fit_where(where_line(report), 52) == "where: clinic-b, features source 18.40, s5 7.13 +1"
+    assert fit_where(where_line(report), 20) == "where: clinic-b"
+    # Nothing holds for the top segment (it is the fleet, or its figures are under the
+    # thresholds): no line.
+    quiet = RootCauseReport("m", "1", prediction_drift=(drift("clinic-b", 0.4, 0.2),
+                                                        drift("clinic-a", 0.6, 0.02)))
+    assert quiet.top_segment == "clinic-b" and where_line(quiet) == ""

@@ -15,7 +15,7 @@ from otel_ml.contract import ALL_SEGMENTS
 from otel_ml.thresholds import THRESHOLDS
 from otel_ml.demo.alerts import ALERTS, distinct, firing
 from otel_ml.demo.snapshot import Snapshot
-from otel_ml.demo.view import ViewState, feature_label, fit, segment_label
+from otel_ml.demo.view import ViewState, feature_label, fit, fit_where, segment_label
 
 __all__ = ["COMPACT_MAX_HEIGHT", "COMPACT_MAX_WIDTH", "render"]
 
@@ -161,7 +161,8 @@ def _compact(state: ViewState, width: int, height: int) -> Any:
     holding, quiet = _alert_lines(s, width)
     phase_lines = -(-len(phase.plain) // max(width, 1))
     used = 1 + phase_lines + 1 + 5 + 5 + 1  # header, phase, blank, two section rows, title
-    room = max(height - used - 1, 1)  # one line for a note
+    where = fit_where(state.where, width) if state.where else ""
+    room = max(height - used - 1 - bool(where), 1)  # one line for a note (and the ranking)
     alerts = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
     alerts.add_column(no_wrap=True, style="bold red")
     alerts.add_column(no_wrap=True)
@@ -175,6 +176,8 @@ def _compact(state: ViewState, width: int, height: int) -> Any:
     parts: list[Any] = [head, phase, Text(""), top, title]
     if holding:
         parts.append(alerts)
+    if where:
+        parts.append(Text(where, style="bold yellow"))
     notes = room - len(shown) - (len(shown) < len(holding))
     for note in list(state.notes)[:max(notes, 1)]:
         parts.append(Text(note[:width], style="dim"))
@@ -239,5 +242,7 @@ def _full(state: ViewState, width: int) -> Any:
         alerts.add_row(Text("ok", style="green"),
                        Text(fit(quiet, width - 11 - name_width), style="dim"))
     parts: list[Any] = [header, grid, alerts]
+    if state.where:
+        parts.append(Text(fit_where(state.where, width - 4), style="bold yellow"))
     parts.extend(Text(note, style="dim") for note in state.notes)
     return Panel(Group(*parts), border_style="blue")

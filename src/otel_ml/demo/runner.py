@@ -17,12 +17,14 @@ from otel_ml.demo.model import (DemoService, FeatureStoreTimeout, StudyFigures, 
 from otel_ml.demo.snapshot import Snapshot
 from otel_ml.demo.summary import AlertLedger, DemoSummary, PhaseSummary, print_summary
 from otel_ml.demo.traffic import DEFAULT_PHASES, LabelQueue, Phase, PhaseClock, TrafficGenerator
-from otel_ml.demo.view import LiveView, PlainView, ViewState, rich_available
+from otel_ml.demo.view import LiveView, PlainView, ViewState, rich_available, where_line
 
 __all__ = ["DemoOptions", "run_demo", "scenario_notes"]
 
 MODEL_NAME = "diabetes-progression"
 MODEL_VERSION = "1.0.0"
+#: The column that names each row's segment (the clinic).
+SEGMENT_BY = "source"
 #: Cycle length when the demo runs until Ctrl-C.
 ENDLESS_CYCLE_S = 120.0
 
@@ -158,7 +160,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     tracer_provider, meter_provider, destination, configured = _providers(options, reader, spans)
     monitor = ModelMonitor(
         MODEL_NAME, MODEL_VERSION, task="classification", reference=reference,
-        segment_by="source", sensitive_attribute="sex", positive_class=1,
+        segment_by=SEGMENT_BY, sensitive_attribute="sex", positive_class=1,
         drift_window_s=window, slot_s=window / 6,
         tracer_provider=tracer_provider, meter_provider=meter_provider)
     service = DemoService(model, medians, options.seed)
@@ -203,10 +205,13 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
                     snapshot = Snapshot.read(reader, now, previous)
                     previous = snapshot
                     ledger.observe(summaries[-1], snapshot, elapsed)
+                    where = _where(monitor)
+                    summaries[-1].where = where or summaries[-1].where
                     view.update(ViewState(
                         snapshot, phase.name, phase.description, elapsed, options.duration_s,
                         f"{MODEL_NAME} {MODEL_VERSION}", destination, labels_sent, len(labels),
-                        dict(spans.counts), notes, index + 1, len(clock.phases), options.seed))
+                        dict(spans.counts), notes, index + 1, len(clock.phases), options.seed,
+                        where))
                     next_view = now + refresh
                 if now < next_call:
                     time.sleep(max(0.0, min(next_call, next_view) - now))
@@ -243,6 +248,14 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
         tracer_provider.shutdown()
     print_summary(summary, out)
     return summary
+
+
+def _where(monitor: Any) -> str:
+    """The root-cause ranking in one line (``""`` when nothing stands out or it fails)."""
+    try:
+        return where_line(monitor.root_cause_report(), skip=(SEGMENT_BY,))
+    except Exception:  # the demo shows what it can; the ranking is one line of it
+        return ""
 
 
 def scenario_notes(study: StudyFigures, seed: int) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import IO
 from otel_ml.contract import ALL_SEGMENTS
 from otel_ml.demo.alerts import firing
 from otel_ml.demo.snapshot import Snapshot
-from otel_ml.demo.view import LINE_WIDTH, feature_label
+from otel_ml.demo.view import LINE_WIDTH, feature_label, fit_where
 
 __all__ = ["AlertLedger", "DemoSummary", "PhaseSummary", "print_summary"]
 
@@ -39,6 +39,8 @@ class PhaseSummary:
         alerts: Alert conditions that started holding during the phase.
         carried: Alerts holding during the phase since an earlier one: name -> that phase.
         expected_alerts: Alerts the phase is meant to raise.
+        where: The last root-cause line the phase showed (top segment and its features,
+            ``monitor.root_cause_report()``), or ``""``.
     """
 
     name: str
@@ -54,6 +56,7 @@ class PhaseSummary:
     alerts: set[str] = field(default_factory=set)
     carried: dict[str, str] = field(default_factory=dict)
     expected_alerts: tuple[str, ...] = ()
+    where: str = ""
 
 
 @dataclass
@@ -162,6 +165,8 @@ def print_summary(summary: DemoSummary, out: IO[str]) -> None:
             worst = sorted(new_quality.items(), key=lambda kv: -kv[1])[:3]
             lines += _wrap("quality: " + ", ".join(f"{c} {feature_label(f)} x{n:.0f}"
                                                    for (f, c), n in worst), " " * 4)
+        if phase.where:
+            lines.append(" " * 4 + fit_where(phase.where, LINE_WIDTH - 4))
         if phase.alerts:
             lines += _wrap("alerts raised: " + ", ".join(sorted(phase.alerts)), " " * 4)
         by_origin: dict[str, list[str]] = {}

@@ -9,6 +9,7 @@ for 80x24, a boxed one for larger terminals.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -18,7 +19,7 @@ from otel_ml.demo.alerts import firing
 from otel_ml.demo.snapshot import Snapshot
 
 __all__ = ["LINE_WIDTH", "LiveView", "PlainView", "ViewState", "feature_label", "fit",
-           "plain_line", "rich_available", "segment_label"]
+           "fit_where", "plain_line", "rich_available", "segment_label", "where_line"]
 
 #: Longest plain line (``--no-live`` and the summary).
 LINE_WIDTH = 100
@@ -31,6 +32,7 @@ class ViewState:
     Attributes:
         notes: Short lines that explain what the screen cannot (each at most 78 characters).
         phase_number: 1-based index of the phase in the cycle, and ``phase_count`` phases.
+        where: The root-cause ranking in one line (:func:`where_line`), or ``""``.
     """
 
     snapshot: Snapshot
@@ -47,6 +49,7 @@ class ViewState:
     phase_number: int = 1
     phase_count: int = 1
     seed: int = 0
+    where: str = ""
 
 
 def rich_available() -> bool:
@@ -95,6 +98,49 @@ def _drifted_labels(s: Snapshot) -> list[str]:
             for f, seg in pairs if seg in (ALL_SEGMENTS, None) or not single]
 
 
+def where_line(report: Any, skip: Sequence[str] = ()) -> str:
+    """The root-cause ranking (``monitor.root_cause_report()``) in one line, whole (the views
+    fit it to their width with :func:`fit_where`): the top segment, its share and prediction PSI (their product ranks
+    it), then its features by PSI, except those in ``skip`` (the ``segment_by`` column: within
+    its own segment it holds one value, a PSI that says nothing). ``""`` unless a per-segment
+    alert condition holds for the top segment (with one segment sending traffic, or every
+    segment alike, the fleet-wide figures say it all).
+    """
+    segment = report.top_segment
+    causes = (*report.prediction_drift, *report.performance, *report.features.get(segment, ()))
+    if segment is None or not any(c.exceeded and c.segment == segment for c in causes):
+        return ""
+    head = f"where: {segment_label(segment)}"
+    cause = next((c for c in (*report.prediction_drift, *report.performance)
+                  if c.segment == segment), None)
+    if cause is not None and cause.share is not None:
+        measure = "prediction PSI" if cause.kind == "prediction_drift" else cause.measure
+        head += (f" (share {cause.share:.0%} x {measure} {cause.value:.2f} = "
+                 f"{cause.contribution:.2f})")
+    features = [f"{feature_label(str(c.feature))} {c.value:.2f}"
+                for c in report.features.get(segment, ()) if c.feature not in skip]
+    return head + (", features " + ", ".join(features) if features else "")
+
+
+def fit_where(line: str, width: int) -> str:
+    """A :func:`where_line` within ``width``: whole features (``+N`` for the rest); when the
+    first feature would not fit, the figures shrink (``(40% x PSI 2.18)``), then go."""
+    if len(line) <= width:
+        return line
+    head, sep, features = line.partition(", features ")
+    items = features.split(", ") if sep else []
+    segment = head.split(" (")[0]
+    short = re.search(r"share (\S+) x (?:.* )?(\S+) (\S+) = ", head)
+    heads = [head, *([f"{segment} ({short[1]} x {short[2]} {short[3]})"] if short else []),
+             segment]
+    for candidate in heads:
+        room = width - len(candidate) - len(sep)
+        first = items[0] + (f" +{len(items) - 1}" if len(items) > 1 else "") if items else ""
+        if len(first) <= room:
+            return candidate + sep + fit(items, room) if items else candidate
+    return segment[:width]
+
+
 def plain_line(state: ViewState) -> str:
     """One line summarising a refresh (the ``--no-live`` output), at most :data:`LINE_WIDTH`."""
     s = state.snapshot
@@ -117,12 +163,22 @@ def alert_lines(before: dict[str, str], now: dict[str, str]) -> list[str]:
     return lines
 
 
+def _where_subjects(line: str) -> tuple[str, ...]:
+    """The names in a :func:`where_line`: the segment, then the features (not the figures)."""
+    if not line:
+        return ()
+    segment = line.removeprefix("where: ").split(" (")[0].split(",")[0]
+    _, _, features = line.partition(", features ")
+    return (segment, *(f.split()[0] for f in features.split(", ") if f))
+
+
 class PlainView:
     """Prints one line per refresh, and a line per alert that starts or stops holding."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self._holding: dict[str, str] = {}
+        self._where = ""
 
     def __enter__(self) -> PlainView:
         return self
@@ -135,6 +191,11 @@ class PlainView:
         now = {c.name: detail for c, detail in firing(state.snapshot)}
         lines = [plain_line(state), *alert_lines(self._holding, now)]
         self._holding = now
+        # The ranking when the names it shows change (not every refresh).
+        where = fit_where(state.where, LINE_WIDTH - 9)
+        if where and _where_subjects(where) != _where_subjects(self._where):
+            lines.append(f"{'':9}{where}")
+        self._where = where
         print("\n".join(lines), file=self.out, flush=True)
 
 
