@@ -184,6 +184,16 @@ def overview() -> dict:
               {"color": "red", "value": R.THRESHOLDS.error_ratio}]}})
     p.add("Errors by type /s", [(f"sum by (error_type) (rate({_m('ml.model.predict.errors')}"
                                  f"{{{SEL}}}[{RATE}]))", "{{error_type}}")], unit="reqps", w=6)
+    p.add("Error ratio by segment", [(f"max by (ml_segment) "
+                                      f"(model_segment:ml_model_predict_errors:ratio5m{{{SEL}}})",
+                                      "{{ml_segment}}")],
+          unit="percentunit", w=24,
+          description="Share of each segment's calls that raised over 5m (the call's segment: "
+                      "__none__ when segment_by names a column). MLSegmentErrorRatioHigh "
+                      "fires for a segment above the threshold and twice the fleet's ratio.",
+          field_config={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "green", "value": None},
+              {"color": "red", "value": R.THRESHOLDS.error_ratio}]}})
     p.row("Batches and resources")
     p.add("Mean batch size", [(f"max by (ml_model_name, ml_model_version) "
                                f"({R.MEAN_BATCH_SIZE}{{{SEL}}})",

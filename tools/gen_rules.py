@@ -727,9 +727,10 @@ SEGMENT_ALERTS: tuple[AlertSpec, ...] = (
                  "call's segment (`segment_by` as a callable); with `segment_by` naming a "
                  "column, calls count under `__none__` and only the fleet-wide alert applies."
                  + _SEGMENT_MEANING),
-        diagnosis=("The *Errors by type* panel of *otel-ml / Model overview* shows the "
-                   "exception types; `ml_model_predict_errors_total{ml_segment=\"...\"}` "
-                   "gives them for the segment alone.",
+        diagnosis=("The *Error ratio by segment* and *Errors by type* panels of *otel-ml / "
+                   "Model overview*: since when, and which exception types; "
+                   "`ml_model_predict_errors_total{ml_segment=\"...\"}` gives the types for "
+                   "the segment alone.",
                    "Open an error span of the segment in Jaeger (search `error=true` for the "
                    "service): the exception event says what the segment's payloads lack.",
                    *_SEGMENT_DIAGNOSIS[1:]),
