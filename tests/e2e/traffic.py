@@ -332,6 +332,9 @@ class Scenario:
                 self.classifier.record_rejected("rate_limited")
             if tick % 97 == 0:
                 self.classifier.record_outcome(f"never-predicted-{tick}", 1)  # unknown id
+            if tick % 89 == 0:  # a caller's id object that cannot be read: an ml.telemetry.errors
+                self.estimate(_regressor_frame(rng, 1, regions=regions),  # point, the call runs
+                              prediction_id=_UnreadableId())
             for monitor, label_pid, actual in self._due(now):
                 monitor.record_outcome(label_pid, actual)
                 self.labels_sent += 1
@@ -361,3 +364,11 @@ class Scenario:
             self.regressor.close()
             self.meter_provider.shutdown(timeout_millis=5_000)
             self.tracer_provider.shutdown()
+
+
+class _UnreadableId:
+    """A prediction id whose ``str()`` raises: otel_ml counts it in ``ml.telemetry.errors``
+    (reason ``prediction_id``) and gives the call its own id; the caller's call runs as usual."""
+
+    def __str__(self) -> str:
+        raise ValueError("no string form")
