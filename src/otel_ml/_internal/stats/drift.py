@@ -3,7 +3,9 @@
 Every method works on the same data: the counts of the current window in the reference's
 bins (equal-share quantile bins for numeric features, top categories plus "other" for
 categorical ones) and the reference's share of each bin. Methods are declared once, as
-records (:data:`METHODS`); :func:`evaluate` scores many features at once, vectorised.
+records (:data:`METHODS`); :func:`evaluate` scores many features at once, vectorised. KS and
+Wasserstein of numeric features with fine bins come from :mod:`drift_fine` instead (the
+resolution inside the bins; the others stay on the exported bins, as PromQL computes them).
 
 The default decision (:class:`DriftConfig`) flags a feature when its test is significant after
 a Bonferroni correction for the number of features tested AND an effect size reaches a minimum:
