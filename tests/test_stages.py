@@ -132,3 +132,45 @@ def test_generator_stage_inside_a_predict_call_nests_and_carries_the_model(provi
     assert stage.parent.span_id == call.context.span_id
     assert stage.attributes["ml.model.name"] == "churn"
     assert (stage.end_time - stage.start_time) / 1e9 >= 2 * PAUSE_S
+
+
+def test_a_generator_never_iterated_opens_no_span_and_leaves_no_call(providers, span_exporter):
+    import otel_ml
+
+    @instrument_model(name="lazy", **providers)
+    def predict(rows):
+        yield from rows
+
+    @trace_stage("stream", **providers)
+    def stream(rows):
+        yield from rows
+
+    unused, unused_stage = predict([1, 2]), stream([1, 2])
+    del unused, unused_stage
+    assert span_exporter.get_finished_spans() == ()
+    assert otel_ml.current_prediction_id() is None
+    assert list(predict([1, 2])) == [1, 2]  # iterated: the span opens at the first step
+    assert [s.name for s in span_exporter.get_finished_spans()] == ["ml.predict lazy"]
+    assert otel_ml.current_prediction_id() is None
+
+
+def test_a_generator_whose_cleanup_fails_on_close_is_recorded_as_failed(providers, span_exporter):
+    @instrument_model(name="closing", **providers)
+    def predict(rows):
+        try:
+            yield from rows
+        finally:
+            raise OSError("cleanup failed")
+
+    gen = predict([1, 2, 3])
+    assert next(gen) == 1
+    with pytest.raises(OSError, match="cleanup failed"):
+        gen.close()
+    (span,) = span_exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "OSError"
+
+
+def test_a_negative_features_position_fails_at_setup(providers):
+    with pytest.raises(ValueError, match="features_arg must be a position >= 0"):
+        ModelMonitor("m", features_arg=-1, **providers)

@@ -19,7 +19,7 @@ from otel_ml._internal.core.context import CURRENT_CALL
 from otel_ml._internal.core.instruments import instruments_for, tracer_for
 from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.data.inputs import count_items
-from otel_ml._internal.instrument.wrappers import traced_async_generator, traced_generator
+from otel_ml._internal.instrument.wrappers import Hooks, traced_async_generator, traced_generator
 from otel_ml.contract import Attr
 
 __all__ = ["StageRun", "trace_stage"]
@@ -105,12 +105,8 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
                       else traced_generator)
 
             def generator_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-                gen = wrapped(*args, **kwargs)
-                run = self._start(args, attach=False)
-                if run is None:
-                    return gen
-                return traced(gen, run.context, functools.partial(_count_item, run),
-                              functools.partial(self._finish_iteration, run))
+                # The stage starts at the first step: a generator never iterated opens no span.
+                return traced(wrapped(*args, **kwargs), functools.partial(self._start_iteration, args))
 
             return wrapt.FunctionWrapper(func, generator_wrapper)  # type: ignore[return-value]
 
@@ -195,6 +191,14 @@ class trace_stage:  # noqa: N801 - used like a function: @trace_stage("features"
         except Exception as exc:
             internal_error("stage", exc)
             return None
+
+    def _start_iteration(self, args: tuple) -> Hooks | None:
+        """The hooks of a generator stage, made at its first step (see ``traced_generator``)."""
+        run = self._start(args, attach=False)
+        if run is None:
+            return None
+        return run.context, functools.partial(_count_item, run), functools.partial(
+            self._finish_iteration, run)
 
     @staticmethod
     def _finish_iteration(run: StageRun, result: Any, exc: BaseException | None,

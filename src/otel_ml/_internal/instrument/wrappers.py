@@ -28,7 +28,7 @@ from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
 if TYPE_CHECKING:
     from otel_ml._internal.instrument.model_monitor import ModelMonitor
 
-__all__ = ["MonitoredFunction", "OnEnd", "declares_parameter", "traced_async_generator",
+__all__ = ["Hooks", "MonitoredFunction", "OnEnd", "declares_parameter", "traced_async_generator",
            "traced_generator", "wrap_callable"]
 
 
@@ -118,18 +118,18 @@ def _async(recorder: CallRecorder, target: Target, ids: _IdKeyword) -> Callable[
 
 
 def _generator(recorder: CallRecorder, target: Target, ids: _IdKeyword) -> Callable[..., Any]:
-    """The span covers the whole iteration; the context is attached only while the body runs."""
+    """The span covers the whole iteration, from the first step (a generator never iterated
+    opens no span); the context is attached only while the body runs."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         user_id = ids.take(kwargs) if kwargs else None
         gen = wrapped(*args, **kwargs)
         if recorder.switch.off:
             return gen
-        call = recorder.begin(target, args, kwargs, user_id, cpu=True, attach=False)
-        if call is None:
-            return gen
-        return traced_generator(gen, call.context, functools.partial(recorder.collect_item, call),
-                                functools.partial(_end_call, recorder, call))
+        # CPU time is not measured: the consumer's work between yields is not the model's,
+        # and the steps may run on other threads.
+        return traced_generator(gen, functools.partial(
+            _start_call, recorder, target, args, kwargs, user_id))
 
     return wrapper
 
@@ -141,14 +141,19 @@ def _async_generator(recorder: CallRecorder, target: Target, ids: _IdKeyword
         agen = wrapped(*args, **kwargs)
         if recorder.switch.off:
             return agen
-        call = recorder.begin(target, args, kwargs, user_id, cpu=False, attach=False)
-        if call is None:
-            return agen
-        return traced_async_generator(agen, call.context,
-                                      functools.partial(recorder.collect_item, call),
-                                      functools.partial(_end_call, recorder, call))
+        return traced_async_generator(agen, functools.partial(
+            _start_call, recorder, target, args, kwargs, user_id))
 
     return wrapper
+
+
+def _start_call(recorder: CallRecorder, target: Target, args: tuple, kwargs: dict,
+                user_id: str | None) -> Hooks | None:
+    call = recorder.begin(target, args, kwargs, user_id, cpu=False, attach=False)
+    if call is None:
+        return None
+    return (call.context, functools.partial(recorder.collect_item, call),
+            functools.partial(_end_call, recorder, call))
 
 
 def _end_call(recorder: CallRecorder, call: Call, result: Any, exc: BaseException | None,
@@ -160,13 +165,30 @@ def _end_call(recorder: CallRecorder, call: Call, result: Any, exc: BaseExceptio
 #: ``token`` is the context token attached for the last step, to detach. Never raises.
 OnEnd = Callable[[Any, "BaseException | None", Any], None]
 
+#: What a traced iteration needs, made at its first step: the context to attach while the body
+#: runs, ``on_item(item)`` and ``on_end``. ``None``: trace nothing (the telemetry failed).
+Hooks = tuple[Any, Callable[[Any], None], OnEnd]
 
-def traced_generator(gen: Any, context: Any, on_item: Callable[[Any], None],
-                     on_end: OnEnd) -> Any:
-    """Iterate ``gen`` with ``context`` current while its body runs (never across a
-    ``yield``), give each item to ``on_item``, and call ``on_end`` once when the generator
-    returns, raises or is closed. ``send``, ``throw`` and ``close`` reach the body; its return
-    value and exceptions reach the consumer unchanged."""
+
+def _untraced() -> Hooks:
+    return otel_context.get_current(), _ignore, _detach_only
+
+
+def _ignore(item: Any) -> None:
+    return None
+
+
+def _detach_only(result: Any, exc: BaseException | None, token: Any) -> None:
+    otel_context.detach(token)
+
+
+def traced_generator(gen: Any, start: Callable[[], Hooks | None]) -> Any:
+    """Iterate ``gen`` with the hooks ``start()`` makes at the first step: their context is
+    current while the body runs (never across a ``yield``), each item goes to ``on_item``, and
+    ``on_end`` is called once when the generator returns, raises or is closed. ``send``,
+    ``throw`` and ``close`` reach the body; its return value and exceptions reach the consumer
+    unchanged."""
+    context, on_item, on_end = start() or _untraced()
     method, value = gen.send, None
     while True:
         token = otel_context.attach(context)
@@ -186,16 +208,18 @@ def traced_generator(gen: Any, context: Any, on_item: Callable[[Any], None],
             token = otel_context.attach(context)
             try:
                 gen.close()
-            finally:
-                on_end(STREAMED, None, token)
+            except BaseException as exc:  # the body's cleanup failed: the call failed
+                on_end(None, exc, token)
+                raise
+            on_end(STREAMED, None, token)
             raise
         except BaseException as exc:  # thrown in by the consumer: forward it to the body
             value, method = exc, _thrower(gen)
 
 
-async def traced_async_generator(agen: Any, context: Any, on_item: Callable[[Any], None],
-                                 on_end: OnEnd) -> Any:
+async def traced_async_generator(agen: Any, start: Callable[[], Hooks | None]) -> Any:
     """:func:`traced_generator` for an async generator."""
+    context, on_item, on_end = start() or _untraced()
     method, value = agen.asend, None
     while True:
         token = otel_context.attach(context)
@@ -215,8 +239,10 @@ async def traced_async_generator(agen: Any, context: Any, on_item: Callable[[Any
             token = otel_context.attach(context)
             try:
                 await agen.aclose()
-            finally:
-                on_end(STREAMED, None, token)
+            except BaseException as exc:  # the body's cleanup failed: the call failed
+                on_end(None, exc, token)
+                raise
+            on_end(STREAMED, None, token)
             raise
         except BaseException as exc:
             value, method = exc, _async_thrower(agen)

@@ -105,6 +105,8 @@ class Settings:
                              "'regression': drop one of them")
         if not isinstance(self.features_arg, (int, str)) or isinstance(self.features_arg, bool):
             raise TypeError(f"features_arg must be a position or a keyword name, got {self.features_arg!r}")
+        if isinstance(self.features_arg, int) and self.features_arg < 0:
+            raise ValueError(f"features_arg must be a position >= 0 or a keyword name, got {self.features_arg!r}")
         if self.segment_by is not None and not (isinstance(self.segment_by, str) or callable(self.segment_by)):
             raise TypeError("segment_by must be a column name or a callable (args, kwargs) -> str")
         for label in ("drift_window_s", "slot_s", "outcome_ttl_s"):

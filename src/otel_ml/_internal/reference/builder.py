@@ -87,7 +87,7 @@ class ReferenceBuilder:
         """Add a chunk of rows (and optionally the model's predictions for them).
 
         Args:
-            X: Features: anything :func:`otel_ml.inputs.to_table` reads.
+            X: Features: anything ``data.inputs.to_table`` reads (numpy, pandas, dicts, rows).
             predictions: Predictions for the same rows (labels, scores or probabilities).
             feature_names: Names for positional input (default: ``f0``, ``f1``, ...).
 

@@ -464,7 +464,7 @@ def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
 
 
 def binned_reference_from_profiles(profiles: Iterable[Any]) -> BinnedReference:
-    """A :class:`BinnedReference` from :mod:`otel_ml.reference` profiles (bins as stored)."""
+    """A :class:`BinnedReference` from reference profiles (bins as stored)."""
     names, kinds, shares, counts, centroids, stds, ranges, fines = [], [], [], [], [], [], [], []
     for p in profiles:
         names.append(p.name)
