@@ -8,13 +8,12 @@ configured with; adding one touches no other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Analysis", "Collector", "Points"]
+from otel_ml._internal.core.instruments import Points
 
-#: ``(value, attributes)`` pairs for one metric; the monitor adds model name and version.
-Points = Iterable[tuple[float, Mapping[str, Any]]]
+__all__ = ["Analysis", "Collector", "Points"]
 
 #: Returns the current observations of one metric; called at collection time, never raises.
 Collector = Callable[[], Points]

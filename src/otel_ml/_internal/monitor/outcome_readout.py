@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from otel_ml._internal.core.instruments import Points
 from otel_ml._internal.monitor.attributions import Attributions
 from otel_ml._internal.monitor.concept_drift import ConceptDrift
 from otel_ml._internal.monitor.error_bins import ErrorBins
@@ -19,8 +20,6 @@ from otel_ml._internal.stats.task import TaskGuess
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, Attr
 
 __all__ = ["OutcomeReadout"]
-
-Points = list[tuple[float, dict[str, str]]]
 
 
 class OutcomeReadout:

@@ -1,6 +1,8 @@
 """One frozen settings object per monitor: every option with its default, validated once.
 
-Components take a :class:`Settings`, never the monitor: a default lives here and nowhere else.
+Components take a :class:`Settings`, never the monitor, so no component keeps a default of its
+own. ``ModelMonitor``'s signature shows the same defaults to users (``tests/test_settings.py``
+checks that a default monitor's settings equal ``Settings.create``).
 """
 
 from __future__ import annotations
