@@ -160,7 +160,8 @@ def _sha256(path: str) -> str:
 
 def _write_html(args: argparse.Namespace, monitor: Any, rows: int, path: str) -> None:
     """The HTML report of the offline monitor's window (every row of the file)."""
-    provenance = [("window", f"every row of {os.path.basename(args.data)} ({rows:,} rows)"),
+    provenance = [("model", "-"),
+                  ("window", f"every row of {os.path.basename(args.data)} ({rows:,} rows)"),
                   ("data file", os.path.abspath(args.data)),
                   ("data file sha256", _sha256(args.data)),
                   ("reference file", os.path.abspath(args.reference)),

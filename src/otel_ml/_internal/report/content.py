@@ -131,6 +131,10 @@ class ReportContent:
     confusion_labels: list[str] = field(default_factory=list)
     provenance: list[tuple[str, str]] = field(default_factory=list)
 
+    def fact(self, what: str) -> str:
+        """The provenance row ``what`` (``""`` when absent)."""
+        return next((v for k, v in self.provenance if k == what), "")
+
 
 def reference_digest(reference: Any) -> str:
     """SHA-256 of a reference's JSON form (keys sorted): the same profile, the same digest."""
