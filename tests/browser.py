@@ -77,6 +77,9 @@ class Visit:
 
     def screenshot(self, path: Path, *, width: int = 1280, height: int | None = None) -> Path:
         """A PNG of the page at ``width`` CSS pixels: the whole page, or its top ``height``."""
+        # Lay the page out at ``width`` first: its height depends on it.
+        self.session.call("Emulation.setDeviceMetricsOverride", width=width, height=800,
+                          deviceScaleFactor=1, mobile=False)
         metrics = self.session.call("Page.getLayoutMetrics")
         full = int(metrics.get("cssContentSize", metrics["contentSize"])["height"])
         h = min(full, height) if height else full

@@ -300,3 +300,15 @@ def test_without_jinja2_the_cli_says_what_to_install(hospital_files, tmp_path):
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.returncode == 2, out.stderr
     assert "pip install 'otel-ml[report]'" in out.stderr
+
+
+def test_a_monitor_that_saw_nothing_or_has_no_reference_still_writes_a_page(tmp_path):
+    reference = otel_ml.Reference.from_data({"a": np.arange(100.0)})
+    empty = _monitor(reference).report_html(tmp_path / "empty.html").read_text()
+    assert 'class="verdict">No rows in this window<' in empty
+    blind = _monitor(None)
+    blind.observe({"a": np.array([1.0, np.nan, 3.0])})
+    text = blind.report_html(tmp_path / "blind.html").read_text()
+    assert 'class="verdict">Drift not evaluated<' in text
+    assert "no reference profile: drift needs one" in text
+    assert re.search(r"<td>a</td><td>missing</td><td class=\"n\">1</td>", text)
