@@ -99,7 +99,7 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(hospita
         assert visit.requests == []
         # It rendered: the summary, the heat map, one card per feature with its chart.
         assert visit.evaluate("document.querySelectorAll('#summary-table tr').length") == 12
-        assert visit.evaluate("document.querySelectorAll('.heat td.cell').length") == 30
+        assert visit.evaluate("document.querySelectorAll('.heat td.cell').length") == 33
         assert visit.evaluate("document.querySelectorAll('#features section.card svg').length") == 10
         assert visit.evaluate("document.scripts.length") == 0
         shot = visit.screenshot(tmp_path / "report.png")
@@ -146,6 +146,9 @@ def test_the_shifted_feature_leads_the_summary_and_the_heat_map_marks_segment_c(
     assert sorted(result["drifted_features"]) == sorted(hospital_scenario.SHIFTED)
     # The heat map: the largest cells are the shifted features in hospital C, outlined there
     # and nowhere else, and the darkest colour.
+    predictions = [c for c in cells if c[0] == "__prediction__"]
+    assert len(predictions) == 3
+    cells = [c for c in cells if c[0] != "__prediction__"]
     ranked = sorted(cells, key=lambda c: -c[2])
     assert {(f, s) for f, s, *_ in ranked[:2]} == {(f, "C") for f in hospital_scenario.SHIFTED}
     assert {(f, s) for f, s, _, drifted, _ in cells if drifted} == \
@@ -243,7 +246,7 @@ def test_fifty_features_by_ten_segments_stay_under_two_megabytes(tmp_path):
     print(f"50 features x 10 segments: {size / 1e6:.2f} MB")
     assert size < 2_000_000
     text = page.read_text()
-    assert text.count('class="cell') == 50 * 10
+    assert text.count('class="cell') == 51 * 10  # 50 features and the predictions
     assert text.count("<svg") == 51  # 50 features and the predictions
     assert not re.search(r"""(src|href)\s*=|url\(|@import""", text)  # nothing to fetch
 

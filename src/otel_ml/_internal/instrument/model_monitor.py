@@ -248,12 +248,12 @@ class ModelMonitor:
 
     def report_html(self, path: str | os.PathLike[str], *, title: str | None = None,
                     provenance: Sequence[tuple[str, str]] = ()) -> Path:
-        """Write the current window as one self-contained HTML page (``docs/report.md``):
-        drift per feature and segment, distributions, data quality, performance, provenance;
-        from one snapshot, the numbers of ``drift_report()`` and the exported metrics.
+        """Write the current window as one self-contained HTML page (``docs/report.md``).
 
-        Needs Jinja2 (``pip install 'otel-ml[report]'``); ``provenance`` adds ``(what,
-        value)`` rows. Returns the path written.
+        Args:
+            path: Where to write it. Needs Jinja2 (``pip install 'otel-ml[report]'``).
+            title: Page title (default: the model's name and version).
+            provenance: Extra ``(what, value)`` rows for the page's provenance table.
         """
         from otel_ml._internal.report.page import write_monitor_report
 

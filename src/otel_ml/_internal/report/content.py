@@ -106,7 +106,8 @@ class ReportContent:
         prediction: The predictions' view, if profiled.
         segments: Segment values of the heat map's columns.
         heat_method: The method the heat map colours by. heat_threshold: Its threshold.
-        heat: Feature -> its cells, one per segment (features in :attr:`features` order).
+        heat: Feature -> its cells, one per segment (features in :attr:`features` order, then
+            the predictions).
         quality: ``(feature, check, count, share, over its limit)``, largest share first.
         performance: The performance report (``None``: no outcome side).
         confusion_labels: Classes of the confusion matrix (actual = rows, predicted = columns).
@@ -171,8 +172,9 @@ def build_content(snap: Snapshot, drift: DriftReport, performance: PerformanceRe
     heat_method = _heat_method(drift.config)
     threshold = drift.config.threshold(heat_method)
     segments = sorted(drift.segments)
+    rows_shown = ordered + ([prediction] if prediction is not None else [])
     heat = {v.name: [_cell(drift.segments[s], v.name, s, heat_method, threshold)
-                     for s in segments] for v in ordered} if segments else {}
+                     for s in segments] for v in rows_shown} if segments else {}
     quality = sorted(((f, c, n, n / total_rows if total_rows else 0.0,
                        n / total_rows > QUALITY_LIMITS.get(c, math.inf) if total_rows else False)
                       for (f, c), n in quality_counts.items() if n),
