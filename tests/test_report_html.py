@@ -102,6 +102,8 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(hospita
         assert visit.evaluate("document.querySelectorAll('.heat td.cell').length") == 33
         assert visit.evaluate("document.querySelectorAll('#features section.card svg').length") == 10
         assert visit.evaluate("document.scripts.length") == 0
+        pdf = visit.session.call("Page.printToPDF", printBackground=True)  # it prints
+        assert pdf["data"].startswith("JVBERi0")  # base64 of "%PDF-"
         shot = visit.screenshot(tmp_path / "report.png")
         top = visit.screenshot(tmp_path / "report-top.png", height=1200)
     print(f"screenshots: {shot} {top}")
@@ -315,3 +317,26 @@ def test_a_monitor_that_saw_nothing_or_has_no_reference_still_writes_a_page(tmp_
     assert 'class="verdict">Drift not evaluated<' in text
     assert "no reference profile: drift needs one" in text
     assert re.search(r"<td>a</td><td>missing</td><td class=\"n\">1</td>", text)
+
+
+def test_a_categorical_feature_is_shown_by_category_with_its_unseen_share(tmp_path):
+    rng = np.random.default_rng(11)
+    n = 4000
+    cities = np.array(["Lyon", "Oslo", "Porto", "Turku"])
+    reference = otel_ml.Reference.from_data({"city": rng.choice(cities, n)})
+    monitor = _monitor(reference)
+    live = rng.choice(cities, n)
+    live[: n // 10] = "Kyiv"  # 10% never seen in the reference
+    monitor.observe({"city": live})
+    text = monitor.report_html(tmp_path / "cat.html").read_text()
+    card = re.search(r'<section class="card[^"]*" data-feature="city">(.*?)</section>', text, re.S)
+    labels = re.findall(r'<text x=[^>]*text-anchor="middle">([^<]+)</text>', card.group(1))
+    profile = reference.features["city"]
+    assert labels == list(profile.categories) + ["(other)"]  # most frequent first
+    assert sorted(labels[:-1]) == sorted(cities)
+    values = [float(v) for v in re.findall(r'data-value="([^"]+)"', card.group(1))]
+    assert values[0::2] == pytest.approx(list(profile.shares))
+    assert values[-1] == pytest.approx(0.1)  # current share of "(other)": the unseen city
+    assert re.search(r"<td>unseen_category</td><td class=\"n\">400</td><td class=\"n\">10.0%</td>",
+                     card.group(1))
+    assert re.search(r"<tr class=drifted><td>city</td><td>unseen_category</td>", text)
