@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,17 @@ def _chromium() -> str:
                         "failure)", pytrace=False)
         pytest.skip(reason)
     return found
+
+
+def _keep(shot: Path, name: str) -> Path:
+    """A screenshot, also copied as ``name`` into ``$OTEL_ML_TEST_ARTIFACTS`` when set (CI
+    keeps that folder; pytest's ``tmp_path`` holds only the last three runs)."""
+    folder = os.environ.get("OTEL_ML_TEST_ARTIFACTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(folder) / name)
+    print(f"screenshot: {shot}")
+    return shot
 
 
 def _monitor(reference, **kwargs) -> otel_ml.ModelMonitor:
@@ -104,9 +116,8 @@ def test_the_report_opens_offline_in_chromium_without_errors_or_requests(hospita
         assert visit.evaluate("document.scripts.length") == 0
         pdf = visit.session.call("Page.printToPDF", printBackground=True)  # it prints
         assert pdf["data"].startswith("JVBERi0")  # base64 of "%PDF-"
-        shot = visit.screenshot(tmp_path / "report.png")
-        top = visit.screenshot(tmp_path / "report-top.png", height=1200)
-    print(f"screenshots: {shot} {top}")
+        shot = _keep(visit.screenshot(tmp_path / "report.png"), "report-html-page.png")
+        _keep(visit.screenshot(tmp_path / "report-top.png", height=1200), "report-html-top.png")
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -141,7 +152,7 @@ def test_the_shifted_feature_leads_the_summary_and_the_heat_map_marks_segment_c(
                                "getComputedStyle(c).backgroundColor])")
         confusion = visit.evaluate("[...document.querySelectorAll('#confusion td')]"
                                    ".map(c => Number(c.textContent.replace(/,/g, '')))")
-        visit.screenshot(tmp_path / "content.png", height=1400)
+        _keep(visit.screenshot(tmp_path / "content.png", height=1400), "report-html-content.png")
     # The summary: the two shifted features first, flagged; nothing else drifted.
     assert {order[0][0], order[1][0]} == set(hospital_scenario.SHIFTED)
     assert [f for f, drifted in order if drifted] == [order[0][0], order[1][0]]
@@ -224,7 +235,15 @@ def test_hostile_names_are_text_and_run_no_script(tmp_path):
         assert visit.evaluate("document.scripts.length + document.images.length") == 0
         assert visit.evaluate("document.title") == HOSTILE[0]
         body = visit.evaluate("document.body.textContent")
-        visit.screenshot(tmp_path / "hostile.png", height=1200)
+        # Every name in running text is bidi-isolated: the right-to-left override in one name
+        # does not reverse the text after it.
+        loose = visit.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e => [...e.childNodes].some("
+            "n => n.nodeType === 3 && n.textContent.includes('\u202e')))"
+            ".map(e => e.tagName).filter(t => !['BDI', 'TD', 'TH', 'H1', 'text', 'title']"
+            ".includes(t))")
+        assert loose == []
+        _keep(visit.screenshot(tmp_path / "hostile.png", height=1200), "report-html-hostile.png")
     for name in HOSTILE:
         assert name in body  # shown as the text it is
 
