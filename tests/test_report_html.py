@@ -359,3 +359,26 @@ def test_a_categorical_feature_is_shown_by_category_with_its_unseen_share(tmp_pa
     assert re.search(r"<td>unseen_category</td><td class=\"n\">400</td><td class=\"n\">10.0%</td>",
                      card.group(1))
     assert re.search(r"<tr class=drifted><td>city</td><td>unseen_category</td>", text)
+
+
+def test_regression_labels_joined_by_id_show_the_error_per_reference_bin(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(scaled=False)
+    x, y = data.data, data.target
+    reference = otel_ml.Reference.from_data({"bmi": x[:, 2]}, predictions=y)
+    monitor = _monitor(reference, task="regression")
+
+    @monitor
+    def predict(rows, prediction_id=None):
+        return rows["bmi"] * 5.0
+
+    for i in range(len(y)):
+        predict({"bmi": x[i:i + 1, 2]}, prediction_id=f"p{i}")
+        monitor.record_outcome(f"p{i}", y[i])
+    expected = monitor.performance_report().error_by_bin["bmi"]
+    text = monitor.report_html(tmp_path / "bins.html").read_text()
+    section = text.split("<h3>Error by reference bin</h3>", 1)[1]
+    card = re.search(r'<section class="card"><h3>bmi</h3>(.*?)</section>', section, re.S)
+    values = [float(v) for v in re.findall(r'data-value="([^"]+)"', card.group(1))]
+    assert values == pytest.approx([b["error"] for b in expected.values()])

@@ -119,4 +119,4 @@ def _chart(dist: Distribution) -> BarChart:
 def _error_chart(bins: Mapping[str, Mapping[str, float]]) -> BarChart:
     labels = list(bins)
     return bar_chart(labels, [[float(bins[k].get("error", math.nan)) for k in labels]],
-                     ("mean error",), percent=False)
+                     ("mean absolute error",), percent=False)
