@@ -4,11 +4,14 @@
     python tools/stack.py install   # idempotent; exits non-zero naming what is missing and why
     python tools/stack.py paths     # JSON: {"otelcol": "/...", "jaeger": null, ...}
 
-``install`` does three things, each skipped when already done:
+``install`` does these things, each skipped when already done (1b: the HTML report's browser
+tests):
 
 1. ``apt-get install -y prometheus prometheus-alertmanager`` when ``prometheus``, ``promtool`` or
    the Alertmanager binary (Debian: ``prometheus-alertmanager``) is missing; ``apt-get update`` runs
    first only when apt has no package lists yet or the install fails without it. Needs root.
+1b. ``apt-get install -y chromium`` (Debian's Chromium, run headless by the report's browser
+   tests) when no ``chromium`` is on ``PATH``. Needs root.
 2. ``go build`` of the OpenTelemetry Collector distribution in ``collector/builder/`` into
    ``~/.cache/otel-ml/bin/otelcol-<hash of go.mod, go.sum, *.go>``.
 3. ``go build`` of Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0``) in a scratch
@@ -165,6 +168,34 @@ def install_debian_packages() -> None:
                            f"{' or '.join(_binaries.ALERTMANAGER_NAMES)})")
 
 
+# --------------------------------------------------------------------------- browser
+#: Debian's headless-capable Chromium: the HTML report's browser tests open the page in it.
+BROWSER_PACKAGES = ("chromium",)
+
+
+def install_browser() -> None:
+    """``apt-get install chromium`` when no Chromium is on PATH (tests/test_report_html.py)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        _log(f"chromium present: {found}")
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise InstallError("chromium missing: install the Debian package `chromium` (as root: "
+                           "`apt-get install -y --no-install-recommends chromium`)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *BROWSER_PACKAGES]
+    _log("chromium missing: installing the Debian package")
+    if not _apt_lists_present():
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+    try:
+        run(install, env=env, what="apt-get install chromium")
+    except InstallError:
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+        run(install, env=env, what="apt-get install chromium")
+    if not shutil.which("chromium"):
+        raise InstallError("after installing chromium, `chromium` is still not on PATH")
+
+
 # --------------------------------------------------------------------------- go builds
 
 
@@ -246,7 +277,7 @@ def install() -> Binaries:
     """Install everything (idempotent) and return the resolved paths; raises InstallError."""
     started = time.monotonic()
     errors: list[str] = []
-    for step in (install_debian_packages, build_collector, build_jaeger):
+    for step in (install_debian_packages, install_browser, build_collector, build_jaeger):
         try:
             step()
         except InstallError as exc:  # keep going: report every missing piece at once
