@@ -41,13 +41,20 @@ class SklearnInstrumentor(LibraryInstrumentor):
 
         predict = {m: calls.predict_wrapper(m, output) for m, output in METHODS.items()}
 
+        done: set[type] = set()
+
         def patch_class(cls: type) -> None:
-            if not cls.__module__.startswith("sklearn."):  # xgboost's, lightgbm's, the user's
-                return
-            for method, wrapper in predict.items():
-                patcher.wrap(cls, method, wrapper)
-            for method in TRAINING:
-                patcher.wrap(cls, method, calls.training_wrapper)
+            # The class and its bases: predict methods often live on mixins
+            # (``LinearClassifierMixin.predict``) that do not derive from BaseEstimator.
+            for klass in cls.__mro__:
+                # Only scikit-learn's own classes: xgboost's, lightgbm's and the user's are not.
+                if klass in done or not klass.__module__.startswith("sklearn."):
+                    continue
+                done.add(klass)
+                for method, wrapper in predict.items():
+                    patcher.wrap(klass, method, wrapper)
+                for method in TRAINING:
+                    patcher.wrap(klass, method, calls.training_wrapper)
 
         for value in list(vars(module).values()):  # the mixins: fit_transform, score, ...
             if isinstance(value, type):
