@@ -249,3 +249,39 @@ def test_instrumenting_imports_no_library_and_no_otel_ml():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_boosting_libraries_sklearn_api_is_one_call_and_a_booster_is_a_model(
+        library, providers, span_exporter, data):
+    lib = pytest.importorskip(library)
+    if library == "xgboost":
+        from otel_ml_instrumentation.xgboost import XGBoostInstrumentor as Instrumentor
+        model = lib.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1)
+    else:
+        from otel_ml_instrumentation.lightgbm import LightGBMInstrumentor as Instrumentor
+        model = lib.LGBMClassifier(n_estimators=5, num_leaves=4, n_jobs=1, verbose=-1)
+    X, y = data
+    instrumentor = Instrumentor()
+    instrumentor.instrument(**providers)
+    try:
+        model.fit(X, y)
+        assert span_exporter.get_finished_spans() == ()
+        model.predict(X.iloc[:10])
+        model.predict_proba(X.iloc[:10])
+        name = type(model).__name__
+        assert _names(span_exporter) == [(f"ml.predict {name}", False),
+                                         (f"ml.predict_proba {name}", False)]
+        span_exporter.clear()
+        booster = model.get_booster() if library == "xgboost" else model.booster_
+        if library == "xgboost":
+            booster.inplace_predict(X.iloc[:4].to_numpy())
+            assert _names(span_exporter) == [("ml.inplace_predict Booster", False)]
+        else:
+            booster.predict(X.iloc[:4].to_numpy())
+            assert _names(span_exporter) == [("ml.predict Booster", False)]
+    finally:
+        instrumentor.uninstrument()
+    span_exporter.clear()
+    model.predict(X.iloc[:3])
+    assert span_exporter.get_finished_spans() == ()

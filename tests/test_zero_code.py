@@ -100,3 +100,25 @@ def test_zero_code_run_equals_the_decorated_run(example, library, tmp_path):
     assert zero_metrics.keys() == dec_metrics.keys()
     # Floating-point sums may differ in the last digit (the order rows were summed in).
     assert zero_metrics == pytest.approx(dec_metrics, rel=1e-9)
+
+
+def test_disabled_instrumentation_leaves_sklearn_alone_and_others_on(tmp_path):
+    pytest.importorskip("xgboost")
+    script = ("from sklearn.datasets import load_breast_cancer\n"
+              "from sklearn.linear_model import LogisticRegression\n"
+              "import xgboost\n"
+              "X, y = load_breast_cancer(return_X_y=True)\n"
+              "LogisticRegression(max_iter=3000).fit(X, y).predict(X[:5])\n"
+              "xgboost.XGBClassifier(n_estimators=3, n_jobs=1).fit(X, y).predict(X[:5])\n")
+    names = {}
+    for disabled in ("system_metrics", "system_metrics,sklearn"):
+        with OTLPReceiver("http") as receiver:
+            env = instrumented_env(tmp_path, receiver.endpoint, service="disabled-test",
+                                   model=None, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled)
+            proc = subprocess.run([opentelemetry_instrument(), sys.executable, "-c", script],
+                                  env=env, capture_output=True, text=True, timeout=180)
+            assert proc.returncode == 0, proc.stderr
+            receiver.wait_for(lambda: receiver.spans(), timeout=20)
+            names[disabled] = sorted(span.name for _, span in receiver.spans())
+    assert names["system_metrics"] == ["ml.predict LogisticRegression", "ml.predict XGBClassifier"]
+    assert names["system_metrics,sklearn"] == ["ml.predict XGBClassifier"]
