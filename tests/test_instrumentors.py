@@ -285,3 +285,19 @@ def test_boosting_libraries_sklearn_api_is_one_call_and_a_booster_is_a_model(
     span_exporter.clear()
     model.predict(X.iloc[:3])
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_every_meter_and_tracer_carries_the_contract_version_and_schema_url(
+        instrumented, span_exporter, metric_reader, data):
+    from otel_ml import contract
+
+    X, y = data
+    LogisticRegression(max_iter=2000).fit(X, y).predict(X.iloc[:3])
+    span, = span_exporter.get_finished_spans()
+    scopes = [span.instrumentation_scope] + [
+        sm.scope for rm in metric_reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics if sm.scope.name == "otel_ml"]
+    assert len(scopes) == 2
+    for scope in scopes:
+        assert scope.schema_url == contract.SCHEMA_URL
+        assert dict(scope.attributes) == {"otel_ml.contract.version": contract.CONTRACT_VERSION}

@@ -15,6 +15,8 @@ import uuid
 import pytest
 from zero_code import instrumented_env, run_zero_code, save_reference
 
+from otel_ml import contract
+
 from stack import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -46,6 +48,10 @@ def test_zero_code_example_reaches_prometheus_and_jaeger_with_drift(stack, tmp_p
     stack.wait_for(lambda: _value(stack, f"sum(ml_model_predict_calls_total{{{sel}}})")
                    == CALLS + 1, timeout=60, description="calls in Prometheus")
     assert _value(stack, f"sum(ml_model_predictions_total{{{sel}}})") == (CALLS + 1) * ROWS
+    # Every series says which metric contract its name follows (docs/metrics.md, "Naming").
+    labels = stack.prom_series(f"ml_model_predict_calls_total{{{sel}}}")[0]
+    assert labels["otel_scope_name"] == "otel_ml"
+    assert labels["otel_scope_otel_ml_contract_version"] == contract.CONTRACT_VERSION
     assert _value(stack, f'ml_feature_drifted{{{sel},ml_feature_name="mean radius"}}') == 1
     assert _value(stack, f'ml_feature_drifted{{{sel},ml_feature_name="mean texture"}}') == 0
     mean = _value(stack, f'ml_feature_mean{{{sel},ml_feature_name="mean radius",'
