@@ -116,11 +116,15 @@ def test_set_model_info_names_models_and_env_is_read_when_instrument_runs(
         otel_ml.set_model_info(b, name="second", version="2", reference=reference)
         a.predict(X.iloc[:3])
         b.predict(X.iloc[:3])
+        # Preprocessing next to the model is not the model the environment names.
+        StandardScaler().fit(X).transform(X.iloc[:3])
         spans = span_exporter.get_finished_spans()
         assert [(s.name, s.attributes["ml.model.version"]) for s in spans] == [
-            ("ml.predict from-env", "7"), ("ml.predict second", "2")]
+            ("ml.predict from-env", "7"), ("ml.predict second", "2"),
+            ("ml.transform StandardScaler", "unknown")]
         monitors = {m.name: m for m in instrumentor.monitors}
         assert monitors["second"].reference is not None and monitors["from-env"].reference is None
+        assert monitors["StandardScaler"].reference is None
     finally:
         instrumentor.uninstrument()
     with pytest.raises(ValueError, match="does not exist"):

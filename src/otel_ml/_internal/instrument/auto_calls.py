@@ -67,6 +67,10 @@ class Defaults:
     reference: str | None = None
 
 
+#: The identity of a standalone ``transform`` not named with ``set_model_info``.
+_TRANSFORM_DEFAULTS = Defaults()
+
+
 class AutoCalls:
     """Monitors of the models one instrumentor observes, and the wrappers of their methods.
 
@@ -90,19 +94,24 @@ class AutoCalls:
         self._wrappers: dict[str, Wrapper] = {}
 
     # ------------------------------------------------------------------ identity
-    def identity(self, model: Any) -> tuple[str, str, str | None]:
-        """``(name, version, reference path)`` of ``model``."""
+    def identity(self, model: Any, method: str = "predict") -> tuple[str, str, str | None]:
+        """``(name, version, reference path)`` of ``model`` called through ``method``.
+
+        The defaults (``OTEL_ML_MODEL_*``) name the served model: a transformer's standalone
+        ``transform`` (preprocessing next to the model) is named after its class and compared
+        with no reference, unless :func:`otel_ml.set_model_info` names it.
+        """
         info = model_info(model)
-        defaults = self.defaults
+        defaults = self.defaults if method != "transform" else _TRANSFORM_DEFAULTS
         name = (info and info.name) or defaults.name or type(model).__name__
         version = (info and info.version) or defaults.version
         reference = (info and info.reference) or defaults.reference
         return name, version, reference
 
-    def monitor_for(self, model: Any) -> ModelMonitor | None:
+    def monitor_for(self, model: Any, method: str = "predict") -> ModelMonitor | None:
         """The monitor of ``model`` (one per name and version, made at its first call), or
         ``None`` when it could not be made (logged once)."""
-        name, version, reference = self.identity(model)
+        name, version, reference = self.identity(model, method)
         key = (name, version)
         monitors = self._monitors
         if key in monitors:
@@ -180,7 +189,7 @@ class AutoCalls:
         if outer is not None:
             return self._nested(outer, wrapped, instance, args, kwargs)
         try:
-            monitor = self.monitor_for(instance)
+            monitor = self.monitor_for(instance, method)
             if monitor is None or monitor.switch.off:
                 return wrapped(*args, **kwargs)
             target = self._target(monitor, method, output)
