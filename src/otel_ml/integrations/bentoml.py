@@ -124,7 +124,9 @@ class OtelMLMonitor(MonitorBase):  # type: ignore[misc]
         predictions = _single(roles.get("prediction"))
         targets = _single(roles.get("target"))
         ids = _single(roles.get(ID_ROLE))
-        if features or predictions is not None:
+        # A feedback record (targets with the predictions they belong to, no features) does
+        # not count those predictions a second time.
+        if features or (predictions is not None and targets is None):
             monitor.observe(features or None, predictions)
         if targets is not None:
             if predictions is not None:
@@ -142,7 +144,8 @@ def _monitor_for(model_name: str, model_version: str, reference: str | None, opt
         monitor = _MONITORS.get(key)
         if monitor is None:
             providers: dict[str, Any] = {}
-            if not isinstance(metrics.get_meter_provider(), MeterProvider):
+            if "meter_provider" not in options and not isinstance(metrics.get_meter_provider(),
+                                                                 MeterProvider):
                 telemetry = configure(service_name=service_name, set_global=False, force=True)
                 providers = {"tracer_provider": telemetry.tracer_provider,
                              "meter_provider": telemetry.meter_provider}
