@@ -163,7 +163,8 @@ def test_a_user_exception_propagates_unchanged_and_is_recorded(instrumented, spa
         model.predict(np.zeros((2, 3)))  # wrong width: scikit-learn's own error
     assert "features" in str(raised.value)
     span, = span_exporter.get_finished_spans()
-    assert span.attributes["error.type"] == "ValueError" and span.attributes["ml.outcome"] == "error"
+    assert span.attributes["error.type"] == "ValueError"
+    assert span.attributes["ml.outcome"] == "error"
 
 
 def test_an_instrumentor_that_cannot_patch_logs_one_line_and_leaves_the_library_untouched(

@@ -14,7 +14,9 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 
 __all__ = ["LibraryInstrumentor", "Settings"]
 

@@ -1,8 +1,8 @@
 """``XGBoostInstrumentor``: XGBoost models observed by otel_ml, with no code change.
 
 Patched when the application imports ``xgboost``, public methods only: ``Booster.predict``,
-``Booster.inplace_predict`` and the scikit-learn API's ``predict``, ``predict_proba`` (and
-``apply``-free: only predictions) of ``XGBModel`` and its subclasses in ``xgboost``. The
+``Booster.inplace_predict`` and the scikit-learn API's ``predict`` and ``predict_proba`` of
+``XGBModel`` and its subclasses in ``xgboost``. The
 outermost call is recorded (``XGBClassifier.predict_proba`` is one call, not also the
 ``Booster`` call inside); ``fit`` records nothing.
 

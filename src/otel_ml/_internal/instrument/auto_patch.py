@@ -81,7 +81,8 @@ class ClassPatcher:
                 internal_error("instrumentor", exc)
 
         with self._lock:
-            base.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment,method-assign]
+            hook = classmethod(__init_subclass__)
+            base.__init_subclass__ = hook  # type: ignore[assignment,method-assign]
             self._hooks.append((base, own))
 
     def restore(self) -> None:
