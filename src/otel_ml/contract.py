@@ -96,8 +96,13 @@ class Check:
     SCHEMA_MISSING_COLUMN = "schema_missing_column"  # an expected feature absent from the input
     SCHEMA_EXTRA_COLUMN = "schema_extra_column"  # an input column that is not a feature
     SCHEMA_FEATURE_COUNT = "schema_feature_count"  # positional input of the wrong width
+    # Input kinds (images, text, embeddings: docs/inputs.md)
+    CHANNELS_MISMATCH = "channels_mismatch"  # images with another channel count or layout
+    EMPTY_TEXT = "empty_text"  # texts that are empty or whitespace only
+    WRONG_DIMENSION = "wrong_dimension"  # embeddings of another width than the reference's
     ALL = (MISSING, NON_FINITE, OUT_OF_RANGE, UNSEEN_CATEGORY, TYPE_MISMATCH,
-           SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT)
+           SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT,
+           CHANNELS_MISMATCH, EMPTY_TEXT, WRONG_DIMENSION)
 
 
 class Unmatched:
