@@ -83,6 +83,7 @@ class Attr:
     PAYLOAD_INPUTS = "ml.payload.inputs"  # span only, opt-in (capture_payloads): JSON rows
     PAYLOAD_PREDICTIONS = "ml.payload.predictions"  # span only, opt-in: JSON predictions
     PAYLOAD_TRUNCATED = "ml.payload.truncated"  # span only: True when rows/size were cut
+    MULTIVARIATE_SPACE = "ml.multivariate.space"  # "features" | "embedding"
 
 
 class Check:
@@ -291,6 +292,20 @@ METRICS: dict[str, MetricSpec] = {
            A.FEATURE, A.BIN),
         _m("ml.model.requests.rejected", C, "{request}",
            "Requests refused before predict, by reason.", A.REASON),
+        # --- multivariate drift (issue 16: images, text, embeddings) ---------------------
+        _m("ml.drift.reconstruction_error", OG, "{score}",
+           "Mean PCA reconstruction error of the rows in the drift window (standardised "
+           "features, or embeddings), by space.", A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.reconstruction_error.upper", OG, "{score}",
+           "Upper bound of the mean reconstruction error of reference windows of the same "
+           "size (bootstrap); above it the joint distribution drifted.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.centroid_distance", OG, "{score}",
+           "Mean distance of the rows in the drift window to the reference centroid, by space.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.centroid_distance.upper", OG, "{score}",
+           "Upper bound of the mean centroid distance of reference windows of the same size.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
         # --- the library's own health --------------------------------------------------
         MetricSpec("ml.process.gpu.memory.usage", OG, "By",
                    "GPU memory this process holds per device (torch.cuda or NVML, when present).",

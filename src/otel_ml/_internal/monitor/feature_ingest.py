@@ -34,6 +34,7 @@ from otel_ml._internal.data.inputs import (
     to_table,
 )
 from otel_ml._internal.monitor.batch import Batch, FeatureMatrix, RowBins, SchemaIssue
+from otel_ml._internal.monitor.input_derive import DerivedInput, InputDerivation
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import NumericProfile, Reference
 from otel_ml._internal.stats.binplan import CATEGORICAL, NUMERIC, BinPlan, RowOutlierTest
@@ -76,6 +77,8 @@ class FeatureIngest:
         self._row_shape: tuple[int, ...] = (-1,)
         self._row_shape_2d: tuple[int, ...] = (1, -1)
         self._row_test: RowOutlierTest | None = None
+        derivation = InputDerivation(settings, reference)
+        self._derivation = derivation if derivation.active else None
         if reference is not None:
             self._set_plan(plan_from_reference(reference, settings))
             if reference.prediction is not None and reference.prediction.kind == CATEGORICAL:
@@ -143,7 +146,7 @@ class FeatureIngest:
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, x: Any, predictions: Any, *, segment: str | None, output: str,
-                rate: float | None = None) -> Batch:
+                rate: float | None = None, embeddings: Any = None) -> Batch:
         """The prepared batch of one call's inputs (``x``, may be ``None``) and predictions.
 
         Args:
@@ -152,9 +155,17 @@ class FeatureIngest:
             segment: The call's segment.
             output: How to read the predictions (``auto``, ``label``, ``proba``, ``score``).
             rate: The single row's outlier rate when :meth:`row_outlier_rate` gave it.
+            embeddings: The call's embedding vectors (``(n, d)``), or ``None``.
 
         Never raises: an input that cannot be read is a data-quality count.
         """
+        if self._derivation is not None or embeddings is not None:
+            derivation = self._derivation
+            if derivation is None:  # embeddings without a derivation: a fresh one logs why
+                derivation = self._derivation = InputDerivation(self._settings, None)
+            derived = derivation.derive(x, embeddings)
+            if derived is not None:
+                return self._prepare_derived(x, derived, predictions, segment, output)
         # A rate from row_outlier_rate means x passed is_row already (numpy rows only).
         if self._short and (predictions is None or self._task is not None) \
                 and (rate is not None or self.is_row(x)):
@@ -167,6 +178,22 @@ class FeatureIngest:
         except Exception as exc:  # a batch the statistics do not take; the call goes on
             internal_error("features", exc)
             return Batch(self, x, count_rows(x), segment)
+
+    def _prepare_derived(self, x: Any, derived: DerivedInput, predictions: Any,
+                         segment: str | None, output: str) -> Batch:
+        """:meth:`prepare` of an image or text batch, or of an input with embeddings: its
+        derived columns go the general way (one seam)."""
+        if derived.x is None:
+            return Batch(self, x, derived.rows, segment, issues=derived.issues)
+        try:
+            batch = self._prepare(derived.x, predictions, segment, output, None)
+        except Exception as exc:
+            internal_error("features", exc)
+            batch = Batch(self, derived.x, derived.rows, segment)
+        if derived.issues:
+            batch.issues = (batch.issues or []) + derived.issues
+        batch.projected = derived.projected
+        return batch
 
     def batch_of(self, x: Any, rows: int | None = None) -> Batch:
         """A batch over an input kept earlier (e.g. a stored row), for :meth:`bin_rows` and
