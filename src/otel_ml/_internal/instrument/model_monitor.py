@@ -15,6 +15,7 @@ from otel_ml._internal.core.instruments import Instruments, Points, instruments_
 from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
 from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
+from otel_ml._internal.monitor.multivariate_report import with_multivariate
 from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES, OUTPUTS, Settings
 from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 from otel_ml.contract import Attr
@@ -83,16 +84,8 @@ class ModelMonitor:
         redact: Feature names never captured.
         statistics: Feed inputs and predictions into the feature statistics, drift and
             data-quality checks (default). ``False`` keeps spans and call metrics only.
-        input_kind: ``"auto"`` (default), ``"tabular"``, ``"image"``, ``"text"`` or
-            ``"embedding"``: images become the features ``image.brightness``, ``.contrast``,
-            ``.sharpness``...; texts ``text.length``, ``.words``...; embeddings the
-            reference PCA's components ``embedding.pc1``.. (see ``docs/inputs.md``).
-        image_layout: ``"auto"``, ``"channels_last"`` or ``"channels_first"``: how a 4-D
-            image batch is read (``"auto"``: the first unambiguous batch fixes it).
-        pixel_range: ``"auto"``, ``"unit"`` (floats in [0, 1]) or ``"byte"`` ([0, 255]).
-        embeddings: The input column holding embedding vectors, or a callable
-            ``(args, kwargs, result) -> (n, d) array`` (e.g. a penultimate layer); needs a
-            reference built with embeddings.
+        input_kind, image_layout, pixel_range, embeddings: images, texts and embeddings as
+            inputs (``"auto"``, ``"tabular"``, ``"image"``, ...): see ``docs/inputs.md``.
         tracer_provider: Provider to use instead of the global one.
         meter_provider: Provider to use instead of the global one.
 
@@ -184,7 +177,6 @@ class ModelMonitor:
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
         self._multivariate = MultivariateDrift(settings, self.reference, self._ingest.plan)
-        self._embeddings_of = embeddings if callable(embeddings) else None
         self._payloads = PayloadCapture(settings, self._ingest)
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
@@ -235,15 +227,8 @@ class ModelMonitor:
 
     def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None,
                 embeddings: Any = None) -> None:
-        """Feed inputs (and predictions) of code that is not decorated into the statistics.
-
-        Args:
-            x: The inputs (a table, a batch of images or texts, or embeddings).
-            predictions: The model's predictions for them.
-            segment: The call's segment.
-            embeddings: The rows' embedding vectors, ``(n, d)`` (see ``embeddings=``).
-
-        Never raises: bad input becomes a data-quality signal.
+        """Feed inputs (and predictions, and the rows' ``(n, d)`` embeddings) of code that is
+        not decorated into the statistics. Never raises: bad input is a data-quality signal.
         """
         if self.switch.off:
             return
@@ -256,10 +241,7 @@ class ModelMonitor:
             internal_error("observe", exc)
 
     def drift_report(self) -> DriftReport:
-        """Drift of every feature and of the predictions over the current window, with the
-        multivariate drift in ``.multivariate`` (see :class:`otel_ml.DriftReport`)."""
-        from otel_ml._internal.monitor.multivariate_report import with_multivariate
-
+        """Drift of every feature, the predictions and the joint distribution (``.multivariate``)."""
         return with_multivariate(self._features.drift_report(), self._multivariate.report())
 
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
@@ -333,8 +315,7 @@ class ModelMonitor:
             return None
         batch = None
         if self._statistics:
-            embeddings = None if self._embeddings_of is None or result is STREAMED \
-                else self._call_embeddings(call, result)
+            embeddings = _call_embeddings(self.settings.embeddings, call, result)
             batch = self._ingest.prepare(call.x, None if result is STREAMED else result,
                                          segment=call.segment, output=call.target.output,
                                          rate=call.rate, embeddings=embeddings)
@@ -345,20 +326,23 @@ class ModelMonitor:
                                     call.span_context, call.segment, call.own_id)
         return batch
 
-    def _call_embeddings(self, call: Call, result: Any) -> Any:
-        """The call's embeddings from the ``embeddings`` callable (``None`` when it raised:
-        counted in ``ml.telemetry.errors``, never raised into the call)."""
-        try:
-            return self._embeddings_of(call.args, call.kwargs, result)  # type: ignore[misc]
-        except Exception as exc:
-            internal_error("embeddings", exc)
-            return None
-
     def _feed_item(self, call: Call, item: Any) -> None:
         """Give an item an instrumented generator yielded to the analyses, as predictions."""
         if self._statistics:
             self._features.observe(self._ingest.prepare(
                 None, item, segment=call.segment, output=call.target.output))
+
+
+def _call_embeddings(embeddings_of: Any, call: Call, result: Any) -> Any:
+    """The call's embeddings from the ``embeddings`` callable (``None`` without one, for a
+    generator, or when it raised: counted in ``ml.telemetry.errors``, never raised)."""
+    if embeddings_of is None or isinstance(embeddings_of, str) or result is STREAMED:
+        return None
+    try:
+        return embeddings_of(call.args, call.kwargs, result)
+    except Exception as exc:
+        internal_error("embeddings", exc)
+        return None
 
 
 def _sdk_disabled() -> bool:

@@ -34,7 +34,7 @@ from otel_ml._internal.data.inputs import (
     to_table,
 )
 from otel_ml._internal.monitor.batch import Batch, FeatureMatrix, RowBins, SchemaIssue
-from otel_ml._internal.monitor.input_derive import DerivedInput, InputDerivation
+from otel_ml._internal.monitor.input_derive import InputDerivation
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import NumericProfile, Reference
 from otel_ml._internal.stats.binplan import CATEGORICAL, NUMERIC, BinPlan, RowOutlierTest
@@ -77,8 +77,8 @@ class FeatureIngest:
         self._row_shape: tuple[int, ...] = (-1,)
         self._row_shape_2d: tuple[int, ...] = (1, -1)
         self._row_test: RowOutlierTest | None = None
-        derivation = InputDerivation(settings, reference)
-        self._derivation = derivation if derivation.active else None
+        self._derivation = InputDerivation(settings, reference)
+        self._derive = self._derivation.active  # False: inputs are tables as given
         if reference is not None:
             self._set_plan(plan_from_reference(reference, settings))
             if reference.prediction is not None and reference.prediction.kind == CATEGORICAL:
@@ -159,13 +159,13 @@ class FeatureIngest:
 
         Never raises: an input that cannot be read is a data-quality count.
         """
-        if self._derivation is not None or embeddings is not None:
-            derivation = self._derivation
-            if derivation is None:  # embeddings without a derivation: a fresh one logs why
-                derivation = self._derivation = InputDerivation(self._settings, None)
-            derived = derivation.derive(x, embeddings)
+        derived = None
+        if self._derive or embeddings is not None:  # images, texts, embeddings: columns
+            derived = self._derivation.derive(x, embeddings)
             if derived is not None:
-                return self._prepare_derived(x, derived, predictions, segment, output)
+                if derived.x is None:
+                    return Batch(self, x, derived.rows, segment, issues=derived.issues)
+                x = derived.x  # a dict of columns: never a single row the short way
         # A rate from row_outlier_rate means x passed is_row already (numpy rows only).
         if self._short and (predictions is None or self._task is not None) \
                 and (rate is not None or self.is_row(x)):
@@ -174,26 +174,11 @@ class FeatureIngest:
                 # Positional on the hot path: rows, segment, segments, rate, row prediction.
                 return Batch(self, x, 1, segment, None, rate, p)
         try:
-            return self._prepare(x, predictions, segment, output, rate)
+            batch = self._prepare(x, predictions, segment, output, rate)
         except Exception as exc:  # a batch the statistics do not take; the call goes on
             internal_error("features", exc)
-            return Batch(self, x, count_rows(x), segment)
-
-    def _prepare_derived(self, x: Any, derived: DerivedInput, predictions: Any,
-                         segment: str | None, output: str) -> Batch:
-        """:meth:`prepare` of an image or text batch, or of an input with embeddings: its
-        derived columns go the general way (one seam)."""
-        if derived.x is None:
-            return Batch(self, x, derived.rows, segment, issues=derived.issues)
-        try:
-            batch = self._prepare(derived.x, predictions, segment, output, None)
-        except Exception as exc:
-            internal_error("features", exc)
-            batch = Batch(self, derived.x, derived.rows, segment)
-        if derived.issues:
-            batch.issues = (batch.issues or []) + derived.issues
-        batch.projected = derived.projected
-        return batch
+            batch = Batch(self, x, count_rows(x), segment)
+        return batch if derived is None else derived.onto(batch)
 
     def batch_of(self, x: Any, rows: int | None = None) -> Batch:
         """A batch over an input kept earlier (e.g. a stored row), for :meth:`bin_rows` and

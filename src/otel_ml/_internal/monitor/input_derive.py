@@ -17,7 +17,7 @@ import numpy as np
 from otel_ml._internal.core.log import log_limited
 from otel_ml._internal.data.input_kinds import InputDeriver, kind_of
 from otel_ml._internal.data.inputs import count_rows, default_names, to_table
-from otel_ml._internal.monitor.batch import SchemaIssue
+from otel_ml._internal.monitor.batch import Batch, SchemaIssue
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.reference.projection import EMBEDDING, Projection, component_names
@@ -44,6 +44,13 @@ class DerivedInput(NamedTuple):
     rows: int
     issues: list[SchemaIssue]
     projected: tuple[np.ndarray, np.ndarray] | None
+
+    def onto(self, batch: Batch) -> Batch:
+        """``batch`` (made from :attr:`x`) with this input's issues and projection."""
+        if self.issues:
+            batch.issues = (batch.issues or []) + self.issues
+        batch.projected = self.projected
+        return batch
 
 
 class InputDerivation:
