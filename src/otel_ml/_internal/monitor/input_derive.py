@@ -69,6 +69,9 @@ class InputDerivation:
         self._deriver = InputDeriver(settings.input_kind, settings.image_layout,
                                      settings.pixel_range)
         meta = reference.metadata if reference is not None else {}
+        #: The reference's kind: a batch of another kind is not read as features.
+        self._expected = meta.get("input_kind") if meta.get("input_kind") in ("image", "text") \
+            else None
         if meta.get("image.colour") in ("true", "false"):
             self._deriver.images.fix_colour(meta["image.colour"] == "true")
         self._projection: Projection | None = (
@@ -87,7 +90,7 @@ class InputDerivation:
     def derive(self, x: Any, embeddings: Any = None) -> DerivedInput | None:
         """The derived input of ``x`` (``None``: take ``x`` as it is). Never raises."""
         if embeddings is None and self._plain and type(x) is np.ndarray and x.ndim <= 2 \
-                and x.dtype.kind in "fiub":
+                and x.dtype.kind in "fiub" and self._expected is None:
             return None
         try:
             return self._derive(x, embeddings)
@@ -101,6 +104,9 @@ class InputDerivation:
 
     def _derive(self, x: Any, embeddings: Any) -> DerivedInput | None:
         kind = kind_of(x, self._kind) if x is not None else "tabular"
+        if self._expected is not None and x is not None and kind != self._expected:
+            raise ValueError(f"the reference profiles {self._expected} inputs, got "
+                             f"{type(x).__name__} {getattr(x, 'shape', '')}")
         issues: list[SchemaIssue] = []
         columns: dict[str, Any] | None = None
         vectors = embeddings

@@ -83,7 +83,7 @@ def prepare_input(x: Any, *, input_kind: str = "auto", embeddings: Any = None,
     """
     deriver = InputDeriver(input_kind, image_layout, pixel_range)
     kind = kind_of(x, input_kind)
-    metadata = {"input_kind": kind}
+    metadata = {} if kind == "tabular" else {"input_kind": kind}
     vectors = None
     if kind == "embedding":
         vectors, x = x, {}

@@ -16,7 +16,9 @@ For each row, :meth:`Projection.apply` gives its coordinates ``z``, its reconstr
 distance to the reference centroid ``|x|``. Missing values are imputed with the reference
 mean. The reference keeps a sample of both per-row quantities; the band of a window of ``n``
 rows is the mean plus three standard deviations of the means of bootstrap windows of ``n``
-reference rows (:meth:`Projection.upper`), computed once per size class and cached.
+reference rows (:meth:`Projection.upper`), computed once per size class and cached. The
+sample is of held-out rows (up to half the reference): the PCA is fitted on the others, so the
+reference errors are out-of-sample like the errors of new data.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ EMBEDDING = "embedding"
 KEEP_VARIANCE = 0.65
 DEFAULT_COMPONENTS = 8
 MAX_COMPONENTS = 32
-#: Per-row errors and distances kept with the reference for the bootstrap band.
+#: Held-out reference rows whose errors and distances are measured (at most).
 SAMPLE = 2000
+#: Quantiles of the held-out errors and distances stored (aggregates, not rows): 0%, 2%, ...
+QUANTILES = 51
 #: Bootstrap windows per band; windows above BOOTSTRAP_MAX_ROWS use the normal limit.
 BOOTSTRAPS = 400
 BOOTSTRAP_MAX_ROWS = 2048
@@ -61,8 +65,9 @@ class Projection:
         mean: ``(d,)`` reference mean. scale: ``(d,)`` divisor (std, or ones).
         components: ``(k, d)`` orthonormal rows.
         explained: Share of the (standardised) variance the components explain.
-        errors: Sample of reference per-row reconstruction errors.
-        distances: Sample of reference per-row distances to the centroid.
+        errors: Quantiles (0%, 2%, ..., 100%) of the held-out reference rows'
+            reconstruction errors.
+        distances: The same quantiles of their distances to the centroid.
     """
 
     space: str
@@ -109,22 +114,27 @@ class Projection:
     def upper(self, quantity: str, rows: int) -> float:
         """Upper bound of the mean ``quantity`` (``"reconstruction_error"`` or
         ``"centroid_distance"``) over a window of ``rows`` rows with no drift."""
-        sample = self.errors if quantity == "reconstruction_error" else self.distances
-        if rows <= 0 or sample.size == 0:
+        q = self.errors if quantity == "reconstruction_error" else self.distances
+        if rows <= 0 or q.size < 2:
             return math.nan
-        if rows > BOOTSTRAP_MAX_ROWS:
-            return float(sample.mean() + BAND_SIGMAS * sample.std() / math.sqrt(rows))
-        size = _size_class(rows)
+        size = _size_class(rows) if rows <= BOOTSTRAP_MAX_ROWS else 0
         key = (quantity, size)
         band = self._bands.get(key)
-        if band is None:
-            rng = np.random.default_rng(size)
-            means = np.empty(BOOTSTRAPS)
-            for b in range(BOOTSTRAPS):
-                means[b] = sample[rng.integers(0, sample.size, size)].mean()
-            band = float(means.mean() + BAND_SIGMAS * means.std())
+        if band is not None:
+            return band if size else band / math.sqrt(rows) + self._bands[(quantity, -1)]
+        grid = np.linspace(0.0, 1.0, q.size)
+        if not size:  # the normal limit: mean + 3 sd / sqrt(n) of the quantile function
+            dense = np.interp((np.arange(4000) + 0.5) / 4000, grid, q)
             with self._lock:
-                self._bands[key] = band
+                self._bands[(quantity, -1)] = float(dense.mean())
+                self._bands[key] = float(BAND_SIGMAS * dense.std())
+            return self.upper(quantity, rows)
+        # Bootstrap: windows of `size` reference rows drawn from the quantile function.
+        rng = np.random.default_rng(size)
+        means = np.interp(rng.random((BOOTSTRAPS, size)), grid, q).mean(axis=1)
+        band = float(means.mean() + BAND_SIGMAS * means.std())
+        with self._lock:
+            self._bands[key] = band
         return band
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +142,8 @@ class Projection:
         return {"space": self.space, "columns": list(self.columns),
                 "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "components": self.components.tolist(), "explained": self.explained,
-                "errors": self.errors.tolist(), "distances": self.distances.tolist()}
+                "errors": [float(f"{v:.6g}") for v in self.errors],
+                "distances": [float(f"{v:.6g}") for v in self.distances]}
 
     @classmethod
     def from_dict(cls, data: Any) -> Projection:
@@ -191,9 +202,13 @@ def fit_projection(x: np.ndarray, space: str, *, columns: tuple[str, ...] = (),
     else:
         scale = np.ones(x.shape[1])
     c = (x - mean) / scale
+    # The errors' sample comes from rows the PCA was not fitted on: in-sample errors are
+    # smaller (the components fit the reference's own noise), and the band would be too low.
     rng = np.random.default_rng(seed)
-    fit_rows = c if c.shape[0] <= 50_000 else c[rng.choice(c.shape[0], 50_000, replace=False)]
-    _, s, vt = np.linalg.svd(fit_rows, full_matrices=False)
+    order = rng.permutation(c.shape[0])
+    held = order[: min(SAMPLE, c.shape[0] // 2)]
+    fit = order[held.shape[0]:][:50_000]
+    _, s, vt = np.linalg.svd(c[fit], full_matrices=False)
     var = s ** 2
     total = float(var.sum()) or 1.0
     if space == FEATURES:
@@ -207,7 +222,7 @@ def fit_projection(x: np.ndarray, space: str, *, columns: tuple[str, ...] = (),
     components = vt[:kept]
     proj = Projection(space, tuple(columns), mean, scale, components,
                       float(var[:kept].sum() / total), np.empty(0), np.empty(0))
-    rows = x if x.shape[0] <= SAMPLE else x[rng.choice(x.shape[0], SAMPLE, replace=False)]
-    _, err, dist = proj.apply(rows)
-    proj.errors, proj.distances = err, dist
+    _, err, dist = proj.apply(x[held])
+    levels = np.linspace(0.0, 1.0, QUANTILES)
+    proj.errors, proj.distances = np.quantile(err, levels), np.quantile(dist, levels)
     return proj
