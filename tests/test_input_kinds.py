@@ -306,3 +306,28 @@ def test_bad_inputs_never_raise_and_become_quality_counts(caplog):
     assert calls == 4 and not errors
     assert [a for a, _ in _points(reader, "ml.telemetry.errors")] == []
     assert any("wrong_dimension" in r.getMessage() for r in caplog.records)
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_profile_a_folder_of_images(tmp_path):
+    pil = pytest.importorskip("PIL.Image")  # the 'images' extra (installed by make install-dev)
+    from sklearn.datasets import load_sample_images
+
+    from otel_ml.cli import main
+
+    for i, image in enumerate(load_sample_images().images):
+        for j in range(4):
+            pil.fromarray(image[j * 40:j * 40 + 120, j * 50:j * 50 + 160]).save(
+                tmp_path / f"scan_{i}_{j}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    out = tmp_path / "ref.json"
+    assert main(["profile", "--images", str(tmp_path), "-o", str(out), "--quiet"]) == 0
+    reference = Reference.load(out)
+    assert reference.rows == 8 and reference.metadata["image.colour"] == "true"
+    assert "image.saturation" in reference.feature_names
+    assert reference.features["image.width"].min == 160
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert main(["profile", "--images", str(tmp_path), "-o", str(out), "--quiet"]) != 0
+    assert main(["profile", "-o", str(out)]) != 0  # neither a file nor --images

@@ -100,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a reference profile (bins, category frequencies, prediction "
                     "distribution; no raw rows) from a data file, read in chunks.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    profile.add_argument("data", metavar="DATA",
+    profile.add_argument("data", metavar="DATA", nargs="?",
                          help="CSV, Parquet (with pyarrow) or .npy file of training data")
+    profile.add_argument("--images", metavar="DIR",
+                         help="profile a folder of image files instead of DATA: their "
+                              "brightness, contrast, sharpness... (needs Pillow: the "
+                              "'images' extra)")
     profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
                          help="where to write the profile (JSON)")
     profile.add_argument("--predictions", metavar="COLUMN",
@@ -243,9 +247,21 @@ def _profile(args: argparse.Namespace) -> int:
     from otel_ml._internal.data.files import DataFileError
     from otel_ml._internal.reference.profile import Reference
 
-    require_file(args.data, "data file")
     if args.bins < 2:
         raise _UsageError("argument --bins: must be >= 2")
+    if (args.images is None) == (args.data is None):
+        raise _UsageError("give either a data file or --images DIR")
+    if args.images is not None:
+        from otel_ml._internal.reference.kinds import reference_from_images
+
+        with _progress(f"profiling images in {args.images}", quiet=args.quiet) as progress:
+            try:
+                reference = reference_from_images(args.images, bins=args.bins,
+                                                  progress=progress)
+            except (ValueError, OSError) as exc:
+                raise InputError(str(exc)) from exc
+        return _write_profile(reference, args)
+    require_file(args.data, "data file")
     with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
         try:
             reference = Reference.from_file(
@@ -254,6 +270,10 @@ def _profile(args: argparse.Namespace) -> int:
                 progress=progress)
         except (DataFileError, ValueError, OSError) as exc:
             raise InputError(str(exc)) from exc
+    return _write_profile(reference, args)
+
+
+def _write_profile(reference: Any, args: argparse.Namespace) -> int:
     try:
         reference.save(args.output)
     except OSError as exc:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from otel_ml._internal.data.image_files import image_batches, image_files
+from otel_ml._internal.data.images import ImageReader
 from otel_ml._internal.data.input_kinds import InputDeriver, kind_of
 from otel_ml._internal.data.inputs import default_names, is_categorical, to_float, to_table
 from otel_ml._internal.reference.projection import (
@@ -24,7 +26,7 @@ from otel_ml._internal.reference.projection import (
     fit_projection,
 )
 
-__all__ = ["Prepared", "prepare_input"]
+__all__ = ["Prepared", "prepare_input", "reference_from_images"]
 
 
 class Prepared:
@@ -143,3 +145,39 @@ def _rows_of(columns: dict[str, Any]) -> int | None:
     for col in columns.values():
         return len(col)
     return None
+
+
+def reference_from_images(folder: Any, *, bins: int = 10, image_layout: str = "auto",
+                          pixel_range: str = "auto", batch: int = 256,
+                          progress: Any = None) -> Any:
+    """The reference of a folder of image files (``otel-ml profile --images DIR``): their
+    properties, profiled batch by batch, and the feature-space PCA.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory.
+        ValueError: No image in it, or a file that is not a readable image.
+        ImportError: Pillow is missing.
+    """
+    from otel_ml._internal.reference.builder import ReferenceBuilder
+
+    files = image_files(folder)
+    if not files:
+        raise ValueError(f"no image files in {folder}")
+    reader = ImageReader(image_layout, pixel_range)
+    builder = ReferenceBuilder(bins=bins, sample_size=1_000_000)
+    kept: dict[str, list[np.ndarray]] = {}
+    done = 0
+    for images in image_batches(files, batch):
+        columns = reader.read(images).columns
+        builder.update(columns)
+        for name, values in columns.items():
+            kept.setdefault(name, []).append(values)
+        done += len(images)
+        if progress is not None:
+            progress(done, len(files))
+    metadata = {"input_kind": "image", "image.colour": "true" if reader.colour else "false",
+                "source": str(folder)}
+    reference = builder.build(metadata=metadata)
+    Prepared({n: np.concatenate(v) for n, v in kept.items()}, True, metadata) \
+        .fit_features(reference)
+    return reference
