@@ -165,9 +165,9 @@ class FeatureIngest:
             if derived is not None:
                 if derived.x is None:
                     return Batch(self, x, derived.rows, segment, issues=derived.issues)
-                x = derived.x  # a dict of columns: never a single row the short way
+                x = derived.x  # columns (or an embedding's coordinates): the general way
         # A rate from row_outlier_rate means x passed is_row already (numpy rows only).
-        if self._short and (predictions is None or self._task is not None) \
+        if self._short and derived is None and (predictions is None or self._task is not None) \
                 and (rate is not None or self.is_row(x)):
             p = _row_prediction(predictions, self._plan.prediction_kind)  # type: ignore[union-attr]
             if p is not None:

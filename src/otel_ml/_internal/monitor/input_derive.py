@@ -78,6 +78,10 @@ class InputDerivation:
             reference.projections.get(EMBEDDING) if reference is not None else None)
         self._column = settings.embeddings if isinstance(settings.embeddings, str) else None
         self._pcs = component_names(self._projection.k) if self._projection is not None else ()
+        #: The reference's features are the components alone: embedding input goes on as the
+        #: (n, k) matrix of coordinates, in plan order (the fast positional way).
+        self._pcs_only = bool(self._pcs) and reference is not None and \
+            tuple(reference.feature_names) == self._pcs
         #: Tabular numpy input passes untouched (no embeddings to look for).
         self._plain = self._kind in ("auto", "tabular") and self._column is None
 
@@ -117,6 +121,8 @@ class InputDerivation:
             issues.extend(SchemaIssue(q.feature, q.check, q.count) for q in d.quality)
         elif kind == "embedding":
             vectors, columns = x, {}
+            if self._pcs_only and embeddings is None:
+                return self._coordinates(x, issues)
         elif self._column is not None and x is not None:
             table = to_table(x)
             if table.names is not None and self._column in table.names:
@@ -131,6 +137,13 @@ class InputDerivation:
             columns = _columns_of(x, self._names) if x is not None else {}
         projected = self._project(vectors, columns, issues)
         return DerivedInput(columns, _rows(columns), issues, projected)
+
+    def _coordinates(self, x: Any, issues: list[SchemaIssue]) -> DerivedInput:
+        """Embedding input of a reference of components only: the coordinates as a matrix."""
+        columns: dict[str, Any] = {}
+        projected = self._project(x, columns, issues)
+        z = np.column_stack([columns[name] for name in self._pcs])
+        return DerivedInput(z, z.shape[0], issues, projected)
 
     def _project(self, vectors: Any, columns: dict[str, Any], issues: list[SchemaIssue],
                  ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -154,14 +167,16 @@ class InputDerivation:
             for name in self._pcs:
                 columns[name] = np.full(n, np.nan)
             return None
-        finite = np.isfinite(matrix).all(axis=1)
-        if not finite.all():
+        finite = np.isfinite(matrix.sum(axis=1))  # one pass: NaN and inf propagate
+        clean = bool(finite.all())
+        if not clean:
+            finite = np.isfinite(matrix).all(axis=1)
             bad = int((~finite).sum())
             log_limited(f"emb-nan:{self._name}", "otel_ml: %s: %d embeddings with NaN or "
                         "infinite values", self._name, bad, count=False)
             issues.append(SchemaIssue(EMBEDDING_FEATURE, Check.NON_FINITE, bad))
-        z, err, dist = proj.apply(matrix)
-        if not finite.all():
+        z, err, dist = proj.apply(matrix, finite=clean)
+        if not clean:
             z[~finite] = np.nan
             err = err[finite]
             dist = dist[finite]

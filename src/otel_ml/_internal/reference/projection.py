@@ -84,6 +84,7 @@ class Projection:
     def __post_init__(self) -> None:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
+        self._mean_sq = float(self.mean @ self.mean)
 
     @property
     def dim(self) -> int:
@@ -95,19 +96,27 @@ class Projection:
         """Components."""
         return int(self.components.shape[0])
 
-    def apply(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def apply(self, x: np.ndarray, *, finite: bool = False,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(z, error, distance)`` of each row of ``x`` (``(n, d)``): coordinates ``(n, k)``,
         reconstruction error and distance to the centroid ``(n,)``. Non-finite values are
-        imputed with the reference mean. One matrix product."""
+        imputed with the reference mean (``finite=True``: the caller checked there are none).
+        One matrix product; the squared norms come from ``x`` itself (no centred copy)."""
         x = np.asarray(x)
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
-        if not np.isfinite(x).all():
+        if not finite and not np.isfinite(x).all():
             x = np.where(np.isfinite(x), x, self.mean)
         z = x @ self._basis
         z -= self._shift
-        c = (x - self.mean) / self.scale if self.space == FEATURES else x - self.mean
-        sq = np.einsum("ij,ij->i", c, c)
+        if self.space == FEATURES:
+            c = (x - self.mean) / self.scale
+            sq = np.einsum("ij,ij->i", c, c)
+        else:  # |x - m|^2 = |x|^2 - 2 x.m + |m|^2
+            sq = np.einsum("ij,ij->i", x, x)
+            sq -= 2.0 * (x @ self.mean)
+            sq += self._mean_sq
+            np.maximum(sq, 0.0, out=sq)
         err = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", z, z), 0.0))
         return z, err, np.sqrt(sq)
 
