@@ -764,6 +764,15 @@ SPACE = prometheus_label(Attr.MULTIVARIATE_SPACE)
 _MV_KEYS = (*MODEL, SEGMENT, SPACE)
 _RECON = _m("ml.drift.reconstruction_error")
 _RECON_UPPER = _m("ml.drift.reconstruction_error.upper")
+_SEG_ONLY = f'{SEGMENT}!="{contract.ALL_SEGMENTS}"'
+_ALL_ONLY = f'{SEGMENT}="{contract.ALL_SEGMENTS}"'
+
+
+def _mv_above(selector: str) -> str:
+    """Series of ``selector`` whose reconstruction error is above its upper bound."""
+    return (f"max by ({by(_MV_KEYS)}) ({_RECON}{{{selector}}})\n"
+            f"> on ({by(_MV_KEYS)})\n"
+            f"max by ({by(_MV_KEYS)}) ({_RECON_UPPER}{{{selector}}})")
 
 MULTIVARIATE_ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
@@ -775,9 +784,11 @@ MULTIVARIATE_ALERTS: tuple[AlertSpec, ...] = (
                      "{{ $value | printf \"%.3f\" }}, above the upper bound of reference windows "
                      "of the same size, over the drift window."),
         expr=lambda p: (
-            f"max by ({by(_MV_KEYS)}) ({_RECON})\n"
-            f"> on ({by(_MV_KEYS)})\n"
-            f"max by ({by(_MV_KEYS)}) ({_RECON_UPPER})"),
+            f"{_mv_above(_SEG_ONLY)}\nor\n(\n{_mv_above(_ALL_ONLY)}\n"
+            # All traffic only for a model without segments: with segments, the segment at
+            # fault alerts (all traffic is its problem diluted).
+            f"unless on ({by((*MODEL, SPACE))})\n"
+            f"  max by ({by((*MODEL, SPACE))}) ({_RECON}{{{_SEG_ONLY}}})\n)"),
         threshold=(f"mean reconstruction error over the drift window above its reference upper "
                    f"bound (mean + 3 standard deviations of bootstrapped reference windows of "
                    f"the same size), with at least {T.multivariate_min_rows} rows in the window "
