@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--otlp", metavar="ENDPOINT",
                       help="also export over OTLP, e.g. http://localhost:4317 "
                            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT if set)")
+    demo.add_argument("--images", action="store_true",
+                      help="the image scenario: a new hospital's scanner (scikit-learn's digits "
+                           "as scans), drift of image properties in its segment only")
     demo.add_argument("--no-live", action="store_true",
                       help="print plain lines instead of the live view: one per second, "
                            "and one per alert that starts or stops holding")
@@ -233,6 +236,12 @@ def _main(argv: Sequence[str] | None) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from otel_ml.demo import DemoOptions, run_demo
 
+    if args.images:
+        from otel_ml.demo.images import run_image_demo
+
+        run_image_demo(duration_s=args.duration or 30.0, rate=min(args.rate, 40.0),
+                       seed=args.seed, otlp=args.otlp)
+        return EXIT_OK
     options = DemoOptions(duration_s=args.duration, rate=args.rate, seed=args.seed,
                           otlp=args.otlp, live=not args.no_live and sys.stdout.isatty())
     if not args.no_live and not sys.stdout.isatty():
