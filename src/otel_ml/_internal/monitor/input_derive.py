@@ -65,10 +65,13 @@ class InputDerivation:
     def __init__(self, settings: Settings, reference: Reference | None) -> None:
         self._name = settings.name
         self._names = settings.feature_names
-        self._kind = settings.input_kind
-        self._deriver = InputDeriver(settings.input_kind, settings.image_layout,
-                                     settings.pixel_range)
         meta = reference.metadata if reference is not None else {}
+        # "auto" with a reference: the reference's kind (a tabular reference reads every
+        # input as a table, exactly as before input kinds existed).
+        self._kind = settings.input_kind if settings.input_kind != "auto" or reference is None \
+            else meta.get("input_kind", "tabular")
+        self._deriver = InputDeriver(self._kind, settings.image_layout, settings.pixel_range)
+        self._auto = settings.input_kind == "auto"
         #: The reference's kind: a batch of another kind is not read as features.
         self._expected = meta.get("input_kind") if meta.get("input_kind") in ("image", "text") \
             else None
@@ -108,7 +111,8 @@ class InputDerivation:
 
     def _derive(self, x: Any, embeddings: Any) -> DerivedInput | None:
         kind = kind_of(x, self._kind) if x is not None else "tabular"
-        if self._expected is not None and x is not None and kind != self._expected:
+        if self._expected is not None and x is not None and self._auto \
+                and kind_of(x) != self._expected:
             raise ValueError(f"the reference profiles {self._expected} inputs, got "
                              f"{type(x).__name__} {getattr(x, 'shape', '')}")
         issues: list[SchemaIssue] = []

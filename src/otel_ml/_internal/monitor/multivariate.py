@@ -166,6 +166,10 @@ class MultivariateDrift:
 
     def _add(self, space: _Space, err: np.ndarray, dist: np.ndarray, seg: str,
              segments: np.ndarray | None) -> None:
+        ok = np.isfinite(err) & np.isfinite(dist)
+        if not ok.all():  # rows beyond the float range: left out of the sums
+            err, dist = err[ok], dist[ok]
+            segments = segments[ok] if segments is not None else None
         if err.shape[0] == 0:
             return
         if segments is None:

@@ -64,14 +64,20 @@ class Prepared:
                 continue
             values, _ = to_float(col)
             values = values.reshape(-1)
-            if np.isfinite(values).sum() < 2 or np.nanstd(values) == 0:
+            finite = values[np.isfinite(values)]
+            if finite.shape[0] < 2 or finite.min() == finite.max():
                 continue
             cols.append(values)
             used.append(name)
         if len(used) < 2 or table.rows < 10:
             return
-        reference.projections[FEATURES] = fit_projection(np.column_stack(cols), FEATURES,
-                                                         columns=tuple(used))
+        try:  # optional: data a PCA cannot take (values near the float limits) goes without
+            with np.errstate(all="ignore"):
+                projection = fit_projection(np.column_stack(cols), FEATURES,
+                                            columns=tuple(used))
+        except (ValueError, np.linalg.LinAlgError):
+            return
+        reference.projections[FEATURES] = projection
 
 
 def prepare_input(x: Any, *, input_kind: str = "auto", embeddings: Any = None,

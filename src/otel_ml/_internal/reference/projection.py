@@ -102,7 +102,10 @@ class Projection:
         reconstruction error and distance to the centroid ``(n,)``. Non-finite values are
         imputed with the reference mean (``finite=True``: the caller checked there are none).
         One matrix product; the squared norms come from ``x`` itself (no centred copy)."""
-        x = np.asarray(x)
+        with np.errstate(all="ignore"):  # never a warning into the host: huge rows give inf
+            return self._apply(np.asarray(x), finite)
+
+    def _apply(self, x: np.ndarray, finite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
         if not finite and not np.isfinite(x).all():
@@ -229,9 +232,15 @@ def fit_projection(x: np.ndarray, space: str, *, columns: tuple[str, ...] = (),
             raise ValueError(f"embedding components must be within 1..{MAX_COMPONENTS}, got {k!r}")
         kept = min(kept, vt.shape[0])
     components = vt[:kept]
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()
+            and np.isfinite(components).all()):
+        raise ValueError("the rows are beyond what a PCA can take (values near the float "
+                         "limits)")
     proj = Projection(space, tuple(columns), mean, scale, components,
                       float(var[:kept].sum() / total), np.empty(0), np.empty(0))
     _, err, dist = proj.apply(x[held])
+    if not (np.isfinite(err).all() and np.isfinite(dist).all()):
+        raise ValueError("reconstruction errors of the reference are not finite")
     levels = np.linspace(0.0, 1.0, QUANTILES)
     proj.errors, proj.distances = np.quantile(err, levels), np.quantile(dist, levels)
     return proj
