@@ -66,7 +66,8 @@ def test_correlation_flip_is_found_by_reconstruction_error_and_by_no_univariate_
     assert verdicts["flipped"]["drifted"]
     assert verdicts["flipped"]["value"] > verdicts["flipped"]["upper"]
     assert not verdicts["stationary"]["drifted"]
-    assert verdicts["stationary"]["rows"] == verdicts["flipped"]["rows"] == len(cur)
+    # A batch above 256 rows contributes every k-th row: 269 rows -> every 2nd, 135.
+    assert verdicts["stationary"]["rows"] == verdicts["flipped"]["rows"] == 135
 
 
 def test_stationary_stream_raises_no_alarm_in_95_percent_of_windows():
@@ -140,13 +141,13 @@ def test_window_expires_and_memory_does_not_grow_with_traffic():
     mv = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: now[0])
     mv.observe(ingest.prepare(_flip(cur), None, segment=None, output="auto"))
     entry = mv.report()["multivariate"][None]["features"]["reconstruction_error"]
-    assert entry["drifted"] and entry["rows"] == len(cur)
+    assert entry["drifted"] and entry["rows"] == 135  # every 2nd row of a 269-row batch
     now[0] = 120.0  # two windows later: nothing of the old rows stays
     assert mv.windows()["features"]["__all__"][0] == 0
     for _ in range(50):
         mv.observe(ingest.prepare(cur, None, segment=None, output="auto"))
     sums = mv.windows()["features"]
-    assert set(sums) == {"__all__"} and sums["__all__"][0] == 50 * len(cur)
+    assert set(sums) == {"__all__"} and sums["__all__"][0] == 50 * 135
     assert not mv.report()["multivariate"][None]["features"]["reconstruction_error"]["drifted"]
 
 

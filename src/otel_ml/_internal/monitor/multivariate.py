@@ -40,6 +40,8 @@ __all__ = ["QUANTITIES", "MultivariateDrift"]
 QUANTITIES = ("reconstruction_error", "centroid_distance")
 #: Single rows are buffered and folded this many at a time (and at every collection).
 _BUFFER_ROWS = 256
+#: Rows of one batch the feature space reads at most (every k-th row beyond).
+_SAMPLE_ROWS = 256
 
 
 class _Space:
@@ -50,7 +52,7 @@ class _Space:
     def __init__(self, name: str, projection: Projection, columns: np.ndarray | None) -> None:
         self.name = name
         self.projection = projection
-        self.columns = columns  # plan columns read (features space)
+        self.columns = columns  # plan columns read (features space; None: all, in order)
         self.sums: dict[str, np.ndarray] = {}
 
 
@@ -80,7 +82,8 @@ class MultivariateDrift:
                             "projection reads features the monitor does not track "
                             "(max_features); multivariate drift is off", self._name)
             else:
-                self._spaces.append(_Space(FEATURES, features, np.array(index)))
+                columns = None if index == list(range(plan.n_features)) else np.array(index)
+                self._spaces.append(_Space(FEATURES, features, columns))
         if projections.get(EMBEDDING) is not None:
             self._spaces.append(_Space(EMBEDDING, projections[EMBEDDING], None))
         self._reset()
@@ -90,8 +93,8 @@ class MultivariateDrift:
         self._ring.reset()
         for space in self._spaces:
             space.sums = {}
-        width = self._spaces[0].columns.shape[0] if self._spaces and \
-            self._spaces[0].columns is not None else 0
+        first = self._spaces[0] if self._spaces else None
+        width = first.projection.dim if first is not None and first.name == FEATURES else 0
         self._rows = np.zeros((_BUFFER_ROWS, width))
         self._row_segments: list[str] = [NO_SEGMENT] * _BUFFER_ROWS
         self._count = 0
@@ -123,9 +126,15 @@ class MultivariateDrift:
                 continue
             m = batch.matrix
             if m is not None and m.values is not None:
-                values = m.values[:, space.columns]
+                # A systematic sample of at most _SAMPLE_ROWS rows per batch: the window's
+                # mean stays unbiased and its band is that of the rows used.
+                n = m.values.shape[0]
+                step = -(-n // _SAMPLE_ROWS) if n > _SAMPLE_ROWS else 1
+                values = m.values[::step] if space.columns is None \
+                    else m.values[::step, space.columns]
+                segments = batch.segments[::step] if batch.segments is not None else None
                 _, err, dist = space.projection.apply(values)
-                self._add(space, err, dist, seg, batch.segments)
+                self._add(space, err, dist, seg, segments)
             elif batch.row_prediction is not None and batch.input is not None:
                 self._buffer(space, batch.input, seg)
 
@@ -133,7 +142,8 @@ class MultivariateDrift:
         full = None
         with self._lock:
             i = self._count
-            self._rows[i] = np.asarray(row, dtype=np.float64).reshape(-1)[space.columns]
+            v = np.asarray(row, dtype=np.float64).reshape(-1)
+            self._rows[i] = v if space.columns is None else v[space.columns]
             self._row_segments[i] = seg
             self._count = i + 1
             if i + 1 == _BUFFER_ROWS:
