@@ -246,8 +246,9 @@ class MultivariateDrift:
 
     def _points(self, quantity: int, upper: bool) -> Points:
         points = []
+        windows = self.windows()
         for space in self._spaces:
-            per = self.windows().get(space.name, {})
+            per = windows.get(space.name, {})
             for key, sums in per.items():
                 rows = int(sums[0])
                 if rows < self._min_rows:

@@ -44,8 +44,8 @@ SAMPLE = 2000
 #: Quantiles of the held-out errors and distances stored (aggregates, not rows): 0%, 2%, ...
 QUANTILES = 51
 #: Bootstrap windows per band; windows above BOOTSTRAP_MAX_ROWS use the normal limit.
-BOOTSTRAPS = 400
-BOOTSTRAP_MAX_ROWS = 2048
+BOOTSTRAPS = 300
+BOOTSTRAP_MAX_ROWS = 256
 #: Standard deviations of the bootstrap means above their mean: the band's upper bound.
 BAND_SIGMAS = 3.0
 
