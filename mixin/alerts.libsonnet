@@ -261,6 +261,19 @@ local f = import 'fmt.libsonnet';
               "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
+          {
+            "alert": "MLMultivariateDrift",
+            "expr": ("max by (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error{" + f.selectorIn(c.selector) + "ml_segment!=\"__all__\"})\n> on (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space)\nmax by (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error_upper{" + f.selectorIn(c.selector) + "ml_segment!=\"__all__\"})\nor\n(\nmax by (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error{" + f.selectorIn(c.selector) + "ml_segment=\"__all__\"})\n> on (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space)\nmax by (job, ml_model_name, ml_model_version, ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error_upper{" + f.selectorIn(c.selector) + "ml_segment=\"__all__\"})\nunless on (job, ml_model_name, ml_model_version, ml_multivariate_space)\n  max by (job, ml_model_name, ml_model_version, ml_multivariate_space) (ml_drift_reconstruction_error{" + f.selectorIn(c.selector) + "ml_segment!=\"__all__\"})\n)"),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Joint distribution of the {{ $labels.ml_multivariate_space }} of {{ $labels.ml_model_name }} drifted (segment {{ $labels.ml_segment }})",
+              "description": "The mean PCA reconstruction error of the {{ $labels.ml_multivariate_space }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }}, above the upper bound of reference windows of the same size, over the drift window.",
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlmultivariatedrift",
+            },
+          },
         ],
       },
     ],

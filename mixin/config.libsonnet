@@ -27,7 +27,8 @@
       "segment_factor": 2.0,
       "segment_min_rows": 300,
       "segment_min_outcomes": 500,
-      "segment_min_calls": 100
+      "segment_min_calls": 100,
+      "multivariate_min_rows": 100
     },
     "windows": {
       "10m": "10m",

@@ -1734,7 +1734,7 @@ local f = import 'fmt.libsonnet';
         {
           "id": 17,
           "type": "row",
-          "title": "Data quality",
+          "title": "Multivariate drift (joint distribution, in-process)",
           "collapsed": false,
           "gridPos": {
             "x": 0,
@@ -1747,6 +1747,117 @@ local f = import 'fmt.libsonnet';
         {
           "id": 18,
           "type": "timeseries",
+          "title": "Reconstruction error vs reference bound",
+          "description": "Mean PCA reconstruction error of the window's rows; above its bound (dashed: bootstrapped reference windows of the same size) the way features move together changed, even when no single feature drifted.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 52,
+            "w": 12,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": ("max by (ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\"})"),
+              "legendFormat": "{{ml_segment}} {{ml_multivariate_space}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": ("max by (ml_segment, ml_multivariate_space) (ml_drift_reconstruction_error_upper{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\"})"),
+              "legendFormat": "bound {{ml_segment}} {{ml_multivariate_space}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 19,
+          "type": "timeseries",
+          "title": "Centroid distance vs reference bound",
+          "description": "Mean distance of the window's rows to the reference centroid (standardised features, or embeddings).",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 12,
+            "y": 52,
+            "w": 12,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": ("max by (ml_segment, ml_multivariate_space) (ml_drift_centroid_distance{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\"})"),
+              "legendFormat": "{{ml_segment}} {{ml_multivariate_space}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": ("max by (ml_segment, ml_multivariate_space) (ml_drift_centroid_distance_upper{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\"})"),
+              "legendFormat": "bound {{ml_segment}} {{ml_multivariate_space}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 20,
+          "type": "row",
+          "title": "Data quality",
+          "collapsed": false,
+          "gridPos": {
+            "x": 0,
+            "y": 60,
+            "w": 24,
+            "h": 1,
+          },
+          "panels": [],
+        },
+        {
+          "id": 21,
+          "type": "timeseries",
           "title": "Quality issues /s by check",
           "description": "Missing, non-finite, out-of-range, unseen categories, type and schema mismatches.",
           "datasource": {
@@ -1755,7 +1866,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 0,
-            "y": 52,
+            "y": 61,
             "w": 12,
             "h": 8,
           },
@@ -1782,7 +1893,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 19,
+          "id": 22,
           "type": "timeseries",
           "title": "Missing share",
           "description": "",
@@ -1792,7 +1903,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 12,
-            "y": 52,
+            "y": 61,
             "w": 6,
             "h": 8,
           },
@@ -1819,7 +1930,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 20,
+          "id": 23,
           "type": "timeseries",
           "title": "Unseen-category share",
           "description": "",
@@ -1829,7 +1940,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 18,
-            "y": 52,
+            "y": 61,
             "w": 6,
             "h": 8,
           },
@@ -1856,7 +1967,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 21,
+          "id": 24,
           "type": "timeseries",
           "title": "Quality issues by segment /s",
           "description": "",
@@ -1866,7 +1977,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 0,
-            "y": 60,
+            "y": 69,
             "w": 12,
             "h": 8,
           },
@@ -1893,7 +2004,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 22,
+          "id": 25,
           "type": "timeseries",
           "title": "Outlier rows /s",
           "description": "",
@@ -1903,7 +2014,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 12,
-            "y": 60,
+            "y": 69,
             "w": 12,
             "h": 8,
           },

@@ -111,3 +111,17 @@ def test_readme_gives_exactly_the_two_make_targets_and_they_exist():
     demo_args = re.search(r"^DEMO_ARGS \?= (.*)$", makefile, re.M).group(1)
     assert "--duration 60" in demo_args and "--otlp" not in demo_args
     assert "otel-ml demo $(DEMO_ARGS)" in makefile
+
+
+def test_new_hospital_images_drift_in_hospital_c_only():
+    pytest.importorskip("sklearn")
+    out = run_example("new_hospital_images.py", "--calls", "30")
+    assert "hospital A: drifted image properties: none" in out
+    assert "hospital B: drifted image properties: none" in out
+    drifted = re.search(r"hospital C: drifted image properties: (.*)", out).group(1).split(", ")
+    assert {"image.contrast", "image.sharpness"} <= set(drifted)
+    assert re.search(r"hospital C: multivariate: features DRIFTED .*; embedding DRIFTED", out)
+    for ok in ("A", "B"):
+        assert re.search(rf"hospital {ok}: multivariate: features ok .*; embedding ok", out)
+    acc = {h: float(a) for h, a in re.findall(r"hospital (\w): accuracy ([0-9.]+)", out)}
+    assert acc["A"] > 0.85 and acc["B"] > 0.85 and acc["C"] < acc["A"] - 0.3

@@ -277,6 +277,26 @@ def _root_cause_row(p: _Panels) -> None:
           description="A segment that just appeared or grew is often the new data source.")
 
 
+def _multivariate_row(p: _Panels) -> None:
+    """Multivariate drift (issue 16): reconstruction error and centroid distance against the
+    reference bounds, per segment and space (features, embeddings)."""
+    p.row("Multivariate drift (joint distribution, in-process)")
+    legend = "{{ml_segment}} {{ml_multivariate_space}}"
+    for title, metric, what in (
+            ("Reconstruction error vs reference bound", "ml.drift.reconstruction_error",
+             "Mean PCA reconstruction error of the window's rows; above its bound (dashed: "
+             "bootstrapped reference windows of the same size) the way features move together "
+             "changed, even when no single feature drifted."),
+            ("Centroid distance vs reference bound", "ml.drift.centroid_distance",
+             "Mean distance of the window's rows to the reference centroid (standardised "
+             "features, or embeddings).")):
+        p.add(title, [(f"max by (ml_segment, ml_multivariate_space) ({_m(metric)}{{{SEL_SEG}}})",
+                       legend),
+                      (f"max by (ml_segment, ml_multivariate_space) "
+                       f"({_m(metric + '.upper')}{{{SEL_SEG}}})", "bound " + legend)],
+              w=12, description=what)
+
+
 def drift() -> dict:
     p = _Panels()
     q = R.THRESHOLDS
@@ -329,6 +349,7 @@ def drift() -> dict:
                                    f'(model_feature:ml_feature_psi:1h{{{SEL}, '
                                    f'ml_feature_name="{PRED}"}})', LEGEND_MODEL)],
           w=12, field_config=psi_steps)
+    _multivariate_row(p)
     p.row("Data quality")
     p.add("Quality issues /s by check", [(f"sum by (ml_feature_name, ml_quality_check) "
                                           f"(model_feature_check:ml_data_quality_issues:rate5m"

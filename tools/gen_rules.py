@@ -759,6 +759,57 @@ SEGMENT_ALERTS: tuple[AlertSpec, ...] = (
         explains=("MLFeatureMissingValuesSurge",), explains_equal=(FEATURE,)),
 )
 
+# --- multivariate drift (issue 16): the joint distribution of the inputs --------------------
+SPACE = prometheus_label(Attr.MULTIVARIATE_SPACE)
+_MV_KEYS = (*MODEL, SEGMENT, SPACE)
+_RECON = _m("ml.drift.reconstruction_error")
+_RECON_UPPER = _m("ml.drift.reconstruction_error.upper")
+_SEG_ONLY = f'{SEGMENT}!="{contract.ALL_SEGMENTS}"'
+_ALL_ONLY = f'{SEGMENT}="{contract.ALL_SEGMENTS}"'
+
+
+def _mv_above(selector: str) -> str:
+    """Series of ``selector`` whose reconstruction error is above its upper bound."""
+    return (f"max by ({by(_MV_KEYS)}) ({_RECON}{{{selector}}})\n"
+            f"> on ({by(_MV_KEYS)})\n"
+            f"max by ({by(_MV_KEYS)}) ({_RECON_UPPER}{{{selector}}})")
+
+MULTIVARIATE_ALERTS: tuple[AlertSpec, ...] = (
+    AlertSpec(
+        name="MLMultivariateDrift", severity="warning", for_="15m",
+        summary=("Joint distribution of the {{ $labels.ml_multivariate_space }} of "
+                 "{{ $labels.ml_model_name }} drifted (segment {{ $labels.ml_segment }})"),
+        description=("The mean PCA reconstruction error of the {{ $labels.ml_multivariate_space }}"
+                     " of " + _MODEL_ID + " in segment {{ $labels.ml_segment }} is "
+                     "{{ $value | printf \"%.3f\" }}, above the upper bound of reference windows "
+                     "of the same size, over the drift window."),
+        expr=lambda p: (
+            f"{_mv_above(_SEG_ONLY)}\nor\n(\n{_mv_above(_ALL_ONLY)}\n"
+            # All traffic only for a model without segments: with segments, the segment at
+            # fault alerts (all traffic is its problem diluted).
+            f"unless on ({by((*MODEL, SPACE))})\n"
+            f"  max by ({by((*MODEL, SPACE))}) ({_RECON}{{{_SEG_ONLY}}})\n)"),
+        threshold=(f"mean reconstruction error over the drift window above its reference upper "
+                   f"bound (mean + 3 standard deviations of bootstrapped reference windows of "
+                   f"the same size), with at least {T.multivariate_min_rows} rows in the window "
+                   "(fewer are not exported), for 15m"),
+        labels=(SPACE,),
+        meaning=("How the inputs move together changed: rows are reconstructed worse by the "
+                 "PCA fitted on the reference (NannyML's data-reconstruction method). It catches "
+                 "a change in correlations that leaves every feature's own distribution the "
+                 "same, and, for images and embeddings, a new source of inputs."),
+        diagnosis=("*Multivariate drift* row of the model dashboard: which segment and space "
+                   "(`features`: the numeric features; `embedding`: the embeddings' PCA).",
+                   "Feature drift of the same segment: if univariate drift fires too, start "
+                   "there; if not, look at pairs of features (correlations) or at the raw "
+                   "inputs of the segment (a new scanner, a new client, a pipeline change).",
+                   "`monitor.drift_report().multivariate` in the process gives value, bound "
+                   "and rows per segment."),
+        mitigation=("Fix the upstream change, or retrain with data of the new joint "
+                    "distribution and rebuild the reference.",)),
+)
+
+
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         name="MLFeatureDriftWarning", severity="warning", for_="15m",
@@ -996,6 +1047,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         mitigation=("Restart the service or fix the exporter endpoint; if the model was retired "
                     "on purpose, silence the alert for an hour.",)),
     *SEGMENT_ALERTS,
+    *MULTIVARIATE_ALERTS,
 )
 
 

@@ -100,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a reference profile (bins, category frequencies, prediction "
                     "distribution; no raw rows) from a data file, read in chunks.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    profile.add_argument("data", metavar="DATA",
+    profile.add_argument("data", metavar="DATA", nargs="?",
                          help="CSV, Parquet (with pyarrow) or .npy file of training data")
+    profile.add_argument("--images", metavar="DIR",
+                         help="profile a folder of image files instead of DATA: their "
+                              "brightness, contrast, sharpness... (needs Pillow: the "
+                              "'images' extra)")
     profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
                          help="where to write the profile (JSON)")
     profile.add_argument("--predictions", metavar="COLUMN",
@@ -163,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--otlp", metavar="ENDPOINT",
                       help="also export over OTLP, e.g. http://localhost:4317 "
                            "(default: $OTEL_EXPORTER_OTLP_ENDPOINT if set)")
+    demo.add_argument("--images", action="store_true",
+                      help="the image scenario: a new hospital's scanner (scikit-learn's digits "
+                           "as scans), drift of image properties in its segment only")
     demo.add_argument("--no-live", action="store_true",
                       help="print plain lines instead of the live view: one per second, "
                            "and one per alert that starts or stops holding")
@@ -235,6 +242,12 @@ def _main(argv: Sequence[str] | None) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from otel_ml.demo import DemoOptions, run_demo
 
+    if args.images:
+        from otel_ml.demo.images import run_image_demo
+
+        run_image_demo(duration_s=args.duration or 30.0, rate=min(args.rate, 40.0),
+                       seed=args.seed, otlp=args.otlp)
+        return EXIT_OK
     options = DemoOptions(duration_s=args.duration, rate=args.rate, seed=args.seed,
                           otlp=args.otlp, live=not args.no_live and sys.stdout.isatty())
     if not args.no_live and not sys.stdout.isatty():
@@ -249,9 +262,21 @@ def _profile(args: argparse.Namespace) -> int:
     from otel_ml._internal.data.files import DataFileError
     from otel_ml._internal.reference.profile import Reference
 
-    require_file(args.data, "data file")
     if args.bins < 2:
         raise _UsageError("argument --bins: must be >= 2")
+    if (args.images is None) == (args.data is None):
+        raise _UsageError("give either a data file or --images DIR")
+    if args.images is not None:
+        from otel_ml._internal.reference.kinds import reference_from_images
+
+        with _progress(f"profiling images in {args.images}", quiet=args.quiet) as progress:
+            try:
+                reference = reference_from_images(args.images, bins=args.bins,
+                                                  progress=progress)
+            except (ValueError, OSError) as exc:
+                raise InputError(str(exc)) from exc
+        return _write_profile(reference, args)
+    require_file(args.data, "data file")
     with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
         try:
             reference = Reference.from_file(
@@ -260,6 +285,10 @@ def _profile(args: argparse.Namespace) -> int:
                 progress=progress)
         except (DataFileError, ValueError, OSError) as exc:
             raise InputError(str(exc)) from exc
+    return _write_profile(reference, args)
+
+
+def _write_profile(reference: Any, args: argparse.Namespace) -> int:
     try:
         reference.save(args.output)
     except OSError as exc:

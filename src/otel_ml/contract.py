@@ -83,6 +83,7 @@ class Attr:
     PAYLOAD_INPUTS = "ml.payload.inputs"  # span only, opt-in (capture_payloads): JSON rows
     PAYLOAD_PREDICTIONS = "ml.payload.predictions"  # span only, opt-in: JSON predictions
     PAYLOAD_TRUNCATED = "ml.payload.truncated"  # span only: True when rows/size were cut
+    MULTIVARIATE_SPACE = "ml.multivariate.space"  # "features" | "embedding"
 
 
 class Check:
@@ -96,8 +97,13 @@ class Check:
     SCHEMA_MISSING_COLUMN = "schema_missing_column"  # an expected feature absent from the input
     SCHEMA_EXTRA_COLUMN = "schema_extra_column"  # an input column that is not a feature
     SCHEMA_FEATURE_COUNT = "schema_feature_count"  # positional input of the wrong width
+    # Input kinds (images, text, embeddings: docs/inputs.md)
+    CHANNELS_MISMATCH = "channels_mismatch"  # images with another channel count or layout
+    EMPTY_TEXT = "empty_text"  # texts that are empty or whitespace only
+    WRONG_DIMENSION = "wrong_dimension"  # embeddings of another width than the reference's
     ALL = (MISSING, NON_FINITE, OUT_OF_RANGE, UNSEEN_CATEGORY, TYPE_MISMATCH,
-           SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT)
+           SCHEMA_MISSING_COLUMN, SCHEMA_EXTRA_COLUMN, SCHEMA_FEATURE_COUNT,
+           CHANNELS_MISMATCH, EMPTY_TEXT, WRONG_DIMENSION)
 
 
 class Unmatched:
@@ -286,6 +292,20 @@ METRICS: dict[str, MetricSpec] = {
            A.FEATURE, A.BIN),
         _m("ml.model.requests.rejected", C, "{request}",
            "Requests refused before predict, by reason.", A.REASON),
+        # --- multivariate drift (issue 16: images, text, embeddings) ---------------------
+        _m("ml.drift.reconstruction_error", OG, "{score}",
+           "Mean PCA reconstruction error of the rows in the drift window (standardised "
+           "features, or embeddings), by space.", A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.reconstruction_error.upper", OG, "{score}",
+           "Upper bound of the mean reconstruction error of reference windows of the same "
+           "size (bootstrap); above it the joint distribution drifted.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.centroid_distance", OG, "{score}",
+           "Mean distance of the rows in the drift window to the reference centroid, by space.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
+        _m("ml.drift.centroid_distance.upper", OG, "{score}",
+           "Upper bound of the mean centroid distance of reference windows of the same size.",
+           A.SEGMENT, A.MULTIVARIATE_SPACE),
         # --- the library's own health --------------------------------------------------
         MetricSpec("ml.process.gpu.memory.usage", OG, "By",
                    "GPU memory this process holds per device (torch.cuda or NVML, when present).",

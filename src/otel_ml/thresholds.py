@@ -59,6 +59,9 @@ class Thresholds:
     #: Predict calls of one segment in the 5m window below which its error ratio is not judged
     #: (5 failures in 100 calls is the threshold; fewer calls are noise).
     segment_min_calls: int = 100
+    #: Rows in the drift window (per segment) below which multivariate drift (reconstruction
+    #: error, centroid distance) is neither exported nor judged.
+    multivariate_min_rows: int = 100
 
 
 THRESHOLDS = Thresholds()

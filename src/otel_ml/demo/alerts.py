@@ -203,6 +203,15 @@ def _segment_error_ratio(s: Snapshot) -> str | None:
     return ", ".join(hits) or None
 
 
+def _multivariate(s: Snapshot) -> str | None:
+    """A segment's reconstruction error above its bound (all traffic only without segments)."""
+    segmented = any(seg != ALL_SEGMENTS for seg, _ in s.multivariate)
+    hits = [f"{space}@{seg} {v:.2f} > {u:.2f}" for (seg, space), (v, u)
+            in sorted(s.multivariate.items())
+            if v > u and (seg != ALL_SEGMENTS or not segmented)]
+    return ", ".join(hits) or None
+
+
 #: The conditions, in the order of the rules file.
 ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLFeatureDriftWarning", f"a feature's PSI > {T.psi_warning}",
@@ -257,6 +266,8 @@ ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLSegmentMissingValuesSurge",
                    f"more than {T.missing_ratio:.0%} of a feature's values missing in a segment "
                    f"and {T.segment_factor}x the fleet's share", _segment_missing),
+    AlertCondition("MLMultivariateDrift",
+                   "a segment's reconstruction error above its reference bound", _multivariate),
 )
 
 

@@ -135,6 +135,8 @@ class Snapshot:
     segment_calls_delta: dict[str, float] = field(default_factory=dict)
     segment_errors: dict[str, float] = field(default_factory=dict)
     segment_errors_delta: dict[str, float] = field(default_factory=dict)
+    #: (segment, space) -> (reconstruction error, its upper bound) over the drift window.
+    multivariate: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -210,6 +212,14 @@ class Snapshot:
             if p.value >= 1:
                 snap.drifted.add((str(p.attributes.get(Attr.FEATURE)),
                                   p.attributes.get(Attr.SEGMENT)))
+        upper = {(str(p.attributes.get(Attr.SEGMENT)),
+                  str(p.attributes.get(Attr.MULTIVARIATE_SPACE))): float(p.value)
+                 for p in get("ml.drift.reconstruction_error.upper")}
+        for p in get("ml.drift.reconstruction_error"):
+            key = (str(p.attributes.get(Attr.SEGMENT)),
+                   str(p.attributes.get(Attr.MULTIVARIATE_SPACE)))
+            if key in upper:
+                snap.multivariate[key] = (float(p.value), upper[key])
         for p in get("ml.drift.window.rows"):
             seg = p.attributes.get(Attr.SEGMENT)
             snap.window_rows[seg] = snap.window_rows.get(seg, 0.0) + p.value

@@ -15,6 +15,7 @@ from otel_ml._internal.core.instruments import Instruments, Points, instruments_
 from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
 from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
+from otel_ml._internal.monitor.multivariate_report import with_multivariate
 from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES, OUTPUTS, Settings
 from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 from otel_ml.contract import Attr
@@ -85,6 +86,8 @@ class ModelMonitor:
         redact: Feature names never captured.
         statistics: Feed inputs and predictions into the feature statistics, drift and
             data-quality checks (default). ``False`` keeps spans and call metrics only.
+        input_kind, image_layout, pixel_range, embeddings: images, texts and embeddings as
+            inputs (``"auto"``, ``"tabular"``, ``"image"``, ...): see ``docs/inputs.md``.
         tracer_provider: Provider to use instead of the global one.
         meter_provider: Provider to use instead of the global one.
 
@@ -132,6 +135,10 @@ class ModelMonitor:
         capture_payloads: float | None = None,
         redact: Sequence[str] = (),
         statistics: bool = True,
+        input_kind: str = "auto",
+        image_layout: str = "auto",
+        pixel_range: str = "auto",
+        embeddings: str | Callable[[tuple, dict, Any], Any] | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
@@ -145,7 +152,9 @@ class ModelMonitor:
             max_features=max_features, max_categories=max_categories,
             outcome_store_size=outcome_store_size, outcome_store_bytes=outcome_store_bytes,
             outcome_ttl_s=outcome_ttl_s, fairness_min_group_size=fairness_min_group_size,
-            capture_payloads=capture_payloads, redact=redact, statistics=statistics)
+            capture_payloads=capture_payloads, redact=redact, statistics=statistics,
+            input_kind=input_kind, image_layout=image_layout, pixel_range=pixel_range,
+            embeddings=embeddings)
         # Public attributes; every option is in ``settings`` (components take that).
         self.name = name
         self.version = version
@@ -164,10 +173,12 @@ class ModelMonitor:
         from otel_ml._internal.monitor.feature_stats import FeatureStatistics
         from otel_ml._internal.monitor.payload import PayloadCapture
         from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
+        from otel_ml._internal.monitor.multivariate import MultivariateDrift
 
         self.reference = _load_reference(reference)
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
+        self._multivariate = MultivariateDrift(settings, self.reference, self._ingest.plan)
         self._payloads = PayloadCapture(settings, self._ingest)
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
@@ -186,7 +197,7 @@ class ModelMonitor:
             **self.recorder.collectors(),
             "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
         }
-        for component in (self._features, self._outcomes):
+        for component in (self._features, self._outcomes, self._multivariate):
             for metric, collect in component.collectors().items():
                 if metric in self._collectors:
                     raise RuntimeError(f"two components collect {metric}")
@@ -216,22 +227,24 @@ class ModelMonitor:
         return wrap_callable(func, self, Target(f"ml.{method} {self.name}", output),  # type: ignore[return-value]
                              self.settings.prediction_id_arg)
 
-    def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None) -> None:
-        """Feed inputs (and predictions) of code that is not decorated into the statistics.
-
-        Never raises: bad input becomes a data-quality signal.
+    def observe(self, x: Any, predictions: Any = None, *, segment: str | None = None,
+                embeddings: Any = None) -> None:
+        """Feed inputs (and predictions, and the rows' ``(n, d)`` embeddings) of code that is
+        not decorated into the statistics. Never raises: bad input is a data-quality signal.
         """
         if self.switch.off:
             return
         try:
-            self._features.observe(self._ingest.prepare(
-                x, predictions, segment=self._segment_value(segment), output="auto"))
+            batch = self._ingest.prepare(x, predictions, segment=self._segment_value(segment),
+                                         output="auto", embeddings=embeddings)
+            self._features.observe(batch)
+            self._multivariate.observe(batch)
         except Exception as exc:
             internal_error("observe", exc)
 
     def drift_report(self) -> DriftReport:
-        """Drift of every feature and of the predictions over the current window."""
-        return self._features.drift_report()
+        """Drift of every feature, the predictions and the joint distribution (``.multivariate``)."""
+        return with_multivariate(self._features.drift_report(), self._multivariate.report())
 
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
         """Join a label that arrived later to the prediction it belongs to. Never raises."""
@@ -280,6 +293,7 @@ class ModelMonitor:
     def flush(self) -> None:
         """Fold buffered single rows into the statistics now (collection does this too)."""
         self._features.flush()
+        self._multivariate.flush()
 
     def close(self) -> None:
         """Stop reporting this monitor's observable metrics."""
@@ -290,6 +304,7 @@ class ModelMonitor:
         self.recorder.after_fork()
         self._ingest.after_fork()
         self._features.after_fork()
+        self._multivariate.after_fork()
         self._outcomes.after_fork()
 
     # ------------------------------------------------------------------ collection
@@ -316,10 +331,12 @@ class ModelMonitor:
             return None
         batch = None
         if self._statistics:
+            embeddings = _call_embeddings(self.settings.embeddings, call, result)
             batch = self._ingest.prepare(call.x, None if result is STREAMED else result,
                                          segment=call.segment, output=call.target.output,
-                                         rate=call.rate)
+                                         rate=call.rate, embeddings=embeddings)
             self._features.observe(batch)
+            self._multivariate.observe(batch)
         if result is not STREAMED:
             self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                     call.span_context, call.segment, call.own_id)
@@ -330,6 +347,18 @@ class ModelMonitor:
         if self._statistics:
             self._features.observe(self._ingest.prepare(
                 None, item, segment=call.segment, output=call.target.output))
+
+
+def _call_embeddings(embeddings_of: Any, call: Call, result: Any) -> Any:
+    """The call's embeddings from the ``embeddings`` callable (``None`` without one, for a
+    generator, or when it raised: counted in ``ml.telemetry.errors``, never raised)."""
+    if embeddings_of is None or isinstance(embeddings_of, str) or result is STREAMED:
+        return None
+    try:
+        return embeddings_of(call.args, call.kwargs, result)
+    except Exception as exc:
+        internal_error("embeddings", exc)
+        return None
 
 
 def _sdk_disabled() -> bool:

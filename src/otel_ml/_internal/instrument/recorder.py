@@ -68,11 +68,13 @@ class Call:
         own_id: True when ``prediction_id`` is the span's own id.
         span_context: The span's context (trace and span ids).
         out_rows: Items a generator yielded so far.
+        args: The call's positional arguments. kwargs: Its keyword arguments (read by an
+            ``embeddings`` callable after the call).
     """
 
     __slots__ = ("recorder", "target", "span", "context", "token", "var_token", "start", "cpu",
                  "x", "rows", "rate", "prediction_id", "span_context", "own_id", "segment",
-                 "out_rows")
+                 "out_rows", "args", "kwargs")
 
     def __init__(self, recorder: CallRecorder, target: Target) -> None:
         self.recorder = recorder
@@ -184,6 +186,8 @@ class CallRecorder:
             attach: Make the span current now (generators attach around each step).
         """
         call = Call(self, target)
+        call.args = args
+        call.kwargs = kwargs
         which = self._features_arg
         if which == 0:
             x = call.x = args[0] if args else None

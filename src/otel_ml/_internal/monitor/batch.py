@@ -93,10 +93,12 @@ class Batch:
             taken the short way, and when the statistics cannot take the batch).
         issues: Data-quality counts outside the plan's columns (schema issues; an input that
             cannot be read at all).
+        projected: Per-row ``(reconstruction error, centroid distance)`` of the call's
+            embeddings (``monitor/input_derive.py``), or ``None``.
     """
 
-    __slots__ = ("_reader", "input", "issues", "matrix", "outlier_rate", "row_prediction",
-                 "rows", "segment", "segments")
+    __slots__ = ("_reader", "input", "issues", "matrix", "outlier_rate", "projected",
+                 "row_prediction", "rows", "segment", "segments")
 
     def __init__(self, reader: BatchReader, x: Any, rows: int, segment: str | None,
                  segments: np.ndarray | None = None, rate: float | None = None,
@@ -111,6 +113,7 @@ class Batch:
         self.row_prediction = row_prediction
         self.matrix = matrix
         self.issues = issues
+        self.projected: tuple[np.ndarray, np.ndarray] | None = None
 
     def column(self, name: str) -> np.ndarray | None:
         """Raw values of one input column (``None`` when absent). Never raises."""

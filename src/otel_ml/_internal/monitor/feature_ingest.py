@@ -34,6 +34,7 @@ from otel_ml._internal.data.inputs import (
     to_table,
 )
 from otel_ml._internal.monitor.batch import Batch, FeatureMatrix, RowBins, SchemaIssue
+from otel_ml._internal.monitor.input_derive import InputDerivation
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import NumericProfile, Reference
 from otel_ml._internal.stats.binplan import CATEGORICAL, NUMERIC, BinPlan, RowOutlierTest
@@ -76,6 +77,8 @@ class FeatureIngest:
         self._row_shape: tuple[int, ...] = (-1,)
         self._row_shape_2d: tuple[int, ...] = (1, -1)
         self._row_test: RowOutlierTest | None = None
+        self._derivation = InputDerivation(settings, reference)
+        self._derive = self._derivation.active  # False: inputs are tables as given
         if reference is not None:
             self._set_plan(plan_from_reference(reference, settings))
             if reference.prediction is not None and reference.prediction.kind == CATEGORICAL:
@@ -143,7 +146,7 @@ class FeatureIngest:
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, x: Any, predictions: Any, *, segment: str | None, output: str,
-                rate: float | None = None) -> Batch:
+                rate: float | None = None, embeddings: Any = None) -> Batch:
         """The prepared batch of one call's inputs (``x``, may be ``None``) and predictions.
 
         Args:
@@ -152,21 +155,30 @@ class FeatureIngest:
             segment: The call's segment.
             output: How to read the predictions (``auto``, ``label``, ``proba``, ``score``).
             rate: The single row's outlier rate when :meth:`row_outlier_rate` gave it.
+            embeddings: The call's embedding vectors (``(n, d)``), or ``None``.
 
         Never raises: an input that cannot be read is a data-quality count.
         """
+        derived = None
+        if self._derive or embeddings is not None:  # images, texts, embeddings: columns
+            derived = self._derivation.derive(x, embeddings)
+            if derived is not None:
+                if derived.x is None:
+                    return Batch(self, x, derived.rows, segment, issues=derived.issues)
+                x = derived.x  # columns (or an embedding's coordinates): the general way
         # A rate from row_outlier_rate means x passed is_row already (numpy rows only).
-        if self._short and (predictions is None or self._task is not None) \
+        if self._short and derived is None and (predictions is None or self._task is not None) \
                 and (rate is not None or self.is_row(x)):
             p = _row_prediction(predictions, self._plan.prediction_kind)  # type: ignore[union-attr]
             if p is not None:
                 # Positional on the hot path: rows, segment, segments, rate, row prediction.
                 return Batch(self, x, 1, segment, None, rate, p)
         try:
-            return self._prepare(x, predictions, segment, output, rate)
+            batch = self._prepare(x, predictions, segment, output, rate)
         except Exception as exc:  # a batch the statistics do not take; the call goes on
             internal_error("features", exc)
-            return Batch(self, x, count_rows(x), segment)
+            batch = Batch(self, x, count_rows(x), segment)
+        return batch if derived is None else derived.onto(batch)
 
     def batch_of(self, x: Any, rows: int | None = None) -> Batch:
         """A batch over an input kept earlier (e.g. a stored row), for :meth:`bin_rows` and

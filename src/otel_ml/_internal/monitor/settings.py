@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_ml._internal.data.images import IMAGE_LAYOUTS, PIXEL_RANGES
+from otel_ml._internal.data.input_kinds import INPUT_KINDS
 from otel_ml._internal.stats.drift import DriftConfig
 from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 from otel_ml.environment_variables import OTEL_ML_CAPTURE_PAYLOADS, OTEL_ML_DRIFT_WINDOW
@@ -56,6 +58,11 @@ class Settings:
     capture_payloads: float = 0.0
     redact: frozenset[str] = frozenset()
     statistics: bool = True
+    # Input kinds (docs/inputs.md): images, texts and embeddings as derived features.
+    input_kind: str = "auto"
+    image_layout: str = "auto"
+    pixel_range: str = "auto"
+    embeddings: str | Callable[[tuple, dict, Any], Any] | None = None
 
     @property
     def slots(self) -> int:
@@ -131,6 +138,18 @@ class Settings:
             raise ValueError(f"threshold must be within (0, 1), got {self.threshold!r}")
         if self.prediction_id_arg is not None and not isinstance(self.prediction_id_arg, str):
             raise TypeError(f"prediction_id_arg must be a keyword name or None, got {self.prediction_id_arg!r}")
+        self._validate_inputs()
+
+    def _validate_inputs(self) -> None:
+        for label, value, allowed in (("input_kind", self.input_kind, INPUT_KINDS),
+                                      ("image_layout", self.image_layout, IMAGE_LAYOUTS),
+                                      ("pixel_range", self.pixel_range, PIXEL_RANGES)):
+            if value not in allowed:
+                raise ValueError(f"{label} must be one of {allowed}, got {value!r}")
+        if self.embeddings is not None and not (isinstance(self.embeddings, str)
+                                                or callable(self.embeddings)):
+            raise TypeError("embeddings must be an input column name or a callable "
+                            "(args, kwargs, result) -> (n, d) array")
 
 
 def _require_str(label: str, value: Any) -> None:

@@ -49,6 +49,8 @@ def encode(reference: Reference) -> dict[str, Any]:
         "performance": reference.performance,
         "attributions": reference.attributions,
         "metadata": reference.metadata,
+        **({"projections": [p.to_dict() for p in reference.projections.values()]}
+           if reference.projections else {}),
     }
 
 
@@ -123,10 +125,29 @@ def decode(data: Any, *, source: str = "reference") -> dict[str, Any]:
     if not isinstance(meta, dict):
         v.fail("metadata", "must be an object")
     created = data.get("created")
-    return {"features": features, "prediction": prediction, "rows": rows,
+    projections = _projections(v, data.get("projections"))
+    return {"projections": projections,"features": features, "prediction": prediction, "rows": rows,
             "performance": v.float_dict("performance", data.get("performance")),
             "attributions": v.float_dict("attributions", data.get("attributions")),
             "metadata": meta, "created": created if isinstance(created, str) else None}
+
+
+def _projections(v: Any, raw: Any) -> dict[str, Any]:
+    """The optional projections (multivariate drift, embeddings): space -> Projection."""
+    from otel_ml._internal.reference.projection import Projection
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        v.fail("projections", "must be a list")
+    out = {}
+    for i, item in enumerate(raw):
+        try:
+            p = Projection.from_dict(item)
+        except (ValueError, TypeError, KeyError) as exc:
+            v.fail(f"projections[{i}]", str(exc))
+        out[p.space] = p
+    return out
 
 
 def _num(x: float) -> float | None:

@@ -170,12 +170,16 @@ class Reference:
         attributions: Mean absolute attribution per feature.
         metadata: Free-form string pairs.
         created: ISO-8601 creation time (UTC).
+        projections: Fitted projections by space (``"features"``: multivariate drift of the
+            numeric features; ``"embedding"``: the embeddings' PCA), see
+            ``otel_ml._internal.reference.projection``.
     """
 
     def __init__(self, features: Mapping[str, Profile], *, prediction: Profile | None = None,
                  rows: int = 0, performance: Mapping[str, float] | None = None,
                  attributions: Mapping[str, float] | None = None,
-                 metadata: Mapping[str, str] | None = None, created: str | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, created: str | None = None,
+                 projections: Mapping[str, Any] | None = None) -> None:
         self.features: dict[str, Profile] = dict(features)
         self.prediction = prediction
         self.rows = int(rows)
@@ -183,6 +187,7 @@ class Reference:
         self.attributions = _float_dict("attributions", attributions)
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         self.created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.projections: dict[str, Any] = dict(projections or {})
 
     def __repr__(self) -> str:
         kinds = [p.kind[0] for p in self.features.values()]
@@ -201,7 +206,10 @@ class Reference:
                   categorical: Iterable[str] | None = None, bins: int = 10,
                   max_categories: int = 50, performance: Mapping[str, float] | None = None,
                   attributions: Mapping[str, float] | None = None,
-                  metadata: Mapping[str, str] | None = None) -> Reference:
+                  metadata: Mapping[str, str] | None = None, input_kind: str = "auto",
+                  embeddings: Any = None, embedding_components: int = 8,
+                  multivariate: bool = True, image_layout: str = "auto",
+                  pixel_range: str = "auto") -> Reference:
         """Profile training (or validation) data.
 
         Args:
@@ -216,6 +224,17 @@ class Reference:
             performance: Validation performance to store (e.g. ``{"accuracy": 0.91}``).
             attributions: Mean absolute attribution per feature to store.
             metadata: Free-form string pairs stored with the profile.
+            input_kind: ``"auto"``, ``"tabular"``, ``"image"``, ``"text"`` or
+                ``"embedding"``: images and texts are profiled as their derived properties
+                (``image.*``, ``text.*``); see ``docs/inputs.md``.
+            embeddings: Embedding vectors of the rows: an ``(n, d)`` array, or the name of an
+                input column holding them. A PCA of ``embedding_components`` components is
+                stored, its components profiled as ``embedding.pc1``.. features.
+            embedding_components: Components kept for embeddings (1..32).
+            multivariate: Fit the standardised PCA of the numeric features for multivariate
+                drift (when there are at least two).
+            image_layout: ``"auto"``, ``"channels_last"`` or ``"channels_first"``.
+            pixel_range: ``"auto"``, ``"unit"`` or ``"byte"`` (float images).
 
         Returns:
             The profile. Shares are exact for up to 10 million rows per feature (a uniform
@@ -225,14 +244,23 @@ class Reference:
             ValueError: The data is empty or cannot be read; the message names the column.
         """
         from otel_ml._internal.reference.builder import ReferenceBuilder
+        from otel_ml._internal.reference.kinds import prepare_input
 
+        prepared = prepare_input(X, input_kind=input_kind, embeddings=embeddings,
+                                 components=embedding_components, feature_names=feature_names,
+                                 image_layout=image_layout, pixel_range=pixel_range)
         builder = ReferenceBuilder(bins=bins, categorical=categorical,
                                    max_categories=max_categories, sample_size=10_000_000)
-        builder.update(X, predictions, feature_names=feature_names)
+        builder.update(prepared.x, predictions,
+                       feature_names=None if prepared.derived else feature_names)
         if builder.rows == 0:
             raise ValueError("cannot build a reference from data with no rows")
-        return builder.build(performance=performance, attributions=attributions,
-                             metadata=metadata)
+        reference = builder.build(performance=performance, attributions=attributions,
+                                  metadata={**prepared.metadata, **(metadata or {})})
+        reference.projections.update(prepared.projections)
+        if multivariate:
+            prepared.fit_features(reference)
+        return reference
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, prediction_column: str | None = None,
@@ -297,7 +325,8 @@ class Reference:
             raise ValueError("cannot merge a reference with predictions and one without")
         return Reference(features, prediction=prediction, rows=self.rows + other.rows,
                          performance=self.performance, attributions=self.attributions,
-                         metadata={**other.metadata, **self.metadata})
+                         metadata={**other.metadata, **self.metadata},
+                         projections=self.projections)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form (what :meth:`save` writes)."""

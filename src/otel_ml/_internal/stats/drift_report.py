@@ -60,6 +60,11 @@ class DriftReport:
         evaluated_at: ``time.time()`` of the evaluation.
         segments: Reports per segment (only on the all-traffic report).
         reason: Why nothing could be evaluated (e.g. no reference), else ``""``.
+        multivariate: Multivariate drift over the window (``{}`` without a reference
+            projection): ``{"reconstruction_error": {"value", "upper", "rows", "drifted"},
+            "centroid_distance": {...}}`` of the feature space (of the embeddings when only
+            they are projected), and ``"spaces"``: the same per space (``"features"``,
+            ``"embedding"``).
     """
 
     segment: str | None
@@ -72,6 +77,7 @@ class DriftReport:
     evaluated_at: float
     segments: dict[str, DriftReport] = field(default_factory=dict)
     reason: str = ""
+    multivariate: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -104,6 +110,7 @@ class DriftReport:
             "prediction": fd(self.prediction) if self.prediction else None,
             "segments": {k: r.to_dict() for k, r in self.segments.items()},
             "reason": self.reason, "not_computable": self.not_computable,
+            "multivariate": self.multivariate,
         }
 
     def __str__(self) -> str:
