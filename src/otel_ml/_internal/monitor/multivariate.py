@@ -40,10 +40,8 @@ __all__ = ["QUANTITIES", "MultivariateDrift"]
 QUANTITIES = ("reconstruction_error", "centroid_distance")
 #: Single rows are buffered and folded this many at a time (and at every collection).
 _BUFFER_ROWS = 256
-#: Rows of one batch the feature space reads at most (every k-th row beyond): 64 keep the
-#: projection of a 1,000 x 20 batch near 3% of its call (256 cost ~12%); windows still sum
-#: thousands of rows, and the band is that of the rows used.
-_SAMPLE_ROWS = 64
+#: Rows of one batch the feature space reads at most (every k-th row beyond).
+_SAMPLE_ROWS = 256
 
 
 class _Space:
