@@ -13,19 +13,16 @@ from otel_ml._internal.core.caps import CappedValues
 from otel_ml._internal.core.context import STREAMED
 from otel_ml._internal.core.instruments import Instruments, Points, instruments_for, tracer_for
 from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.instrument.monitor_reports import MonitorReports
 from otel_ml._internal.instrument.recorder import Call, CallRecorder, Target
 from otel_ml._internal.instrument.wrappers import MonitoredFunction, wrap_callable
-from otel_ml._internal.monitor.multivariate_report import with_multivariate
 from otel_ml._internal.monitor.settings import DEFAULT_STORE_BYTES, OUTPUTS, Settings
 from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 from otel_ml.contract import Attr
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
-    from otel_ml._internal.stats.drift import DriftConfig, DriftReport
-    from otel_ml._internal.stats.performance import PerformanceReport
-    from otel_ml._internal.monitor.root_cause import RootCauseReport
+    from otel_ml._internal.stats.drift import DriftConfig
     from otel_ml._internal.reference.profile import Reference
 
 __all__ = ["ModelMonitor", "instrument_model"]
@@ -33,7 +30,7 @@ __all__ = ["ModelMonitor", "instrument_model"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ModelMonitor:
+class ModelMonitor(MonitorReports):
     """Records one model's calls, inputs, predictions and outcomes as OpenTelemetry signals.
 
     Use it as a decorator (``@ModelMonitor("churn", "2.1.0")`` or the sugar
@@ -242,10 +239,6 @@ class ModelMonitor:
         except Exception as exc:
             internal_error("observe", exc)
 
-    def drift_report(self) -> DriftReport:
-        """Drift of every feature, the predictions and the joint distribution (``.multivariate``)."""
-        return with_multivariate(self._features.drift_report(), self._multivariate.report())
-
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
         """Join a label that arrived later to the prediction it belongs to. Never raises."""
         self._outcomes.record_outcome(prediction_id, actual)
@@ -254,33 +247,6 @@ class ModelMonitor:
                         groups: Any = None) -> None:
         """Record labels and predictions that arrive together (e.g. a nightly job)."""
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
-
-    def performance_report(self) -> PerformanceReport:
-        """Windowed performance, per segment, fairness and concept drift state."""
-        return self._outcomes.performance_report()
-
-    def report_html(self, path: str | os.PathLike[str], *, title: str | None = None,
-                    provenance: Sequence[tuple[str, str]] = ()) -> Path:
-        """Write the current window as one self-contained HTML page (``docs/report.md``).
-
-        Args:
-            path: Where to write it. Needs Jinja2 (``pip install 'otel-ml[report]'``).
-            title: Page title (default: the model's name and version).
-            provenance: Extra ``(what, value)`` rows for the page's provenance table.
-        """
-        from otel_ml._internal.report.page import write_monitor_report
-
-        return write_monitor_report(self._features, self.performance_report(), self.reference,
-                                    self.settings, path, title=title, provenance=provenance)
-
-    def root_cause_report(self) -> RootCauseReport:
-        """Where a change comes from: segments ranked by their contribution to the prediction
-        drift and to the performance loss, the features of the top segments by drift, and the
-        features by error-rate spread across their reference bins (each entry with its value
-        and threshold). The in-process form of the dashboard's "Where is it coming from" row."""
-        from otel_ml._internal.monitor.root_cause import root_cause_report
-
-        return root_cause_report(self.drift_report(), self.performance_report())
 
     def record_attributions(self, attributions: Any, feature_names: Sequence[str] | None = None) -> None:
         """Record per-row attributions (SHAP or similar) the caller computed."""
