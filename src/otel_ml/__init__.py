@@ -21,9 +21,14 @@ from otel_ml._internal.reference.builder import ReferenceBuilder
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.instrument.stages import trace_stage
 from otel_ml.version import __version__
+from otel_ml._internal.instrument.comparisons import ComparisonReport
+from otel_ml._internal.instrument.shadow import shadow
+from otel_ml._internal.instrument.split import split
+from otel_ml._internal.stats.significance import SignificanceTest
 
 __all__ = [
     "ADWIN",
+    "ComparisonReport",
     "DDM",
     "DriftConfig",
     "DriftReport",
@@ -34,13 +39,16 @@ __all__ = [
     "Reference",
     "ReferenceBuilder",
     "RootCauseReport",
+    "SignificanceTest",
     "Telemetry",
     "__version__",
     "configure",
     "current_prediction_id",
     "instrument_model",
     "reference_performance",
+    "shadow",
     "shutdown",
+    "split",
     "trace_stage",
     "wrap_model",
 ]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from otel_ml._internal.stats.performance import PerformanceReport
     from otel_ml._internal.monitor.root_cause import RootCauseReport
     from otel_ml._internal.reference.profile import Reference
+    from otel_ml._internal.instrument.comparisons import ComparisonReport
 
 __all__ = ["ModelMonitor", "instrument_model"]
 
@@ -252,6 +253,15 @@ class ModelMonitor:
         from otel_ml._internal.monitor.root_cause import root_cause_report
 
         return root_cause_report(self.drift_report(), self.performance_report())
+
+    def comparison_report(self) -> ComparisonReport | None:
+        """This version against its challengers (``otel_ml.shadow``, ``otel_ml.split``):
+        agreement, prediction distance, performance and the two-sided test of the difference;
+        the first challenger's report, the others in its ``others``. ``None`` when the monitor
+        is no champion."""
+        from otel_ml._internal.instrument.comparisons import report_for
+
+        return report_for(self)
 
     def record_attributions(self, attributions: Any, feature_names: Sequence[str] | None = None) -> None:
         """Record per-row attributions (SHAP or similar) the caller computed."""
