@@ -1035,7 +1035,7 @@ def alert_groups(p: Profile = DEFAULT) -> list[dict]:
 CHALLENGER = prometheus_label(Attr.CHALLENGER_VERSION)
 ROLE = prometheus_label(Attr.MODEL_ROLE)
 MODEL_CHALLENGER = (*MODEL, CHALLENGER)
-PAIR_INFO = "model_challenger:ml_model_comparison_info:max"
+PAIR_INFO = "model_challenger:ml_model_comparison_info:group"
 _MC = by(MODEL_CHALLENGER)
 _CMP = {n: _m(f"ml.model.comparison.{n}") for n in (
     "info", "pairs", "rows", "disagreements", "difference.absolute", "difference.squared",
@@ -1110,7 +1110,8 @@ def version_rules(p: Profile = DEFAULT) -> list[dict]:
                    f'{{{FEATURE}="{contract.PREDICTION_FEATURE}"}}')
     champ = f"on ({m}, {FEATURE}, {BIN}) group_left () {pred_filled}"
     return [
-        _rec(PAIR_INFO, f"max by ({mc}) ({_CMP['info']})"),
+        # 1 per pair present (group: whatever the gauge value, and once across replicas).
+        _rec(PAIR_INFO, f"group by ({mc}) ({_CMP['info']})"),
         # --- shadow: agreement and differences of the same inputs -------------------------
         _rec("model_challenger:ml_model_comparison_pairs:increase1h", inc(_CMP["pairs"])),
         _rec(rows, inc(_CMP["rows"])),
