@@ -1234,8 +1234,8 @@ VERSION_ALERTS: tuple[AlertSpec, ...] = (
                  "accurate (or has a larger MAE) than the champion, and the difference is "
                  "beyond what chance explains at the configured significance level."),
         diagnosis=(*_VERSION_DIAGNOSIS,
-                   "*Accuracy / MAE by version*: how large the difference is; a significant "
-                   "but small one may not matter.",
+                   "*Accuracy by version* and *MAE by version*: how large the difference is; a "
+                   "significant but small one may not matter.",
                    "A split: check both variants saw the same population (traffic share, "
                    "prediction distribution); a key that correlates with the label biases "
                    "the test."),
