@@ -279,7 +279,7 @@ def _wrapper(s: Shadow, is_async: bool) -> Callable[..., Any]:
 
 def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
            challenger_version: str, sample: float = 1.0, max_queue: int = 1000,
-           workers: int = 1, timeout_s: float = 30.0,
+           workers: int = 1, timeout_s: float = 30.0, monitor: ModelMonitor | None = None,
            tracer_provider: trace.TracerProvider | None = None,
            meter_provider: Any = None, **options: Any) -> Any:
     """Run ``challenger`` in shadow of ``champion``: the caller gets the champion's result.
@@ -298,6 +298,8 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         workers: Background threads running the challenger.
         timeout_s: A challenger call longer than this is counted as ``timeout`` instead of
             compared (an async challenger is cancelled).
+        monitor: The champion's monitor when it exists already (its name and version must be
+            ``name`` and ``champion_version``); ``options`` then configure the challenger's.
         tracer_provider: Provider to use instead of the global one.
         meter_provider: Provider to use instead of the global one.
         **options: :class:`~otel_ml.ModelMonitor` options for both monitors (``reference=``,
@@ -323,7 +325,11 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         raise TypeError("shadow needs two functions, or two model objects with predict(); got "
                         f"{type(champion).__name__} and {type(challenger).__name__}")
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
-    monitor = ModelMonitor(name, champion_version, **providers, **options)
+    if monitor is None:
+        monitor = ModelMonitor(name, champion_version, **providers, **options)
+    elif (monitor.name, monitor.version) != (name, champion_version):
+        raise ValueError(f"monitor is {monitor.name!r} {monitor.version!r}, not the champion "
+                         f"{name!r} {champion_version!r}")
     challenger_monitor = ModelMonitor(name, challenger_version, **providers, **options)
     pair = Shadow(champion_fn, challenger_fn, monitor=monitor,
                   challenger_monitor=challenger_monitor, method="predict", sample=sample,
