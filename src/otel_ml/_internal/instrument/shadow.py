@@ -22,6 +22,7 @@ import copy
 import inspect
 import random
 from collections.abc import Callable
+from functools import partial
 from timeit import default_timer
 from typing import Any
 
@@ -44,14 +45,20 @@ __all__ = ["Shadow", "ShadowFunction", "ShadowModel", "shadow"]
 
 def _snapshot(value: Any) -> Any:
     """A copy that later writes by the caller or the challenger cannot reach."""
-    if isinstance(value, np.ndarray):
+    kind = type(value)
+    if kind is np.ndarray or isinstance(value, np.ndarray):
         return value.copy()
+    if kind in _IMMUTABLE:
+        return value
     if isinstance(value, (list, dict)):
         return copy.copy(value)
     module = type(value).__module__
     if module.startswith(("pandas.", "polars.")) and hasattr(value, "copy"):
         return value.copy()
     return value
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None), tuple})
 
 
 class Shadow:
@@ -147,11 +154,14 @@ class Shadow:
         try:
             if self.sample < 1.0 and random.random() >= self.sample:
                 return
-            job = (tuple(_snapshot(a) for a in args),
-                   {k: _snapshot(v) for k, v in kwargs.items()}, _snapshot(result),
-                   None if call is None else call.span_context,
-                   None if call is None else call.prediction_id, elapsed)
-            if not self.executor.submit(lambda: self._run(*job)):
+            args = tuple([_snapshot(a) for a in args])
+            kwargs = {k: _snapshot(v) for k, v in kwargs.items()} if kwargs else kwargs
+            if call is None:
+                job = partial(self._run, args, kwargs, _snapshot(result), None, None, elapsed)
+            else:
+                job = partial(self._run, args, kwargs, _snapshot(result), call.span_context,
+                              call.prediction_id, elapsed)
+            if not self.executor.submit(job):
                 self._tally.skip(Skip.QUEUE_FULL)
         except Exception as exc:
             internal_error("shadow", exc)
