@@ -108,7 +108,10 @@ def scenario(fast_stack) -> Scenario:
     try:
         def warm() -> bool:
             traffic.check()
-            calls = _models(fast_stack, f'model:ml_model_predict_calls:rate5m{{job="{JOB}"}}')
+            # Rates above 0: two exports with the same count (a late export) give a rate of 0,
+            # and every ratio over the call rate is then undefined.
+            calls = _models(fast_stack,
+                            f'model:ml_model_predict_calls:rate5m{{job="{JOB}"}} > 0')
             outcomes = _models(fast_stack, f'model:ml_model_outcomes:increase1h{{job="{JOB}"}}')
             regression = _models(fast_stack, f'model:ml_model_mae:1h{{job="{JOB}"}}')
             return ({CLASSIFIER, REGRESSOR} <= calls and CLASSIFIER in outcomes

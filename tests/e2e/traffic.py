@@ -77,6 +77,8 @@ CHALLENGER = "1.1.0"
 #: The challenger predicts 1 above this score (the champion above 0): they disagree on the
 #: rows in between, about 7% of them.
 CHALLENGER_THRESHOLD = 0.25
+#: What the shadow pair's and the splits' classifiers read.
+SHADOW_FEATURES = ("age", "income")
 
 #: Input features of the classifier (``region`` is the segment, ``gender`` the sensitive
 #: attribute: neither is a feature of the reference).
@@ -222,10 +224,19 @@ class Scenario:
         # --- versions: a shadow pair and two A/B splits
         providers = {"tracer_provider": self.tracer_provider,
                      "meter_provider": self.meter_provider}
+        # The shadow pair's reference holds the two features its models read (drift is
+        # evaluated at every export: the pair should not slow the exports down).
+        shadow_ref = _features_only(ref, SHADOW_FEATURES)
         self.shadow = otel_ml.shadow(
             _shadow_champion, _shadow_challenger, name=SHADOW, champion_version=VERSION,
             challenger_version=CHALLENGER, task="classification",
-            reference=self.classifier_reference, drift_window_s=120.0, slot_s=10.0, **providers)
+            reference=Reference.from_data(
+                shadow_ref, predictions=_shadow_champion(shadow_ref),
+                performance=reference_performance(
+                    _classifier_truth(self.rng, val),
+                    _shadow_champion(_features_only(val, SHADOW_FEATURES)),
+                    task="classification")),
+            drift_window_s=120.0, slot_s=10.0, **providers)
         self.split = otel_ml.split({"a": _shadow_champion, "b": _shadow_challenger}, name=SPLIT,
                                    key="user_id", task="classification", drift_window_s=120.0,
                                    slot_s=10.0, **providers)
@@ -379,7 +390,7 @@ class Scenario:
             if tick % 89 == 0:  # a caller's id object that cannot be read: an ml.telemetry.errors
                 self.estimate(_regressor_frame(rng, 1, regions=regions),  # point, the call runs
                               prediction_id=_UnreadableId())
-            if tick % 2 == 0 and not self._versions_paused.is_set():
+            if tick % 4 == 2 and not self._versions_paused.is_set():
                 self._versions(tick, now)
             for monitor, label_pid, actual in self._due(now):
                 if isinstance(actual, _VersionLabel):
@@ -399,7 +410,8 @@ class Scenario:
         thousands of rows from the first scrape (a PSI over a few hundred rows is biased up to
         the warning level: see the segment alerts' scenario)."""
         rng = self.rng
-        frame = _features_only(_classifier_frame(rng, int(rng.integers(100, 200))), FEATURES)
+        full = _classifier_frame(rng, int(rng.integers(100, 200)))
+        frame = _features_only(full, SHADOW_FEATURES)
         truth = _classifier_truth(rng, {**frame, "gender": np.array(["m"] * len(frame["age"]))})
         champion, challenger = _shadow_champion(frame), _shadow_challenger(frame)
         self.shadow(frame, prediction_id=f"s-{tick}")
@@ -413,7 +425,7 @@ class Scenario:
         out = self.split(frame, user_id=user, prediction_id=f"ab-{tick}")
         self._schedule(now, self.split, f"ab-{tick}", _VersionLabel(
             truth, SPLIT, self.split.variant_for(user), out, key=user))
-        if tick % 4 == 0:
+        if tick % 8 == 2:
             rframe = _features_only(_regressor_frame(rng, 4), REG_FEATURES)
             rtruth = _regressor_values(rframe) + rng.normal(0.0, 15.0, 4)
             rout = self.split_price(rframe, user_id=user, prediction_id=f"abp-{tick}")
