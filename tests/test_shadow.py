@@ -269,3 +269,19 @@ def test_closed_shadow_stops_the_challenger_and_the_pair(providers, metric_reade
     np.testing.assert_array_equal(f(x), champion(x))
     assert points(metric_reader, "ml.model.comparison.info") == []
     assert f.monitor.comparison_report() is None
+
+
+def test_labels_reach_the_challenger_only_for_calls_it_predicted_on(providers):
+    f = otel_ml.shadow(champion, challenger, name="m", champion_version="1",
+                       challenger_version="2", sample=0.0, task="classification", **providers)
+    x = np.ones((2, 2))
+    f(x, prediction_id="unsampled")
+    f.shadow.sample = 1.0
+    f(x, prediction_id="sampled")
+    f.shadow.drain(5)
+    for pid in ("unsampled", "sampled"):
+        f.record_outcome(pid, [1, 1])
+    champion_report = f.monitor.performance_report()
+    challenger_report = f.shadow.challenger_monitor.performance_report()
+    assert champion_report.count == 4 and not champion_report.unmatched.get("unknown_id")
+    assert challenger_report.count == 2 and not challenger_report.unmatched.get("unknown_id")

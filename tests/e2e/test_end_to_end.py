@@ -17,7 +17,10 @@ feature, and the tests assert:
 * a predict trace with its nested pipeline stages is in Jaeger, and latency exemplars'
   trace ids resolve to the predict spans they were recorded in;
 * the ``ml_*`` series names in Prometheus are exactly the contract's, with the contract's
-  labels.
+  labels;
+* a shadow pair's agreement rate and each version's accuracy (a shadow pair and an A/B split)
+  in Prometheus equal what the traffic computed itself, and a challenger's span links to its
+  champion's span in Jaeger.
 
 The tests share one stack and one traffic run (module fixtures) and run in file order: the
 error burst, then the drift, then the read-only checks. Each waits with a bounded loop and

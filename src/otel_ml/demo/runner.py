@@ -176,6 +176,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     predict = shadow(service.predict, challenger.predict, name=MODEL_NAME,
                      champion_version=MODEL_VERSION, challenger_version=CHALLENGER_VERSION,
                      monitor=monitor, sample=0.0, task="classification", reference=reference,
+                     statistics=False,  # its calls and labels only: collection stays cheap
                      drift_window_s=window, slot_s=window / 6,
                      tracer_provider=tracer_provider, meter_provider=meter_provider)
     expected_disagreement = disagreement_share(model, data, CHALLENGER_THRESHOLD)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import inspect
 import random
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from timeit import default_timer
@@ -58,6 +60,9 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
+#: Prediction ids of calls the challenger predicted on, remembered for their labels.
+MAX_CHALLENGED_IDS = 100_000
+
 _IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None), tuple})
 
 
@@ -94,6 +99,10 @@ class Shadow:
         id_arg = monitor.settings.prediction_id_arg
         self._id_arg = id_arg
         self._consume_id = id_arg is not None and not declares_parameter(champion, id_arg)
+        # Prediction ids the challenger predicted on (bounded): a label goes to it only for
+        # those, not for calls it never saw (sampled out, dropped, failed).
+        self._challenged: OrderedDict[str, None] = OrderedDict()
+        self._ids_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the caller's path
     def _user_id(self, kwargs: dict) -> Any:
@@ -191,6 +200,11 @@ class Shadow:
             return
         elapsed = default_timer() - start
         recorder.end(call, out, None)
+        if prediction_id is not None:
+            with self._ids_lock:
+                self._challenged[prediction_id] = None
+                if len(self._challenged) > MAX_CHALLENGED_IDS:
+                    self._challenged.popitem(last=False)
         try:
             if elapsed > self.timeout_s:  # a sync challenger cannot be cancelled: counted late
                 self._tally.skip(Skip.TIMEOUT)
@@ -205,9 +219,18 @@ class Shadow:
 
     # ------------------------------------------------------------------ public API
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
-        """Join a label to the champion's and the challenger's prediction. Never raises."""
+        """Join a label to the champion's prediction, and to the challenger's when it predicted
+        on that call (a label that arrives before the challenger ran joins the champion only).
+        Never raises."""
         self.monitor.record_outcome(prediction_id, actual)
-        self.challenger_monitor.record_outcome(prediction_id, actual)
+        try:
+            with self._ids_lock:
+                seen = self._challenged.pop(str(prediction_id), False) is None
+        except Exception as exc:
+            internal_error("shadow", exc)
+            return
+        if seen:
+            self.challenger_monitor.record_outcome(prediction_id, actual)
 
     def comparison_report(self) -> ComparisonReport:
         """Counters, prediction distance, performance and tests of the pair, in process."""
