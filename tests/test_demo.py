@@ -274,7 +274,7 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
     text = out.getvalue()
     assert "otel-ml demo finished after" in text
     assert "bmi+bp detected after" in text
-    assert " agree=" in text
+    assert "shadow: the challenger agreed with the model on " in text
     assert "s3+s5 detected after" in text or new_source.calls < 60
 
 
