@@ -274,6 +274,45 @@ local f = import 'fmt.libsonnet';
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlmultivariatedrift",
             },
           },
+          {
+            "alert": "MLChallengerDisagreementHigh",
+            "expr": ("model_challenger:ml_model_comparison_disagreement:ratio1h > " + f.num(c.thresholds.challenger_disagreement_ratio, 'float') + "\nand on (job, ml_model_name, ml_model_version, ml_model_challenger_version) model_challenger:ml_model_comparison_rows:increase1h >= " + f.num(c.thresholds.challenger_min_rows, 'int')),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Challenger {{ $labels.ml_model_challenger_version }} of {{ $labels.ml_model_name }} disagrees with the champion",
+              "description": ("{{ $value | humanizePercentage }} of the rows compared over the last hour got another class from {{ $labels.ml_model_name }} {{ $labels.ml_model_challenger_version }} against {{ $labels.ml_model_version }} ({{ $labels.job }}) (threshold " + f.percent(c.thresholds.challenger_disagreement_ratio) + ")."),
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlchallengerdisagreementhigh",
+            },
+          },
+          {
+            "alert": "MLChallengerWorse",
+            "expr": ("model_challenger:ml_model_improvement:z1h < -2.575829\nand on (job, ml_model_name, ml_model_version, ml_model_challenger_version, ml_performance_metric) model_challenger:ml_model_labelled:min1h >= " + f.num(c.thresholds.challenger_min_outcomes, 'int')),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Challenger {{ $labels.ml_model_challenger_version }} of {{ $labels.ml_model_name }} performs worse ({{ $labels.ml_performance_metric }})",
+              "description": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_challenger_version }} against {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour is significantly worse: test statistic {{ $value | printf \"%.2f\" }} (threshold -2.575829).",
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlchallengerworse",
+            },
+          },
+          {
+            "alert": "MLChallengerBetter",
+            "expr": ("model_challenger:ml_model_improvement:z1h > 2.575829\nand on (job, ml_model_name, ml_model_version, ml_model_challenger_version, ml_performance_metric) model_challenger:ml_model_labelled:min1h >= " + f.num(c.thresholds.challenger_min_outcomes, 'int')),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Challenger {{ $labels.ml_model_challenger_version }} of {{ $labels.ml_model_name }} performs better ({{ $labels.ml_performance_metric }})",
+              "description": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_challenger_version }} against {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour is significantly better: test statistic {{ $value | printf \"%.2f\" }} (threshold 2.575829).",
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlchallengerbetter",
+            },
+          },
         ],
       },
     ],

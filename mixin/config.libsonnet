@@ -28,7 +28,11 @@
       "segment_min_rows": 300,
       "segment_min_outcomes": 500,
       "segment_min_calls": 100,
-      "multivariate_min_rows": 100
+      "multivariate_min_rows": 100,
+      "challenger_disagreement_ratio": 0.1,
+      "challenger_min_rows": 500,
+      "challenger_alpha": 0.01,
+      "challenger_min_outcomes": 1000
     },
     "windows": {
       "10m": "10m",

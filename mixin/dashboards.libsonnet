@@ -3233,5 +3233,878 @@ local f = import 'fmt.libsonnet';
         },
       ],
     },
+    "otel-ml-versions.json": {
+      "uid": c.dashboardUidPrefix + "versions",
+      "title": "otel-ml / Versions",
+      "description": "Versions of a model compared on production traffic: traffic share, latency, errors, prediction distribution, agreement of a shadow challenger, and performance with a two-sided test of the difference.",
+      "tags": c.dashboardTags,
+      "schemaVersion": 39,
+      "version": 1,
+      "editable": false,
+      "time": {
+        "from": "now-1h",
+        "to": "now",
+      },
+      "refresh": "30s",
+      "timezone": "",
+      "graphTooltip": 1,
+      "links": [
+        {
+          "title": "otel-ml",
+          "type": "dashboards",
+          "tags": c.dashboardTags,
+          "asDropdown": true,
+          "includeVars": true,
+          "keepTime": true,
+        },
+      ],
+      "templating": {
+        "list": [
+          {
+            "name": "service",
+            "label": "Service",
+            "type": "query",
+            "datasource": {
+              "type": "prometheus",
+              "uid": "prometheus",
+            },
+            "query": {
+              "query": ("label_values(ml_model_info" + f.selector(c.selector) + ", job)"),
+              "refId": "service-var",
+            },
+            "definition": "label_values(ml_model_info, job)",
+            "refresh": 2,
+            "sort": 1,
+            "multi": true,
+            "includeAll": true,
+            "allValue": ".*",
+            "current": {
+              "selected": true,
+              "text": [
+                "All",
+              ],
+              "value": [
+                "$__all",
+              ],
+            },
+            "options": [],
+            "hide": 0,
+          },
+          {
+            "name": "model",
+            "label": "Model",
+            "type": "query",
+            "datasource": {
+              "type": "prometheus",
+              "uid": "prometheus",
+            },
+            "query": {
+              "query": ("label_values(ml_model_info{" + f.selectorIn(c.selector) + "job=~\"$service\"}, ml_model_name)"),
+              "refId": "model-var",
+            },
+            "definition": "label_values(ml_model_info{job=~\"$service\"}, ml_model_name)",
+            "refresh": 2,
+            "sort": 1,
+            "multi": true,
+            "includeAll": true,
+            "allValue": ".*",
+            "current": {
+              "selected": true,
+              "text": [
+                "All",
+              ],
+              "value": [
+                "$__all",
+              ],
+            },
+            "options": [],
+            "hide": 0,
+          },
+          {
+            "name": "version",
+            "label": "Version",
+            "type": "query",
+            "datasource": {
+              "type": "prometheus",
+              "uid": "prometheus",
+            },
+            "query": {
+              "query": ("label_values(ml_model_info{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\"}, ml_model_version)"),
+              "refId": "version-var",
+            },
+            "definition": "label_values(ml_model_info{job=~\"$service\", ml_model_name=~\"$model\"}, ml_model_version)",
+            "refresh": 2,
+            "sort": 1,
+            "multi": true,
+            "includeAll": true,
+            "allValue": ".*",
+            "current": {
+              "selected": true,
+              "text": [
+                "All",
+              ],
+              "value": [
+                "$__all",
+              ],
+            },
+            "options": [],
+            "hide": 0,
+          },
+          {
+            "name": "segment",
+            "label": "Segment",
+            "type": "query",
+            "datasource": {
+              "type": "prometheus",
+              "uid": "prometheus",
+            },
+            "query": {
+              "query": ("label_values(ml_feature_observations_total{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"}, ml_segment)"),
+              "refId": "segment-var",
+            },
+            "definition": "label_values(ml_feature_observations_total{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"}, ml_segment)",
+            "refresh": 2,
+            "sort": 1,
+            "multi": true,
+            "includeAll": true,
+            "allValue": ".*",
+            "current": {
+              "selected": true,
+              "text": [
+                "All",
+              ],
+              "value": [
+                "$__all",
+              ],
+            },
+            "options": [],
+            "hide": 0,
+          },
+        ],
+      },
+      "annotations": {
+        "list": [
+          {
+            "name": "Alerts",
+            "datasource": {
+              "type": "prometheus",
+              "uid": "prometheus",
+            },
+            "enable": true,
+            "iconColor": "red",
+            "expr": "ALERTS{alertstate=\"firing\", job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"}",
+            "titleFormat": "{{alertname}}",
+            "step": "60s",
+          },
+        ],
+      },
+      "panels": [
+        {
+          "id": 1,
+          "type": "row",
+          "title": "Traffic and cost",
+          "collapsed": false,
+          "gridPos": {
+            "x": 0,
+            "y": 0,
+            "w": 24,
+            "h": 1,
+          },
+          "panels": [],
+        },
+        {
+          "id": 2,
+          "type": "timeseries",
+          "title": "Traffic share by version (5m)",
+          "description": "Each version's share of the model's predict calls (a split's variants; a shadow challenger counts its own calls too).",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 1,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_predict_calls:share5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 3,
+          "type": "timeseries",
+          "title": "Split assignments /s",
+          "description": "Calls an A/B split routed to each variant; key_error: the key callable raised and the call went to the first variant.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 8,
+            "y": 1,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "reqps",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "sum by (ml_model_version, ml_reason) (model_reason:ml_model_split_assignments:rate5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}} {{ml_reason}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 4,
+          "type": "timeseries",
+          "title": "Latency p50 and p99 by version",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 16,
+            "y": 1,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "s",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_predict_duration_seconds:p50_5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "p50 {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_predict_duration_seconds:p99_5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "p99 {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 5,
+          "type": "timeseries",
+          "title": "Error ratio by version",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 9,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null,
+                  },
+                  {
+                    "color": "red",
+                    "value": c.thresholds.error_ratio,
+                  },
+                ],
+              },
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_predict_errors:ratio_rate5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 6,
+          "type": "timeseries",
+          "title": "Challenger / champion latency (5m)",
+          "description": "Seconds the challenger spends per compared pair over the champion's (its work runs off the caller's path).",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 8,
+            "y": 9,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "x",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_model_comparison_latency:ratio5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 7,
+          "type": "timeseries",
+          "title": "Pairs skipped /s by reason",
+          "description": "Shadow pairs not compared: queue full (dropped, never waited for), challenger errors, timeouts, another shape or type of result.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 16,
+            "y": 9,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "sum by (ml_model_challenger_version, ml_reason) (model_challenger_reason:ml_model_comparison_skipped:rate5m{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} {{ml_reason}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 8,
+          "type": "row",
+          "title": "Agreement (shadow)",
+          "collapsed": false,
+          "gridPos": {
+            "x": 0,
+            "y": 17,
+            "w": 24,
+            "h": 1,
+          },
+          "panels": [],
+        },
+        {
+          "id": 9,
+          "type": "timeseries",
+          "title": "Agreement rate (1h)",
+          "description": "Share of compared rows where the challenger predicts the champion's class. MLChallengerDisagreementHigh fires below 90%.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 18,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "red",
+                    "value": null,
+                  },
+                  {
+                    "color": "green",
+                    "value": 0.9,
+                  },
+                ],
+              },
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_model_comparison_agreement:ratio1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 10,
+          "type": "timeseries",
+          "title": "Mean |difference| (1h)",
+          "description": "Mean absolute difference of the outputs (regression values, scores).",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 8,
+            "y": 18,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_model_comparison_difference_absolute:mean1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 11,
+          "type": "timeseries",
+          "title": "Prediction PSI between versions (1h)",
+          "description": "Distance between the two versions' prediction distributions, on the reference profile's prediction bins.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 16,
+            "y": 18,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_prediction_psi:1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "PSI {{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_prediction_js:1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "JS {{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 12,
+          "type": "table",
+          "title": "Prediction distribution by version (1h)",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 26,
+            "w": 24,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_feature_bin) (model_feature_bin:ml_feature_observations:share1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_feature_name=\"__prediction__\"})",
+              "legendFormat": "{{ml_model_version}} bin {{ml_feature_bin}}",
+              "exemplar": false,
+              "instant": true,
+              "range": false,
+              "format": "table",
+            },
+          ],
+          "transformations": [
+            {
+              "id": "merge",
+              "options": {},
+            },
+          ],
+        },
+        {
+          "id": 13,
+          "type": "row",
+          "title": "Performance (labels)",
+          "collapsed": false,
+          "gridPos": {
+            "x": 0,
+            "y": 34,
+            "w": 24,
+            "h": 1,
+          },
+          "panels": [],
+        },
+        {
+          "id": 14,
+          "type": "timeseries",
+          "title": "Accuracy by version (1h)",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 35,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_accuracy:ratio1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 15,
+          "type": "timeseries",
+          "title": "MAE by version (1h)",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 8,
+            "y": 35,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_mae:1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 16,
+          "type": "timeseries",
+          "title": "Validation performance by version",
+          "description": "Performance on validation data stored with each version's reference.",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 16,
+            "y": 35,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_performance_metric) (model:ml_model_performance_reference:max{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_version}} {{ml_performance_metric}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 17,
+          "type": "timeseries",
+          "title": "Improvement statistic (1h)",
+          "description": ("Two-sided test of the challenger against the champion: positive is better. MLChallengerBetter fires above 2.575829, MLChallengerWorse below -2.575829, with at least " + f.num(c.thresholds.challenger_min_outcomes, 'int') + " labelled rows of each version."),
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 43,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "red",
+                    "value": null,
+                  },
+                  {
+                    "color": "yellow",
+                    "value": -2.575829,
+                  },
+                  {
+                    "color": "green",
+                    "value": 2.575829,
+                  },
+                ],
+              },
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version, ml_performance_metric) (model_challenger:ml_model_improvement:z1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}} {{ml_performance_metric}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 18,
+          "type": "timeseries",
+          "title": "Accuracy difference, challenger - champion (1h)",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 8,
+            "y": 43,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "percentunit",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version) (model_challenger:ml_model_accuracy:difference1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 19,
+          "type": "timeseries",
+          "title": "Labelled rows of the smaller version (1h)",
+          "description": ("The test is judged from " + f.num(c.thresholds.challenger_min_outcomes, 'int') + " rows per version."),
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 16,
+            "y": 43,
+            "w": 8,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version, ml_model_challenger_version, ml_performance_metric) (model_challenger:ml_model_labelled:min1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "{{ml_model_challenger_version}} vs {{ml_model_version}} {{ml_performance_metric}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+      ],
+    },
   },
 }

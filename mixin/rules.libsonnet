@@ -392,6 +392,139 @@ local f = import 'fmt.libsonnet';
           },
         ],
       },
+      {
+        "name": "otel-ml.versions",
+        "rules": [
+          {
+            "record": "model_challenger:ml_model_comparison_info:group",
+            "expr": ("group by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (ml_model_comparison_info" + f.selector(c.selector) + ")"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_pairs:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (increase(ml_model_comparison_pairs_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_rows:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (increase(ml_model_comparison_rows_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_disagreements:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (increase(ml_model_comparison_disagreements_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_disagreement:ratio1h",
+            "expr": "(model_challenger:ml_model_comparison_disagreements:increase1h or model_challenger:ml_model_comparison_rows:increase1h * 0)\n/ (model_challenger:ml_model_comparison_rows:increase1h > 0)",
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_agreement:ratio1h",
+            "expr": "1 - model_challenger:ml_model_comparison_disagreement:ratio1h",
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_difference_absolute:mean1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (increase(ml_model_comparison_difference_absolute_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))\n/ (model_challenger:ml_model_comparison_rows:increase1h > 0)"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_difference:rms1h",
+            "expr": ("sqrt(\n  sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (increase(ml_model_comparison_difference_squared_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))\n  / (model_challenger:ml_model_comparison_rows:increase1h > 0)\n)"),
+          },
+          {
+            "record": "model_challenger_reason:ml_model_comparison_skipped:rate5m",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version, ml_reason) (rate(ml_model_comparison_skipped_total" + f.selector(c.selector) + "[" + c["windows"]["5m"] + "]))"),
+          },
+          {
+            "record": "model_challenger:ml_model_comparison_latency:ratio5m",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (rate(ml_model_comparison_duration_seconds_total{" + f.selectorIn(c.selector) + "ml_model_role=\"challenger\"}[" + c["windows"]["5m"] + "]))\n/ (sum by (job, ml_model_name, ml_model_version, ml_model_challenger_version) (rate(ml_model_comparison_duration_seconds_total{" + f.selectorIn(c.selector) + "ml_model_role=\"champion\"}[" + c["windows"]["5m"] + "])) > 0)"),
+          },
+          {
+            "record": "model:ml_model_predict_calls:share5m",
+            "expr": "model:ml_model_predict_calls:rate5m\n/ on (job, ml_model_name) group_left ()\n  (sum by (job, ml_model_name) (model:ml_model_predict_calls:rate5m) > 0)",
+          },
+          {
+            "record": "model_reason:ml_model_split_assignments:rate5m",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_reason) (rate(ml_model_split_assignments_total" + f.selector(c.selector) + "[" + c["windows"]["5m"] + "]))"),
+          },
+          {
+            "record": "model:ml_model_outcomes_correct:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version) (model_segment_class:ml_model_outcomes_correct:increase1h)\nor\nmodel:ml_model_outcomes:increase1h * 0",
+          },
+          {
+            "record": "model:ml_model_error_absolute_sum:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (increase(ml_model_error_absolute_sum" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model:ml_model_error_squared:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (increase(ml_model_error_squared_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_challenger:ml_model_outcomes_champion:increase1h",
+            "expr": "model_challenger:ml_model_comparison_info:group\n* on (job, ml_model_name, ml_model_version) group_left ()\n  (model:ml_model_outcomes:increase1h)",
+          },
+          {
+            "record": "model_challenger:ml_model_outcomes_challenger:increase1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model:ml_model_outcomes:increase1h, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_model_outcomes_correct_champion:increase1h",
+            "expr": "model_challenger:ml_model_comparison_info:group\n* on (job, ml_model_name, ml_model_version) group_left ()\n  (model:ml_model_outcomes_correct:increase1h)",
+          },
+          {
+            "record": "model_challenger:ml_model_outcomes_correct_challenger:increase1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model:ml_model_outcomes_correct:increase1h, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_model_error_count_champion:increase1h",
+            "expr": "model_challenger:ml_model_comparison_info:group\n* on (job, ml_model_name, ml_model_version) group_left ()\n  (model:ml_model_error_absolute_count:increase1h)",
+          },
+          {
+            "record": "model_challenger:ml_model_error_count_challenger:increase1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model:ml_model_error_absolute_count:increase1h, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_model_error_sum_champion:increase1h",
+            "expr": "model_challenger:ml_model_comparison_info:group\n* on (job, ml_model_name, ml_model_version) group_left ()\n  (model:ml_model_error_absolute_sum:increase1h)",
+          },
+          {
+            "record": "model_challenger:ml_model_error_sum_challenger:increase1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model:ml_model_error_absolute_sum:increase1h, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_model_error_squared_champion:increase1h",
+            "expr": "model_challenger:ml_model_comparison_info:group\n* on (job, ml_model_name, ml_model_version) group_left ()\n  (model:ml_model_error_squared:increase1h)",
+          },
+          {
+            "record": "model_challenger:ml_model_error_squared_challenger:increase1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model:ml_model_error_squared:increase1h, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_model_accuracy:difference1h",
+            "expr": "model_challenger:ml_model_outcomes_correct_challenger:increase1h / (model_challenger:ml_model_outcomes_challenger:increase1h > 0) - model_challenger:ml_model_outcomes_correct_champion:increase1h / (model_challenger:ml_model_outcomes_champion:increase1h > 0)",
+          },
+          {
+            "record": "model_challenger:ml_model_mae:difference1h",
+            "expr": "(model_challenger:ml_model_error_sum_challenger:increase1h / (model_challenger:ml_model_error_count_challenger:increase1h > 1)) - (model_challenger:ml_model_error_sum_champion:increase1h / (model_challenger:ml_model_error_count_champion:increase1h > 1))",
+          },
+          {
+            "record": "model_challenger:ml_model_improvement:z1h",
+            "expr": "label_replace(\n(model_challenger:ml_model_outcomes_correct_challenger:increase1h / (model_challenger:ml_model_outcomes_challenger:increase1h > 0) - model_challenger:ml_model_outcomes_correct_champion:increase1h / (model_challenger:ml_model_outcomes_champion:increase1h > 0))\n/ sqrt(((model_challenger:ml_model_outcomes_correct_champion:increase1h + model_challenger:ml_model_outcomes_correct_challenger:increase1h) / (model_challenger:ml_model_outcomes_champion:increase1h + model_challenger:ml_model_outcomes_challenger:increase1h)) * (1 - ((model_challenger:ml_model_outcomes_correct_champion:increase1h + model_challenger:ml_model_outcomes_correct_challenger:increase1h) / (model_challenger:ml_model_outcomes_champion:increase1h + model_challenger:ml_model_outcomes_challenger:increase1h))) * (1 / model_challenger:ml_model_outcomes_champion:increase1h + 1 / model_challenger:ml_model_outcomes_challenger:increase1h))\n, \"ml_performance_metric\", \"accuracy\", \"\", \"\")\nor\nlabel_replace(\n((model_challenger:ml_model_error_sum_champion:increase1h / (model_challenger:ml_model_error_count_champion:increase1h > 1)) - (model_challenger:ml_model_error_sum_challenger:increase1h / (model_challenger:ml_model_error_count_challenger:increase1h > 1)))\n/ sqrt(clamp_min(model_challenger:ml_model_error_squared_champion:increase1h / (model_challenger:ml_model_error_count_champion:increase1h > 1) - (model_challenger:ml_model_error_sum_champion:increase1h / (model_challenger:ml_model_error_count_champion:increase1h > 1)) ^ 2, 0) * model_challenger:ml_model_error_count_champion:increase1h / (model_challenger:ml_model_error_count_champion:increase1h - 1) / model_challenger:ml_model_error_count_champion:increase1h\n  + clamp_min(model_challenger:ml_model_error_squared_challenger:increase1h / (model_challenger:ml_model_error_count_challenger:increase1h > 1) - (model_challenger:ml_model_error_sum_challenger:increase1h / (model_challenger:ml_model_error_count_challenger:increase1h > 1)) ^ 2, 0) * model_challenger:ml_model_error_count_challenger:increase1h / (model_challenger:ml_model_error_count_challenger:increase1h - 1) / model_challenger:ml_model_error_count_challenger:increase1h)\n, \"ml_performance_metric\", \"mae\", \"\", \"\")",
+          },
+          {
+            "record": "model_challenger:ml_model_labelled:min1h",
+            "expr": "label_replace(\n(model_challenger:ml_model_outcomes_champion:increase1h <= model_challenger:ml_model_outcomes_challenger:increase1h)\nor\nmodel_challenger:ml_model_outcomes_challenger:increase1h\n, \"ml_performance_metric\", \"accuracy\", \"\", \"\")\nor\nlabel_replace(\n(model_challenger:ml_model_error_count_champion:increase1h <= model_challenger:ml_model_error_count_challenger:increase1h)\nor\nmodel_challenger:ml_model_error_count_challenger:increase1h\n, \"ml_performance_metric\", \"mae\", \"\", \"\")",
+          },
+          {
+            "record": "model_challenger_bin:ml_prediction_share_challenger:1h",
+            "expr": "sum without (ml_model_version) (\n  label_replace(model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"}, \"ml_model_challenger_version\", \"$1\", \"ml_model_version\", \"(.*)\")\n)\n* on (job, ml_model_name, ml_model_challenger_version) group_left (ml_model_version)\n  model_challenger:ml_model_comparison_info:group",
+          },
+          {
+            "record": "model_challenger:ml_prediction_psi:1h",
+            "expr": "sum without (ml_feature_name, ml_feature_bin) (\n  (model_challenger_bin:ml_prediction_share_challenger:1h - on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"})\n  * ln(model_challenger_bin:ml_prediction_share_challenger:1h / on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"})\n)",
+          },
+          {
+            "record": "model_challenger:ml_prediction_js:1h",
+            "expr": "sqrt(clamp_min(sum without (ml_feature_name, ml_feature_bin) (\n  0.5 * model_challenger_bin:ml_prediction_share_challenger:1h * ln(2 * model_challenger_bin:ml_prediction_share_challenger:1h / (model_challenger_bin:ml_prediction_share_challenger:1h + on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"}))\n  + 0.5 * (model_challenger_bin:ml_prediction_share_challenger:1h * 0 + on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"}) * ln(2 * (model_challenger_bin:ml_prediction_share_challenger:1h * 0 + on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"}) / (model_challenger_bin:ml_prediction_share_challenger:1h + on (job, ml_model_name, ml_model_version, ml_feature_name, ml_feature_bin) group_left () model_feature_bin:ml_feature_observations:share1h_filled{ml_feature_name=\"__prediction__\"}))\n), 0) / 0.6931471805599453)",
+          },
+        ],
+      },
     ],
   },
 }

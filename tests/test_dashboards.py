@@ -63,9 +63,10 @@ def _uses(text: str) -> set[str]:
     return {m.group(1) or m.group(2) for m in _VAR_USE.finditer(text)} - {"__all"}
 
 
-def test_four_dashboards_ship():
+def test_five_dashboards_ship():
     assert {d["uid"] for d in DASHBOARDS.values()} == {
-        "otel-ml-overview", "otel-ml-drift", "otel-ml-performance", "otel-ml-pipeline"}
+        "otel-ml-overview", "otel-ml-drift", "otel-ml-performance", "otel-ml-pipeline",
+        "otel-ml-versions"}
 
 
 # ----------------------------------------------------------------------------- provisioning

@@ -164,9 +164,10 @@ def test_segment_alert_conditions_need_a_segment_that_differs_from_the_fleet():
 # ---------------------------------------------------------------------------- traffic
 def test_phase_clock_orders_and_repeats_the_phases():
     clock = PhaseClock(DEFAULT_PHASES, 100.0)
-    names = [clock.phases[clock.index(t)].name for t in (0, 19.9, 20, 45, 65, 74.9, 75.1, 99.9)]
+    names = [clock.phases[clock.index(t)].name
+             for t in (0, 19.9, 20, 45, 65, 74.9, 75.1, 89.9, 90.1, 99.9)]
     assert names == ["normal", "normal", "drift", "new-source", "error-burst", "error-burst",
-                     "recovery", "recovery"]
+                     "recovery", "recovery", "shadow", "shadow"]
     assert clock.phases[clock.index(120.0)].name == "drift"  # second cycle
     assert clock.start_of(1) == pytest.approx(20.0) and clock.length_of(3) == pytest.approx(15.0)
     with pytest.raises(ValueError):
@@ -238,7 +239,8 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
     out = io.StringIO()
     summary = run_demo(DemoOptions(duration_s=5.0, rate=200, seed=0, live=False), out=out)
     phases = {p.name: p for p in summary.phases}
-    assert list(phases) == ["normal", "drift", "new-source", "error-burst", "recovery"]
+    assert list(phases) == ["normal", "drift", "new-source", "error-burst", "recovery",
+                            "shadow"]
     assert not summary.interrupted and summary.calls == sum(p.calls for p in summary.phases)
 
     assert not {"bmi", "bp"} & set(phases["normal"].drifted)
@@ -265,9 +267,14 @@ def test_a_short_run_shows_each_phase_in_the_telemetry(monkeypatch):
 
     assert summary.labels_sent > 0.3 * (summary.calls - summary.errors)
     assert summary.final.outcomes > 0 and summary.final.performance
+    # The shadow phase: a challenger compared on the same requests, off the caller's path;
+    # the view reads the model's own figures only (the challenger's calls are not counted).
+    assert summary.final.compared_rows > 0
+    assert summary.final.calls == summary.calls
     text = out.getvalue()
     assert "otel-ml demo finished after" in text
     assert "bmi+bp detected after" in text
+    assert "shadow: the challenger agreed with the model on " in text
     assert "s3+s5 detected after" in text or new_source.calls < 60
 
 
@@ -575,3 +582,48 @@ def test_where_line_fits_whole_items_and_is_empty_for_one_segment():
     quiet = RootCauseReport("m", "1", prediction_drift=(drift("clinic-b", 0.4, 0.2),
                                                         drift("clinic-a", 0.6, 0.02)))
     assert quiet.top_segment == "clinic-b" and where_line(quiet) == ""
+
+
+def test_the_shadow_phase_shows_the_known_disagreement(monkeypatch):
+    """Only the shadow phase, 3 s: the challenger's measured agreement is the share of the
+    requests where its threshold and the model's disagree, as computed from the study rows."""
+    from otel_ml.demo import DemoOptions, run_demo
+    from otel_ml.demo.model import disagreement_share, load_data, train_model
+    from otel_ml.demo.runner import CHALLENGER_THRESHOLD
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    shadow_only = tuple(p for p in DEFAULT_PHASES if p.challenger)
+    assert [p.name for p in shadow_only] == ["shadow"]
+    out = io.StringIO()
+    summary = run_demo(DemoOptions(duration_s=3.0, rate=300, seed=0, live=False,
+                                   phases=shadow_only, label_share=0.0), out=out)
+    data = load_data()
+    model, _, _ = train_model(data, 0)
+    expected = 1 - disagreement_share(model, data, CHALLENGER_THRESHOLD)
+    final = summary.final
+    assert final.compared_rows >= 200, out.getvalue()
+    # Requests replay the study rows at random: the measured share is a sample of the known one.
+    margin = 4 * (expected * (1 - expected) / final.compared_rows) ** 0.5
+    assert abs(final.agreement - expected) < margin, (final.agreement, expected)
+    assert 0.5 < expected < 0.99  # a known share, neither none nor all
+
+
+def test_challenger_conditions_mirror_the_rules():
+    """MLChallengerDisagreementHigh / Worse / Better on the snapshot, with the rules' minimums."""
+    names = {c.name: c for c in alerts.ALERTS}
+    t = alerts.THRESHOLDS
+    disagree = names["MLChallengerDisagreementHigh"].holds
+    assert disagree(_snap(compared_rows=1000.0, disagreements=150.0))
+    assert not disagree(_snap(compared_rows=1000.0, disagreements=50.0))
+    assert not disagree(_snap(compared_rows=t.challenger_min_rows - 1.0, disagreements=400.0))
+    pairs = [("1.0.0", "1.1.0")]
+
+    def perf(acc_a, acc_b, n):
+        return {"1.0.0": {"accuracy": acc_a, "count": n}, "1.1.0": {"accuracy": acc_b, "count": n}}
+
+    worse, better = names["MLChallengerWorse"].holds, names["MLChallengerBetter"].holds
+    assert worse(_snap(pairs=pairs, version_performance=perf(0.80, 0.75, 5000.0)))
+    assert not better(_snap(pairs=pairs, version_performance=perf(0.80, 0.75, 5000.0)))
+    assert better(_snap(pairs=pairs, version_performance=perf(0.75, 0.80, 5000.0)))
+    assert not better(_snap(pairs=pairs, version_performance=perf(0.80, 0.81, 5000.0)))
+    assert not worse(_snap(pairs=pairs, version_performance=perf(0.9, 0.5, 500.0)))  # too few

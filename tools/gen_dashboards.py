@@ -482,6 +482,111 @@ DASHBOARDS = {"otel-ml-overview.json": overview, "otel-ml-drift.json": drift,
               "otel-ml-performance.json": performance, "otel-ml-pipeline.json": pipeline}
 
 
+# --------------------------------------------------------------------------- versions (issue 19)
+
+LEGEND_VERSION = "{{ml_model_version}}"
+LEGEND_PAIR = "{{ml_model_challenger_version}} vs {{ml_model_version}}"
+
+
+def versions() -> dict:
+    """Versions of a model side by side: shadow (champion/challenger) and A/B split."""
+    p = _Panels()
+    t = R.THRESHOLDS
+    mv = "ml_model_name, ml_model_version"
+    pair = "ml_model_name, ml_model_version, ml_model_challenger_version"
+    p.row("Traffic and cost")
+    p.add("Traffic share by version (5m)", [
+        (f"max by ({mv}) (model:ml_model_predict_calls:share5m{{{SEL}}})", LEGEND_VERSION)],
+          unit="percentunit", w=8,
+          description="Each version's share of the model's predict calls (a split's variants; "
+                      "a shadow challenger counts its own calls too).")
+    p.add("Split assignments /s", [
+        (f"sum by (ml_model_version, ml_reason) "
+         f"(model_reason:{R.SPLIT_ASSIGNMENTS.removesuffix('_total')}:rate5m{{{SEL}}})",
+         "{{ml_model_version}} {{ml_reason}}")], unit="reqps", w=8,
+          description="Calls an A/B split routed to each variant; key_error: the key callable "
+                      "raised and the call went to the first variant.")
+    p.add("Latency p50 and p99 by version", [
+        (f"max by ({mv}) (model:{R.DURATION}:p{q}_5m{{{SEL}}})", f"p{q} {LEGEND_VERSION}")
+        for q in (50, 99)], unit="s", w=8)
+    p.add("Error ratio by version", [
+        (f"max by ({mv}) (model:ml_model_predict_errors:ratio_rate5m{{{SEL}}})",
+         LEGEND_VERSION)], unit="percentunit", w=8,
+          field_config={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "green", "value": None}, {"color": "red", "value": t.error_ratio}]}})
+    p.add("Challenger / champion latency (5m)", [
+        (f"max by ({pair}) (model_challenger:ml_model_comparison_latency:ratio5m{{{SEL}}})",
+         LEGEND_PAIR)], unit="x", w=8,
+          description="Seconds the challenger spends per compared pair over the champion's "
+                      "(its work runs off the caller's path).")
+    p.add("Pairs skipped /s by reason", [
+        (f"sum by (ml_model_challenger_version, ml_reason) "
+         f"(model_challenger_reason:ml_model_comparison_skipped:rate5m{{{SEL}}})",
+         "{{ml_model_challenger_version}} {{ml_reason}}")], w=8,
+          description="Shadow pairs not compared: queue full (dropped, never waited for), "
+                      "challenger errors, timeouts, another shape or type of result.")
+    p.row("Agreement (shadow)")
+    p.add("Agreement rate (1h)", [
+        (f"max by ({pair}) (model_challenger:ml_model_comparison_agreement:ratio1h{{{SEL}}})",
+         LEGEND_PAIR)], unit="percentunit", w=8,
+          description="Share of compared rows where the challenger predicts the champion's "
+                      "class. MLChallengerDisagreementHigh fires below "
+                      f"{1 - t.challenger_disagreement_ratio:.0%}.",
+          field_config={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "red", "value": None},
+              {"color": "green", "value": round(1 - t.challenger_disagreement_ratio, 6)}]}})
+    p.add("Mean |difference| (1h)", [
+        (f"max by ({pair}) "
+         f"(model_challenger:ml_model_comparison_difference_absolute:mean1h{{{SEL}}})",
+         LEGEND_PAIR)], w=8,
+          description="Mean absolute difference of the outputs (regression values, scores).")
+    p.add("Prediction PSI between versions (1h)", [
+        (f"max by ({pair}) (model_challenger:ml_prediction_psi:1h{{{SEL}}})", f"PSI {LEGEND_PAIR}"),
+        (f"max by ({pair}) (model_challenger:ml_prediction_js:1h{{{SEL}}})", f"JS {LEGEND_PAIR}")],
+          w=8, description="Distance between the two versions' prediction distributions, on "
+                           "the reference profile's prediction bins.")
+    p.add("Prediction distribution by version (1h)", [
+        (f"max by ({mv}, ml_feature_bin) (model_feature_bin:ml_feature_observations:share1h"
+         f'{{{SEL}, ml_feature_name="{PRED}"}})', "{{ml_model_version}} bin {{ml_feature_bin}}")],
+          kind="table", instant=True, unit="percentunit", w=24)
+    p.row("Performance (labels)")
+    p.add("Accuracy by version (1h)", [
+        (f"max by ({mv}) (model:ml_model_accuracy:ratio1h{{{SEL}}})", LEGEND_VERSION)],
+          unit="percentunit", w=8)
+    p.add("MAE by version (1h)", [
+        (f"max by ({mv}) (model:ml_model_mae:1h{{{SEL}}})", LEGEND_VERSION)], w=8)
+    p.add("Validation performance by version", [
+        (f"max by ({mv}, ml_performance_metric) (model:{R.PERF_REFERENCE}:max{{{SEL}}})",
+         "{{ml_model_version}} {{ml_performance_metric}}")], w=8,
+          description="Performance on validation data stored with each version's reference.")
+    p.add("Improvement statistic (1h)", [
+        (f"max by ({pair}, ml_performance_metric) "
+         f"(model_challenger:ml_model_improvement:z1h{{{SEL}}})",
+         f"{LEGEND_PAIR} {{{{ml_performance_metric}}}}")], w=8,
+          description="Two-sided test of the challenger against the champion: positive is "
+                      f"better. MLChallengerBetter fires above {t.challenger_z}, "
+                      f"MLChallengerWorse below -{t.challenger_z}, with at least "
+                      f"{t.challenger_min_outcomes} labelled rows of each version.",
+          field_config={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "red", "value": None}, {"color": "yellow", "value": -t.challenger_z},
+              {"color": "green", "value": t.challenger_z}]}})
+    p.add("Accuracy difference, challenger - champion (1h)", [
+        (f"max by ({pair}) (model_challenger:ml_model_accuracy:difference1h{{{SEL}}})",
+         LEGEND_PAIR)], unit="percentunit", w=8)
+    p.add("Labelled rows of the smaller version (1h)", [
+        (f"max by ({pair}, ml_performance_metric) "
+         f"(model_challenger:ml_model_labelled:min1h{{{SEL}}})",
+         f"{LEGEND_PAIR} {{{{ml_performance_metric}}}}")], w=8,
+          description=f"The test is judged from {t.challenger_min_outcomes} rows per version.")
+    return _dashboard("otel-ml-versions", "otel-ml / Versions",
+                      "Versions of a model compared on production traffic: traffic share, "
+                      "latency, errors, prediction distribution, agreement of a shadow "
+                      "challenger, and performance with a two-sided test of the difference.", p)
+
+
+DASHBOARDS["otel-ml-versions.json"] = versions
+
+
 def render() -> dict[str, str]:
     return {fname: json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
             for fname, build in DASHBOARDS.items()}

@@ -49,6 +49,8 @@ __all__ = [
     "SEGMENT_ALERTS",
     "THRESHOLDS",
     "Thresholds",
+    "VERSION_ALERTS",
+    "version_rules",
     "alert_groups",
     "recording_groups",
     "recorded_names",
@@ -494,6 +496,7 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
         {"name": "otel-ml.performance",
          "rules": performance + fairness + _segment_performance_rules(p)},
         {"name": "otel-ml.root-cause", "rules": _root_cause_rules(p)},
+        {"name": "otel-ml.versions", "rules": version_rules(p)},
     ]
 
 
@@ -1070,6 +1073,247 @@ def alert_groups(p: Profile = DEFAULT) -> list[dict]:
                 "labels": {"severity": a.severity}, "annotations": annotations}
         rules.append(rule)
     return [{"name": "otel-ml.alerts", "rules": rules}]
+
+
+# --------------------------------------------------------------------------- versions (issue 19)
+# Shadow, champion/challenger and A/B split: the comparison counters per (champion, challenger)
+# pair, the per-version performance joined onto each pair, the two-sided tests of the
+# difference (the formulas of otel_ml._internal.stats.significance), and the distance between
+# the two versions' prediction distributions. ``ml_model_version`` is the champion's (a split's
+# first variant), ``ml_model_challenger_version`` the version compared with it. The joins
+# assume each challenger version has one champion per model and service (a champion may have
+# several challengers); the in-process report has no such limit.
+
+CHALLENGER = prometheus_label(Attr.CHALLENGER_VERSION)
+ROLE = prometheus_label(Attr.MODEL_ROLE)
+MODEL_CHALLENGER = (*MODEL, CHALLENGER)
+PAIR_INFO = "model_challenger:ml_model_comparison_info:group"
+_MC = by(MODEL_CHALLENGER)
+_CMP = {n: _m(f"ml.model.comparison.{n}") for n in (
+    "info", "pairs", "rows", "disagreements", "difference.absolute", "difference.squared",
+    "skipped", "duration")}
+SPLIT_ASSIGNMENTS = _m("ml.model.split.assignments")
+
+
+def _champion_side(stat: str) -> str:
+    """A per-version series (labels ``MODEL``) of each pair's champion, on the pair's labels."""
+    return f"{PAIR_INFO}\n* on ({m_}) group_left ()\n  ({stat})"
+
+
+def _challenger_side(stat: str) -> str:
+    """A per-version series of each pair's challenger, on the pair's labels: the version label
+    moves to ``ml_model_challenger_version`` and the pair's champion version joins from the
+    pair info."""
+    return (f'sum without ({MODEL_VERSION}) (\n  label_replace({stat}, "{CHALLENGER}", "$1", '
+            f'"{MODEL_VERSION}", "(.*)")\n)\n'
+            f"* on ({JOB}, {MODEL_NAME}, {CHALLENGER}) group_left ({MODEL_VERSION})\n"
+            f"  {PAIR_INFO}")
+
+
+def _pair_min(a: str, b: str) -> str:
+    return f"({a} <= {b})\nor\n{b}"
+
+
+def version_rules(p: Profile = DEFAULT) -> list[dict]:
+    """Recording rules comparing versions (group ``otel-ml.versions``)."""
+    m, mc = by(MODEL), _MC
+    outcomes = OUTCOMES.removesuffix("_total")
+    tot = f"model:{outcomes}:increase1h"
+    correct = f"model:{outcomes}_correct:increase1h"
+    err_count = f"model:{ERROR_ABS}_count:increase1h"
+    err_sum = f"model:{ERROR_ABS}_sum:increase1h"
+    err_sq = f"model:{ERROR_SQ.removesuffix('_total')}:increase1h"
+    rows = "model_challenger:ml_model_comparison_rows:increase1h"
+    dis = "model_challenger:ml_model_comparison_disagreements:increase1h"
+    calls_rate = f"model:{CALLS.removesuffix('_total')}:rate5m"
+    assign_rate = f"model_reason:{SPLIT_ASSIGNMENTS.removesuffix('_total')}:rate5m"
+
+    def inc(metric: str, window: str = "1h") -> str:
+        return f"sum by ({mc}) (increase({metric}[{p.w(window)}]))"
+
+    role = {r: f'sum by ({mc}) (rate({_CMP["duration"]}{{{ROLE}="{r}"}}[{p.w("5m")}]))'
+            for r in contract.Role.ALL}
+    n = {side: f"model_challenger:ml_model_outcomes_{side}:increase1h"
+         for side in contract.Role.ALL}
+    x = {side: f"model_challenger:ml_model_outcomes_correct_{side}:increase1h"
+         for side in contract.Role.ALL}
+    en = {side: f"model_challenger:ml_model_error_count_{side}:increase1h"
+          for side in contract.Role.ALL}
+    es = {side: f"model_challenger:ml_model_error_sum_{side}:increase1h"
+          for side in contract.Role.ALL}
+    eq = {side: f"model_challenger:ml_model_error_squared_{side}:increase1h"
+          for side in contract.Role.ALL}
+    a, b = contract.Role.CHAMPION, contract.Role.CHALLENGER
+    pooled = f"(({x[a]} + {x[b]}) / ({n[a]} + {n[b]}))"
+    accuracy_z = (f"({x[b]} / ({n[b]} > 0) - {x[a]} / ({n[a]} > 0))\n"
+                  f"/ sqrt({pooled} * (1 - {pooled}) * (1 / {n[a]} + 1 / {n[b]}))")
+
+    def mean(side: str) -> str:
+        return f"({es[side]} / ({en[side]} > 1))"
+
+    def var(side: str) -> str:  # unbiased variance of |e|: (mean(e^2) - mean(|e|)^2) n/(n-1)
+        return (f"clamp_min({eq[side]} / ({en[side]} > 1) - {mean(side)} ^ 2, 0)"
+                f" * {en[side]} / ({en[side]} - 1)")
+
+    mae_z = (f"({mean(a)} - {mean(b)})\n"
+             f"/ sqrt({var(a)} / {en[a]}\n  + {var(b)} / {en[b]})")
+    share = ("model_challenger_bin:ml_prediction_share_challenger:1h")
+    pred_filled = (f"model_feature_bin:{OBSERVATIONS.removesuffix('_total')}:share1h_filled"
+                   f'{{{FEATURE}="{contract.PREDICTION_FEATURE}"}}')
+    champ = f"on ({m}, {FEATURE}, {BIN}) group_left () {pred_filled}"
+    return [
+        # 1 per pair present (group: whatever the gauge value, and once across replicas).
+        _rec(PAIR_INFO, f"group by ({mc}) ({_CMP['info']})"),
+        # --- shadow: agreement and differences of the same inputs -------------------------
+        _rec("model_challenger:ml_model_comparison_pairs:increase1h", inc(_CMP["pairs"])),
+        _rec(rows, inc(_CMP["rows"])),
+        _rec(dis, inc(_CMP["disagreements"])),
+        _rec("model_challenger:ml_model_comparison_disagreement:ratio1h",
+             f"({dis} or {rows} * 0)\n/ ({rows} > 0)"),
+        _rec("model_challenger:ml_model_comparison_agreement:ratio1h",
+             "1 - model_challenger:ml_model_comparison_disagreement:ratio1h"),
+        _rec("model_challenger:ml_model_comparison_difference_absolute:mean1h",
+             f"{inc(_CMP['difference.absolute'])}\n/ ({rows} > 0)"),
+        _rec("model_challenger:ml_model_comparison_difference:rms1h",
+             f"sqrt(\n  {inc(_CMP['difference.squared'])}\n  / ({rows} > 0)\n)"),
+        _rec(f"model_challenger_reason:{_CMP['skipped'].removesuffix('_total')}:rate5m",
+             f"sum by ({mc}, {REASON}) (rate({_CMP['skipped']}[{p.w('5m')}]))"),
+        _rec("model_challenger:ml_model_comparison_latency:ratio5m",
+             f"{role[b]}\n/ ({role[a]} > 0)"),
+        # --- traffic share of each version (a split's variants, a rollout) ----------------
+        _rec(f"model:{CALLS.removesuffix('_total')}:share5m",
+             f"{calls_rate}\n/ on ({JOB}, {MODEL_NAME}) group_left ()\n"
+             f"  (sum by ({JOB}, {MODEL_NAME}) ({calls_rate}) > 0)"),
+        _rec(assign_rate, f"sum by ({m}, {REASON}) (rate({SPLIT_ASSIGNMENTS}[{p.w('5m')}]))"),
+        # --- per-version labelled counts, joined onto each pair ---------------------------
+        _rec(correct, f"sum by ({m}) (model_segment_class:{outcomes}_correct:increase1h)\n"
+                      f"or\n{tot} * 0"),
+        _rec(err_sum, f"sum by ({m}) (increase({ERROR_ABS}_sum[{p.w('1h')}]))"),
+        _rec(err_sq, f"sum by ({m}) (increase({ERROR_SQ}[{p.w('1h')}]))"),
+        *(_rec(n[s], side(tot)) for s, side in ((a, _champion_side), (b, _challenger_side))),
+        *(_rec(x[s], side(correct)) for s, side in ((a, _champion_side), (b, _challenger_side))),
+        *(_rec(en[s], side(err_count)) for s, side in ((a, _champion_side), (b, _challenger_side))),
+        *(_rec(es[s], side(err_sum)) for s, side in ((a, _champion_side), (b, _challenger_side))),
+        *(_rec(eq[s], side(err_sq)) for s, side in ((a, _champion_side), (b, _challenger_side))),
+        # --- the two-sided tests: improvement statistic, positive = challenger better -----
+        _rec("model_challenger:ml_model_accuracy:difference1h",
+             f"{x[b]} / ({n[b]} > 0) - {x[a]} / ({n[a]} > 0)"),
+        _rec("model_challenger:ml_model_mae:difference1h", f"{mean(b)} - {mean(a)}"),
+        _rec("model_challenger:ml_model_improvement:z1h",
+             f'label_replace(\n{accuracy_z}\n, "{PERF_METRIC}", "accuracy", "", "")\n'
+             f'or\nlabel_replace(\n{mae_z}\n, "{PERF_METRIC}", "mae", "", "")'),
+        _rec("model_challenger:ml_model_labelled:min1h",
+             f'label_replace(\n{_pair_min(n[a], n[b])}\n, "{PERF_METRIC}", "accuracy", "", "")\n'
+             f'or\nlabel_replace(\n{_pair_min(en[a], en[b])}\n, "{PERF_METRIC}", "mae", "", "")'),
+        # --- distance between the two versions' prediction distributions -----------------
+        _rec(share, _challenger_side(pred_filled)),
+        _rec("model_challenger:ml_prediction_psi:1h",
+             f"sum without ({FEATURE}, {BIN}) (\n  ({share} - {champ})\n"
+             f"  * ln({share} / {champ})\n)"),
+        _rec("model_challenger:ml_prediction_js:1h",
+             f"sqrt(clamp_min(sum without ({FEATURE}, {BIN}) (\n"
+             f"  0.5 * {share} * ln(2 * {share} / ({share} + {champ}))\n"
+             f"  + 0.5 * ({share} * 0 + {champ}) * ln(2 * ({share} * 0 + {champ}) / ({share} + {champ}))\n"
+             f"), 0) / 0.6931471805599453)"),
+    ]
+
+
+_PAIR_ID = ("{{ $labels.ml_model_name }} {{ $labels.ml_model_challenger_version }} against "
+            "{{ $labels.ml_model_version }} ({{ $labels.job }})")
+_VERSION_DIAGNOSIS = (
+    "Open *otel-ml / Versions* for the model: traffic share, latency, error ratio, prediction "
+    "distribution, agreement and performance of each version side by side.",
+    "In process, `monitor.comparison_report()` (the champion's monitor) or "
+    "`shadow.comparison_report()` / `split.comparison_report()` gives the same figures with the "
+    "test's statistic, p-value and verdict.",
+)
+
+
+def _improvement_expr(op: str) -> object:
+    z = THRESHOLDS.challenger_z
+    bound = f"> {z}" if op == ">" else f"< -{z}"
+    return lambda p: (
+        f"model_challenger:ml_model_improvement:z1h {bound}\n"
+        f"and on ({_MC}, {PERF_METRIC}) model_challenger:ml_model_labelled:min1h"
+        f" >= {T.challenger_min_outcomes}")
+
+
+_TEST = (f"two-sided test at alpha {T.challenger_alpha} (|z| > {T.challenger_z}: two-proportion "
+         "z with the pooled proportion for accuracy, Welch for MAE) over 1h, with at least "
+         f"{T.challenger_min_outcomes} labelled predictions of each version in the hour, for 15m")
+
+VERSION_ALERTS: tuple[AlertSpec, ...] = (
+    AlertSpec(
+        name="MLChallengerDisagreementHigh", severity="warning", for_="15m",
+        summary=("Challenger {{ $labels.ml_model_challenger_version }} of "
+                 "{{ $labels.ml_model_name }} disagrees with the champion"),
+        description=("{{ $value | humanizePercentage }} of the rows compared over the last hour "
+                     "got another class from " + _PAIR_ID + " (threshold "
+                     + f"{T.challenger_disagreement_ratio:.0%}" + ")."),
+        expr=lambda p: (
+            f"model_challenger:ml_model_comparison_disagreement:ratio1h"
+            f" > {T.challenger_disagreement_ratio}\n"
+            f"and on ({_MC}) model_challenger:ml_model_comparison_rows:increase1h"
+            f" >= {T.challenger_min_rows}"),
+        threshold=(f"disagreement share over 1h > {T.challenger_disagreement_ratio} with at "
+                   f"least {T.challenger_min_rows} compared rows in the hour, for 15m"),
+        labels=(CHALLENGER,),
+        meaning=("A challenger running in shadow (`otel_ml.shadow`) predicts another class than "
+                 "the champion on more rows than expected, on the same production inputs. Before "
+                 "labels arrive this is the only sign of how differently it behaves; whether "
+                 "the difference is an improvement needs labels (MLChallengerBetter / Worse)."),
+        diagnosis=(*_VERSION_DIAGNOSIS,
+                   "*Prediction distribution* and *Prediction PSI between versions*: does the "
+                   "challenger predict one class more often (a threshold or calibration change) "
+                   "or disagree evenly?",
+                   "*Pairs skipped*: a challenger that errors or returns another shape is not "
+                   "compared; check it is not disagreeing on a biased subset."),
+        mitigation=("Expected for a retrained model: raise `challenger_disagreement_ratio` in "
+                    "`src/otel_ml/thresholds.py` and regenerate, and wait for labels.",
+                    "Unexpected: check the challenger's preprocessing and feature order "
+                    "against the champion's before promoting it.")),
+    AlertSpec(
+        name="MLChallengerWorse", severity="warning", for_="15m",
+        summary=("Challenger {{ $labels.ml_model_challenger_version }} of "
+                 "{{ $labels.ml_model_name }} performs worse ({{ $labels.ml_performance_metric }})"),
+        description=("{{ $labels.ml_performance_metric }} of " + _PAIR_ID + " over the last hour "
+                     "is significantly worse: test statistic {{ $value | printf \"%.2f\" }} "
+                     "(threshold -" + f"{T.challenger_z}" + ")."),
+        expr=_improvement_expr("<"),
+        threshold=f"improvement statistic < -{T.challenger_z}: {_TEST}",
+        labels=(CHALLENGER, PERF_METRIC),
+        meaning=("Once labels arrive, the challenger (shadow) or variant (split) is less "
+                 "accurate (or has a larger MAE) than the champion, and the difference is "
+                 "beyond what chance explains at the configured significance level."),
+        diagnosis=(*_VERSION_DIAGNOSIS,
+                   "*Accuracy by version* and *MAE by version*: how large the difference is; a "
+                   "significant but small one may not matter.",
+                   "A split: check both variants saw the same population (traffic share, "
+                   "prediction distribution); a key that correlates with the label biases "
+                   "the test."),
+        mitigation=("Do not promote the challenger; for a split, move its weight back to the "
+                    "champion.",)),
+    AlertSpec(
+        name="MLChallengerBetter", severity="warning", for_="15m",
+        summary=("Challenger {{ $labels.ml_model_challenger_version }} of "
+                 "{{ $labels.ml_model_name }} performs better ({{ $labels.ml_performance_metric }})"),
+        description=("{{ $labels.ml_performance_metric }} of " + _PAIR_ID + " over the last hour "
+                     "is significantly better: test statistic {{ $value | printf \"%.2f\" }} "
+                     "(threshold " + f"{T.challenger_z}" + ")."),
+        expr=_improvement_expr(">"),
+        threshold=f"improvement statistic > {T.challenger_z}: {_TEST}",
+        labels=(CHALLENGER, PERF_METRIC),
+        meaning=("The challenger (shadow) or variant (split) is more accurate (or has a "
+                 "smaller MAE) than the champion on the same hour of labelled traffic, beyond "
+                 "chance at the configured significance level: a candidate for promotion."),
+        diagnosis=(*_VERSION_DIAGNOSIS,
+                   "Check latency and error ratio of the challenger on *otel-ml / Versions*: "
+                   "better predictions at a higher cost may not be worth it."),
+        mitigation=("Promote the challenger (make it the champion, or move the split's weight "
+                    "to it) once the difference holds over a full business cycle.",)),
+)
+
+ALERTS = ALERTS + VERSION_ALERTS
 
 
 # --------------------------------------------------------------------------- rendering

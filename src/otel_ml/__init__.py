@@ -22,9 +22,14 @@ from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.instrument.stages import trace_stage
 from otel_ml._internal.instrument.model_info import set_model_info
 from otel_ml.version import __version__
+from otel_ml._internal.instrument.comparisons import ComparisonReport
+from otel_ml._internal.instrument.shadow import shadow
+from otel_ml._internal.instrument.split import split
+from otel_ml._internal.stats.significance import SignificanceTest
 
 __all__ = [
     "ADWIN",
+    "ComparisonReport",
     "DDM",
     "DriftConfig",
     "DriftReport",
@@ -35,6 +40,7 @@ __all__ = [
     "Reference",
     "ReferenceBuilder",
     "RootCauseReport",
+    "SignificanceTest",
     "Telemetry",
     "__version__",
     "configure",
@@ -42,7 +48,9 @@ __all__ = [
     "instrument_model",
     "reference_performance",
     "set_model_info",
+    "shadow",
     "shutdown",
+    "split",
     "trace_stage",
     "wrap_model",
 ]

@@ -32,6 +32,10 @@ __all__ = [
     "INPUT_FEATURE",
     "by_name",
     "prometheus_label",
+    "Role",
+    "Skip",
+    "Assignment",
+    "COMPARISON_METRICS",
     "prometheus_name",
 ]
 
@@ -84,6 +88,12 @@ class Attr:
     PAYLOAD_PREDICTIONS = "ml.payload.predictions"  # span only, opt-in: JSON predictions
     PAYLOAD_TRUNCATED = "ml.payload.truncated"  # span only: True when rows/size were cut
     MULTIVARIATE_SPACE = "ml.multivariate.space"  # "features" | "embedding"
+
+
+    # Version comparison (shadow, champion/challenger, A/B split).
+    MODEL_ROLE = "ml.model.role"  # one of Role.ALL: spans, and ml.model.comparison.duration
+    CHALLENGER_VERSION = "ml.model.challenger.version"  # the version compared with ml.model.version
+    COMPARISON_MODE = "ml.comparison.mode"  # "shadow" | "split"
 
 
 class Check:
@@ -377,3 +387,68 @@ SCOPE_CONTRACT_VERSION = "otel_ml.contract.version"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
 
 __all__ += ["CONTRACT_VERSION", "SCHEMA_URL", "SCOPE_CONTRACT_VERSION"]
+
+
+# --- version comparison: shadow, champion/challenger, A/B split (issue 19) ---------------
+
+
+class Role:
+    """Values of ``ml.model.role``: which side of a comparison a call or a figure belongs to."""
+
+    CHAMPION = "champion"  # the version whose result the caller gets (a split's first variant)
+    CHALLENGER = "challenger"  # the version run in shadow, or another variant of a split
+    ALL = (CHAMPION, CHALLENGER)
+
+
+class Skip:
+    """Values of ``ml.reason`` on ``ml.model.comparison.skipped`` (pairs not compared)."""
+
+    QUEUE_FULL = "queue_full"  # the challenger's queue was full: dropped, never waited for
+    CHALLENGER_ERROR = "challenger_error"  # the challenger raised
+    TIMEOUT = "timeout"  # the challenger took longer than timeout_s (an async one is cancelled)
+    SHAPE_MISMATCH = "shape_mismatch"  # another number of rows or columns than the champion's
+    TYPE_MISMATCH = "type_mismatch"  # labels against numbers, or an unreadable result
+    ALL = (QUEUE_FULL, CHALLENGER_ERROR, TIMEOUT, SHAPE_MISMATCH, TYPE_MISMATCH)
+
+
+class Assignment:
+    """Values of ``ml.reason`` on ``ml.model.split.assignments``."""
+
+    KEY = "key"  # assigned by hashing the caller's key
+    KEY_ERROR = "key_error"  # the key callable raised (or gave None): the first variant
+    ALL = (KEY, KEY_ERROR)
+
+
+_PAIR = (Attr.CHALLENGER_VERSION,)
+
+#: The comparison metrics: ``ml.model.version`` is the champion's (a split's first variant),
+#: ``ml.model.challenger.version`` the version compared with it.
+COMPARISON_METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in (
+        _m("ml.model.comparison.info", OG, "{pair}",
+           "1 for each (champion, challenger) pair compared in this process, by mode "
+           "(shadow or split).", *_PAIR, A.COMPARISON_MODE),
+        _m("ml.model.comparison.pairs", OC, "{pair}",
+           "Calls whose champion and challenger results were compared.", *_PAIR),
+        _m("ml.model.comparison.rows", OC, "{row}",
+           "Rows whose champion and challenger predictions were compared.", *_PAIR),
+        _m("ml.model.comparison.disagreements", OC, "{row}",
+           "Compared rows whose predicted class differs (classification).", *_PAIR),
+        _m("ml.model.comparison.difference.absolute", OC, "{difference}",
+           "Sum over compared rows of |challenger - champion| (regression outputs, scores).",
+           *_PAIR),
+        _m("ml.model.comparison.difference.squared", OC, "{difference}",
+           "Sum over compared rows of (challenger - champion)^2.", *_PAIR),
+        _m("ml.model.comparison.skipped", OC, "{pair}",
+           "Pairs not compared, by reason (queue full, challenger error, timeout, mismatch).",
+           *_PAIR, A.REASON),
+        _m("ml.model.comparison.duration", OC, "s",
+           "Seconds each side spent on the compared pairs (mean latency = this / pairs).",
+           *_PAIR, A.MODEL_ROLE),
+        _m("ml.model.split.assignments", OC, "{call}",
+           "Calls a split routed to each variant (ml.model.version), by how it was chosen.",
+           A.REASON),
+    )
+}  # fmt: skip
+METRICS.update(COMPARISON_METRICS)

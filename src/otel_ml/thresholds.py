@@ -8,6 +8,7 @@ regenerate (``python tools/gen_rules.py && python tools/gen_docs.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 __all__ = ["THRESHOLDS", "Thresholds"]
 
@@ -62,6 +63,24 @@ class Thresholds:
     #: Rows in the drift window (per segment) below which multivariate drift (reconstruction
     #: error, centroid distance) is neither exported nor judged.
     multivariate_min_rows: int = 100
+    # --- version comparison (shadow, champion/challenger, A/B split) ---------------------
+    #: Share of compared rows on which a challenger's predicted class differs from the
+    #: champion's, over 1h, above which MLChallengerDisagreementHigh fires.
+    challenger_disagreement_ratio: float = 0.1
+    #: Compared rows in the hour below which the disagreement is not judged.
+    challenger_min_rows: int = 500
+    #: Significance level of the two-sided test of a challenger against its champion
+    #: (MLChallengerBetter and MLChallengerWorse together fire in this share of windows
+    #: when both versions perform alike). 1% rather than 5%: the rule is evaluated every
+    #: minute, so each hour-long window is tested many times.
+    challenger_alpha: float = 0.01
+    #: Labelled rows of each version in the hour below which the difference is not judged.
+    challenger_min_outcomes: int = 1000
+
+    @property
+    def challenger_z(self) -> float:
+        """|z| above which the difference is significant: the normal quantile of 1 - alpha/2."""
+        return round(NormalDist().inv_cdf(1 - self.challenger_alpha / 2), 6)
 
 
 THRESHOLDS = Thresholds()

@@ -17,7 +17,10 @@ feature, and the tests assert:
 * a predict trace with its nested pipeline stages is in Jaeger, and latency exemplars'
   trace ids resolve to the predict spans they were recorded in;
 * the ``ml_*`` series names in Prometheus are exactly the contract's, with the contract's
-  labels.
+  labels;
+* a shadow pair's agreement rate and each version's accuracy (a shadow pair and an A/B split)
+  in Prometheus equal what the traffic computed itself, and a challenger's span links to its
+  champion's span in Jaeger.
 
 The tests share one stack and one traffic run (module fixtures) and run in file order: the
 error burst, then the drift, then the read-only checks. Each waits with a bounded loop and
@@ -51,6 +54,9 @@ from traffic import (  # noqa: E402
     JOB,
     REGRESSOR,
     SERVICE_NAME,
+    SHADOW,
+    SPLIT,
+    SPLIT_PRICE,
     STAGES,
     Scenario,
 )
@@ -68,6 +74,10 @@ REGRESSION_PANELS = {"MAE and RMSE (1h)", "MAE by segment (1h)"}
 INFRA_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
 # The scope's schema URL and contract version (docs/metrics.md, "Naming"; issue 18).
 INFRA_LABELS |= {"otel_scope_schema_url", "otel_scope_otel_ml_contract_version"}
+#: The Versions dashboard shows the shadow pair, except the panels only a split (or a
+#: regression split) fills.
+VERSIONS_DASHBOARD = "otel-ml / Versions"
+VERSIONS_PANEL_MODELS = {"Split assignments /s": SPLIT, "MAE by version (1h)": SPLIT_PRICE}
 
 _T0 = time.monotonic()
 
@@ -103,7 +113,10 @@ def scenario(fast_stack) -> Scenario:
     try:
         def warm() -> bool:
             traffic.check()
-            calls = _models(fast_stack, f'model:ml_model_predict_calls:rate5m{{job="{JOB}"}}')
+            # Rates above 0: two exports with the same count (a late export) give a rate of 0,
+            # and every ratio over the call rate is then undefined.
+            calls = _models(fast_stack,
+                            f'model:ml_model_predict_calls:rate5m{{job="{JOB}"}} > 0')
             outcomes = _models(fast_stack, f'model:ml_model_outcomes:increase1h{{job="{JOB}"}}')
             regression = _models(fast_stack, f'model:ml_model_mae:1h{{job="{JOB}"}}')
             return ({CLASSIFIER, REGRESSOR} <= calls and CLASSIFIER in outcomes
@@ -292,9 +305,13 @@ def test_every_dashboard_panel_query_returns_data(fast_stack, scenario):
     # Every panel with the model variable set to the classifier, except the regression
     # panels, set to the regression model (a classifier has no MAE).
     queries = [q for q in panel_queries({"service": JOB, "model": CLASSIFIER})
-               if q.panel not in REGRESSION_PANELS]
+               if q.panel not in REGRESSION_PANELS and q.dashboard != VERSIONS_DASHBOARD]
     queries += [q for q in panel_queries({"service": JOB, "model": REGRESSOR})
                 if q.panel in REGRESSION_PANELS]
+    for model in {SHADOW, *VERSIONS_PANEL_MODELS.values()}:
+        queries += [q for q in panel_queries({"service": JOB, "model": model})
+                    if q.dashboard == VERSIONS_DASHBOARD
+                    and VERSIONS_PANEL_MODELS.get(q.panel, SHADOW) == model]
     assert len(queries) == len(list(panel_queries())), "a regression panel was renamed"
     pending = {(q.dashboard, q.panel, q.ref_id, q.expr): q for q in queries}
     last: dict[tuple, Any] = {}
@@ -474,3 +491,99 @@ def test_latency_exemplars_resolve_to_predict_traces(fast_stack, scenario):
             assert root["spanID"] == span_id, (exemplar, root["spanID"])
         checked += 1
     assert checked
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _outcomes_by_version(stack: harness.Stack, model: str) -> dict[str, list[int]]:
+    """Per version: [labelled rows, correct ones] from the raw confusion counters."""
+    out: dict[str, list[int]] = {}
+    for r in stack.prom_query(f'ml_model_outcomes_total{{job="{JOB}", ml_model_name="{model}"}}'):
+        labels, value = r["metric"], int(float(r["value"][1]))
+        counts = out.setdefault(labels["ml_model_version"], [0, 0])
+        counts[0] += value
+        if labels["ml_class_predicted"] == labels["ml_class_actual"]:
+            counts[1] += value
+    return out
+
+
+def _one(stack: harness.Stack, expr: str) -> float | None:
+    result = stack.prom_query(expr)
+    return float(result[0]["value"][1]) if len(result) == 1 else None
+
+
+def test_shadow_agreement_and_split_accuracy_equal_what_the_traffic_computed(fast_stack,
+                                                                             scenario):
+    """The shadow pair's agreement rate and each version's accuracy in Prometheus (through
+    the Collector) equal what the traffic computed from the predictions and labels it sent;
+    the recording rules over their window agree while the traffic runs."""
+    stack = fast_stack
+    pair = f'job="{JOB}", ml_model_name="{SHADOW}"'
+    rule = f"model_challenger:ml_model_comparison_agreement:ratio1h{{{pair}}}"
+    _wait(stack, lambda: _one(stack, rule) is not None, 60, "the agreement rule", rule)
+    with scenario._lock:
+        running = 1 - scenario.shadow_disagreements / scenario.shadow_rows
+    assert _one(stack, rule) == pytest.approx(running, abs=0.03)
+    accuracy = f'model:ml_model_accuracy:ratio1h{{job="{JOB}", ml_model_name="{SPLIT}"}}'
+    _wait(stack, lambda: len(stack.prom_query(accuracy)) == 2, 60, "split accuracy rules",
+          accuracy)
+
+    scenario.pause_versions()
+    scenario.shadow.shadow.drain(10)
+
+    def settled() -> bool:
+        with scenario._lock:
+            rows, dis = scenario.shadow_rows, scenario.shadow_disagreements
+            sent = {k: list(v) for k, v in scenario.version_outcomes.items()}
+        got_rows = _one(stack, f"sum(ml_model_comparison_rows_total{{{pair}}})")
+        got_dis = _one(stack, f"sum(ml_model_comparison_disagreements_total{{{pair}}})")
+        if (got_rows, got_dis) != (rows, dis):
+            return False
+        for model in (SHADOW, SPLIT):
+            expected = {v: c for (m, v), c in sent.items() if m == model}
+            if _outcomes_by_version(stack, model) != expected:
+                return False
+        return True
+
+    _wait(stack, settled, 60, "Prometheus' counters to equal the traffic's tallies",
+          f"ml_model_comparison_rows_total{{{pair}}}")
+    agreement = _one(stack, f"1 - sum(ml_model_comparison_disagreements_total{{{pair}}})"
+                            f" / sum(ml_model_comparison_rows_total{{{pair}}})")
+    assert agreement == pytest.approx(1 - scenario.shadow_disagreements / scenario.shadow_rows,
+                                      rel=1e-12)
+    assert 0.8 < agreement < 0.99  # the challenger disagrees on a known, non-trivial share
+    for model, versions in ((SHADOW, ("1.0.0", "1.1.0")), (SPLIT, ("a", "b"))):
+        got = _outcomes_by_version(stack, model)
+        assert set(got) == set(versions)
+        for version in versions:
+            labelled, correct = scenario.version_outcomes[(model, version)]
+            assert labelled > 0
+            assert got[version][1] / got[version][0] == correct / labelled, (model, version)
+    # The split routed by key: each variant got traffic, and the comparison pairs are declared.
+    pairs = {(r["metric"]["ml_model_name"], r["metric"]["ml_model_challenger_version"])
+             for r in stack.prom_query(f'model_challenger:ml_model_comparison_info:group'
+                                       f'{{job="{JOB}"}}')}
+    assert pairs == {(SHADOW, "1.1.0"), (SPLIT, "b"), (SPLIT_PRICE, "b")}
+    # In Jaeger, a challenger span (its own trace) links to its champion's span.
+    link = _wait(stack, lambda: _challenger_link(stack), 60,
+                 "a challenger span linked to its champion's span in Jaeger")
+    champion = stack.jaeger_trace(link["traceID"])
+    assert champion is not None
+    linked = [s for s in champion["spans"] if s["spanID"] == link["spanID"]]
+    assert linked and _tags(linked[0])[Attr.MODEL_ROLE] == "champion", linked
+
+
+def _challenger_link(stack: harness.Stack) -> dict | None:
+    """The reference of one challenger span of the shadow pair to its champion's span."""
+    found = harness.http_get_json(f"{stack.jaeger.query_url}/api/traces", {
+        "service": SERVICE_NAME, "operation": f"ml.predict {SHADOW}", "limit": "40",
+        "lookback": "1h"}).get("data") or []
+    for trace_json in found:
+        for span in trace_json["spans"]:
+            if _tags(span).get(Attr.MODEL_ROLE) != "challenger":
+                continue
+            for ref in span.get("references", []):
+                if ref.get("traceID") != span["traceID"]:
+                    return ref
+    return None

@@ -12,7 +12,15 @@ instrumentation for the process CPU/memory panels. A background thread then send
   ``income`` values and unseen ``channel`` categories, batches of 1 to 32 rows, one call in
   :data:`BASELINE_ERROR_EVERY` failing, attributions, refused requests, a label for most
   predictions one to three seconds later, and now and then a label nobody predicted;
-* ``e2e-house-price`` (regression): its own reference and validation MAE/RMSE, late labels.
+* ``e2e-house-price`` (regression): its own reference and validation MAE/RMSE, late labels;
+* ``e2e-shadow`` (:data:`SHADOW`): a champion and a challenger in shadow (``otel_ml.shadow``)
+  that disagree on a known share of rows (a higher decision threshold), labels for both;
+* ``e2e-ab`` (:data:`SPLIT`) and ``e2e-ab-price`` (:data:`SPLIT_PRICE`): A/B splits
+  (``otel_ml.split``) of a classifier and of a regressor by user id, labels per variant.
+
+The scenario keeps its own tallies of what it sent to the versions (rows compared and
+disagreements, labelled rows and correct ones per version): :meth:`Scenario.pause_versions`
+stops that traffic so the test can compare them with Prometheus exactly.
 
 Knobs the test turns while the traffic runs: :meth:`Scenario.set_failure_rate` (the error
 burst) and :meth:`Scenario.start_drift` (shifts :data:`DRIFTED` only, by several standard
@@ -37,6 +45,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+import otel_ml
 from otel_ml import ModelMonitor, Reference, reference_performance, trace_stage
 
 __all__ = [
@@ -45,6 +54,9 @@ __all__ = [
     "FEATURES",
     "JOB",
     "REGRESSOR",
+    "SHADOW",
+    "SPLIT",
+    "SPLIT_PRICE",
     "SERVICE_NAME",
     "SERVICE_NAMESPACE",
     "STAGES",
@@ -57,6 +69,16 @@ JOB = f"{SERVICE_NAMESPACE}/{SERVICE_NAME}"
 CLASSIFIER = "e2e-churn"
 REGRESSOR = "e2e-house-price"
 VERSION = "1.0.0"
+#: Version comparison: a shadow pair, and two A/B splits (classification, regression).
+SHADOW = "e2e-shadow"
+SPLIT = "e2e-ab"
+SPLIT_PRICE = "e2e-ab-price"
+CHALLENGER = "1.1.0"
+#: The challenger predicts 1 above this score (the champion above 0): they disagree on the
+#: rows in between, about 7% of them.
+CHALLENGER_THRESHOLD = 0.25
+#: What the shadow pair's and the splits' classifiers read.
+SHADOW_FEATURES = ("age", "income")
 
 #: Input features of the classifier (``region`` is the segment, ``gender`` the sensitive
 #: attribute: neither is a feature of the reference).
@@ -199,6 +221,35 @@ class Scenario:
             tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
         self.estimate = self.regressor(self._estimate)
 
+        # --- versions: a shadow pair and two A/B splits
+        providers = {"tracer_provider": self.tracer_provider,
+                     "meter_provider": self.meter_provider}
+        # The shadow pair's reference holds the two features its models read (drift is
+        # evaluated at every export: the pair should not slow the exports down).
+        shadow_ref = _features_only(ref, SHADOW_FEATURES)
+        self.shadow = otel_ml.shadow(
+            _shadow_champion, _shadow_challenger, name=SHADOW, champion_version=VERSION,
+            challenger_version=CHALLENGER, task="classification",
+            reference=Reference.from_data(
+                shadow_ref, predictions=_shadow_champion(shadow_ref),
+                performance=reference_performance(
+                    _classifier_truth(self.rng, val),
+                    _shadow_champion(_features_only(val, SHADOW_FEATURES)),
+                    task="classification")),
+            drift_window_s=120.0, slot_s=10.0, **providers)
+        self.split = otel_ml.split({"a": _shadow_champion, "b": _shadow_challenger}, name=SPLIT,
+                                   key="user_id", task="classification", drift_window_s=120.0,
+                                   slot_s=10.0, **providers)
+        self.split_price = otel_ml.split({"a": _price_a, "b": _price_b}, name=SPLIT_PRICE,
+                                         key="user_id", task="regression", drift_window_s=120.0,
+                                         slot_s=10.0, **providers)
+        #: What the scenario sent: rows compared and disagreements of the shadow pair; per
+        #: (model, version): [labelled rows, correct ones] once their labels are sent.
+        self.shadow_rows = 0
+        self.shadow_disagreements = 0
+        self.version_outcomes: dict[tuple[str, str], list[int]] = {}
+        self._versions_paused = threading.Event()
+
         # --- knobs and bookkeeping
         self._lock = threading.Lock()
         self.failure_rate = 0.0
@@ -262,6 +313,10 @@ class Scenario:
         """Share of classifier calls that raise :class:`FeatureStoreTimeout` (error burst)."""
         with self._lock:
             self.failure_rate = rate
+
+    def pause_versions(self) -> None:
+        """Stop sending to the shadow pair and the splits (their pending labels still go)."""
+        self._versions_paused.set()
 
     def start_drift(self) -> None:
         """Shift :data:`DRIFTED` of every classifier request from now on."""
@@ -335,12 +390,57 @@ class Scenario:
             if tick % 89 == 0:  # a caller's id object that cannot be read: an ml.telemetry.errors
                 self.estimate(_regressor_frame(rng, 1, regions=regions),  # point, the call runs
                               prediction_id=_UnreadableId())
+            if tick % 4 == 2 and not self._versions_paused.is_set():
+                self._versions(tick, now)
             for monitor, label_pid, actual in self._due(now):
-                monitor.record_outcome(label_pid, actual)
+                if isinstance(actual, _VersionLabel):
+                    monitor.record_outcome(label_pid, actual.values, key=actual.key)
+                    self._tally(actual)
+                elif isinstance(actual, _ShadowLabel):
+                    monitor.record_outcome(label_pid, actual.values)
+                    for counted in actual.tallies:
+                        self._tally(counted)
+                else:
+                    monitor.record_outcome(label_pid, actual)
                 self.labels_sent += 1
 
-    def _schedule(self, now: float, monitor: ModelMonitor, pid: str, actual: Any) -> None:
-        if self.rng.random() < LABEL_SHARE:
+    def _versions(self, tick: int, now: float) -> None:
+        """One call to the shadow pair and one to each split, with labels scheduled. The shadow
+        pair (which has a reference) gets 100 to 200 rows a call, so that its drift window holds
+        thousands of rows from the first scrape (a PSI over a few hundred rows is biased up to
+        the warning level: see the segment alerts' scenario)."""
+        rng = self.rng
+        full = _classifier_frame(rng, int(rng.integers(100, 200)))
+        frame = _features_only(full, SHADOW_FEATURES)
+        truth = _classifier_truth(rng, {**frame, "gender": np.array(["m"] * len(frame["age"]))})
+        champion, challenger = _shadow_champion(frame), _shadow_challenger(frame)
+        self.shadow(frame, prediction_id=f"s-{tick}")
+        with self._lock:
+            self.shadow_rows += len(truth)
+            self.shadow_disagreements += int((champion != challenger).sum())
+        self._schedule(now, self.shadow, f"s-{tick}", _ShadowLabel(truth, (
+            _VersionLabel(truth, SHADOW, VERSION, champion),
+            _VersionLabel(truth, SHADOW, CHALLENGER, challenger))), always=True)
+        user = int(rng.integers(0, 500))
+        out = self.split(frame, user_id=user, prediction_id=f"ab-{tick}")
+        self._schedule(now, self.split, f"ab-{tick}", _VersionLabel(
+            truth, SPLIT, self.split.variant_for(user), out, key=user))
+        if tick % 8 == 2:
+            rframe = _features_only(_regressor_frame(rng, 4), REG_FEATURES)
+            rtruth = _regressor_values(rframe) + rng.normal(0.0, 15.0, 4)
+            rout = self.split_price(rframe, user_id=user, prediction_id=f"abp-{tick}")
+            self._schedule(now, self.split_price, f"abp-{tick}", _VersionLabel(
+                rtruth, SPLIT_PRICE, self.split_price.variant_for(user), rout, key=user))
+
+    def _tally(self, label: _VersionLabel) -> None:
+        with self._lock:
+            counts = self.version_outcomes.setdefault((label.model, label.version), [0, 0])
+            counts[0] += len(label.values)
+            counts[1] += int((np.asarray(label.predicted) == label.values).sum())
+
+    def _schedule(self, now: float, monitor: Any, pid: str, actual: Any,
+                  always: bool = False) -> None:
+        if always or self.rng.random() < LABEL_SHARE:
             due = now + float(self.rng.uniform(*LABEL_DELAY_S))
             self._label_seq += 1
             heapq.heappush(self._labels, (due, self._label_seq, monitor, pid, actual))
@@ -362,6 +462,9 @@ class Scenario:
         finally:
             self.classifier.close()
             self.regressor.close()
+            self.shadow.shadow.close()
+            self.split.close()
+            self.split_price.close()
             self.meter_provider.shutdown(timeout_millis=5_000)
             self.tracer_provider.shutdown()
 
@@ -372,3 +475,38 @@ class _UnreadableId:
 
     def __str__(self) -> str:
         raise ValueError("no string form")
+
+
+def _shadow_champion(frame: dict[str, np.ndarray], prediction_id: str | None = None) -> np.ndarray:
+    return (_classifier_scores({**frame, "gender": np.array(["m"] * len(frame["age"]))}) > 0
+            ).astype(np.int64)
+
+
+def _shadow_challenger(frame: dict[str, np.ndarray], prediction_id: str | None = None
+                       ) -> np.ndarray:
+    return (_classifier_scores({**frame, "gender": np.array(["m"] * len(frame["age"]))})
+            > CHALLENGER_THRESHOLD).astype(np.int64)
+
+
+def _price_a(frame: dict[str, np.ndarray]) -> np.ndarray:
+    return _regressor_values(frame)
+
+
+def _price_b(frame: dict[str, np.ndarray]) -> np.ndarray:
+    return _regressor_values(frame) + 10.0  # biased: a larger MAE
+
+
+class _VersionLabel:
+    """A label of one version's prediction, and what the scenario tallies when it is sent."""
+
+    def __init__(self, values: np.ndarray, model: str, version: str, predicted: Any,
+                 key: Any = None) -> None:
+        self.values, self.model, self.version = values, model, version
+        self.predicted, self.key = predicted, key
+
+
+class _ShadowLabel:
+    """A label of a shadow pair's call: joined to both versions (``shadow.record_outcome``)."""
+
+    def __init__(self, values: np.ndarray, tallies: tuple[_VersionLabel, ...]) -> None:
+        self.values, self.tallies = values, tallies

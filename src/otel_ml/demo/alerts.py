@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from otel_ml._internal.stats.significance import pooled_z
 from otel_ml.contract import ALL_SEGMENTS, PREDICTION_FEATURE
 from otel_ml.thresholds import THRESHOLDS, Thresholds
 from otel_ml.demo.snapshot import Snapshot
@@ -212,6 +213,32 @@ def _multivariate(s: Snapshot) -> str | None:
     return ", ".join(hits) or None
 
 
+def _disagreement(s: Snapshot) -> str | None:
+    if s.compared_rows < T.challenger_min_rows:
+        return None
+    ratio = s.disagreements / s.compared_rows
+    if ratio > T.challenger_disagreement_ratio:
+        return f"challenger disagrees on {ratio:.1%} of {s.compared_rows:,.0f} rows"
+    return None
+
+
+def _challenger_test(s: Snapshot, better: bool) -> str | None:
+    """The two-proportion z of each challenger's windowed accuracy against its champion's."""
+    hits = []
+    for champion, challenger in s.pairs:
+        a, b = s.version_performance.get(champion, {}), s.version_performance.get(challenger, {})
+        if "accuracy" not in a or "accuracy" not in b:
+            continue
+        n_a, n_b = a.get("count", 0.0), b.get("count", 0.0)
+        if min(n_a, n_b) < T.challenger_min_outcomes:
+            continue
+        z = pooled_z(a["accuracy"] * n_a, n_a, b["accuracy"] * n_b, n_b)
+        if (better and z > T.challenger_z) or (not better and z < -T.challenger_z):
+            hits.append(f"{challenger} accuracy {b['accuracy']:.3f} vs {a['accuracy']:.3f} "
+                        f"(z {z:+.1f})")
+    return ", ".join(hits) or None
+
+
 #: The conditions, in the order of the rules file.
 ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLFeatureDriftWarning", f"a feature's PSI > {T.psi_warning}",
@@ -268,6 +295,15 @@ ALERTS: tuple[AlertCondition, ...] = (
                    f"and {T.segment_factor}x the fleet's share", _segment_missing),
     AlertCondition("MLMultivariateDrift",
                    "a segment's reconstruction error above its reference bound", _multivariate),
+    AlertCondition("MLChallengerDisagreementHigh",
+                   f"a shadow challenger disagrees on more than "
+                   f"{T.challenger_disagreement_ratio:.0%} of rows", _disagreement),
+    AlertCondition("MLChallengerWorse",
+                   f"a challenger's accuracy significantly lower (|z| > {T.challenger_z})",
+                   lambda s: _challenger_test(s, better=False)),
+    AlertCondition("MLChallengerBetter",
+                   f"a challenger's accuracy significantly higher (|z| > {T.challenger_z})",
+                   lambda s: _challenger_test(s, better=True)),
 )
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "DemoService",
     "FeatureStoreTimeout",
     "StudyFigures",
+    "ThresholdModel",
+    "disagreement_share",
     "feature_matrix",
     "load_data",
     "study_figures",
@@ -195,3 +197,28 @@ class DemoService:
             labels = self.model.predict(matrix)
             stage.rows_out = len(labels)
         return labels
+
+
+class ThresholdModel:
+    """A classifier's ``predict`` with another decision threshold on its positive-class
+    probability: the demo's challenger version.
+
+    Args:
+        model: A fitted classifier with ``predict_proba``.
+        threshold: Probability above which a row is positive.
+    """
+
+    def __init__(self, model: Any, threshold: float) -> None:
+        self.model = model
+        self.threshold = threshold
+
+    def predict(self, matrix: Any) -> np.ndarray:
+        """0/1 per row."""
+        return (self.model.predict_proba(matrix)[:, 1] > self.threshold).astype(np.int64)
+
+
+def disagreement_share(model: Any, data: DemoData, threshold: float) -> float:
+    """Share of the study rows where ``model.predict`` and :class:`ThresholdModel` differ
+    (the share the shadow phase should show)."""
+    matrix = feature_matrix(data.frame)
+    return float((model.predict(matrix) != ThresholdModel(model, threshold).predict(matrix)).mean())

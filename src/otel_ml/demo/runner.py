@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from otel_ml.thresholds import THRESHOLDS
-from otel_ml.demo.model import (DemoService, FeatureStoreTimeout, StudyFigures, feature_matrix, load_data,
-                    study_figures, train_model)
+from otel_ml.demo.model import (DemoService, FeatureStoreTimeout, StudyFigures, ThresholdModel,
+                                disagreement_share, feature_matrix, load_data, study_figures,
+                                train_model)
 from otel_ml.demo.snapshot import Snapshot
 from otel_ml.demo.summary import AlertLedger, DemoSummary, PhaseSummary, print_summary
 from otel_ml.demo.traffic import DEFAULT_PHASES, LabelQueue, Phase, PhaseClock, TrafficGenerator
@@ -25,6 +26,9 @@ MODEL_NAME = "diabetes-progression"
 MODEL_VERSION = "1.0.0"
 #: The column that names each row's segment (the clinic).
 SEGMENT_BY = "source"
+#: The shadow phase's challenger: the same model, positive above this probability (not 0.5).
+CHALLENGER_VERSION = "1.1.0-rc1"
+CHALLENGER_THRESHOLD = 0.6
 #: Cycle length when the demo runs until Ctrl-C.
 ENDLESS_CYCLE_S = 120.0
 
@@ -164,7 +168,21 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
         drift_window_s=window, slot_s=window / 6,
         tracer_provider=tracer_provider, meter_provider=meter_provider)
     service = DemoService(model, medians, options.seed)
-    predict = monitor(service.predict)
+    # A challenger in shadow of the model: the caller gets the model's answer; the challenger
+    # runs on the same requests off the call's path only in the phases that ask for it.
+    from otel_ml._internal.instrument.shadow import shadow
+
+    challenger = DemoService(ThresholdModel(model, CHALLENGER_THRESHOLD), medians, options.seed)
+    predict = shadow(service.predict, challenger.predict, name=MODEL_NAME,
+                     champion_version=MODEL_VERSION, challenger_version=CHALLENGER_VERSION,
+                     monitor=monitor, sample=0.0, task="classification", reference=reference,
+                     statistics=False,  # its calls and labels only: collection stays cheap
+                     drift_window_s=window, slot_s=window / 6,
+                     tracer_provider=tracer_provider, meter_provider=meter_provider)
+    expected_disagreement = disagreement_share(model, data, CHALLENGER_THRESHOLD)
+
+    def read(at: float, before: Snapshot | None = None) -> Snapshot:
+        return Snapshot.read(reader, at, before, exclude_versions=(CHALLENGER_VERSION,))
 
     traffic = TrafficGenerator(data, options.seed)
     labels = LabelQueue(options.label_share, (0.02 * cycle, 0.08 * cycle), options.seed)
@@ -172,7 +190,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     summaries: list[PhaseSummary] = []
     ledger = AlertLedger()
     calls = errors = labels_sent = sent = 0
-    previous = Snapshot.read(reader, time.monotonic())
+    previous = read(time.monotonic())
     start = time.monotonic()
     next_call = next_view = start
     current = -1
@@ -190,25 +208,28 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
                 this_cycle = int(elapsed // cycle)
                 if index != current or this_cycle != cycle_no:
                     if summaries:  # the reading at the boundary belongs to the ending phase
-                        previous = Snapshot.read(reader, now, previous)
+                        previous = read(now, previous)
                         ledger.close(summaries[-1], previous, elapsed)
                     current, cycle_no = index, this_cycle
                     phase = clock.phases[index]
                     service.failure_rate = phase.failure_rate
                     service.slow_rate = phase.slow_rate
+                    predict.shadow.sample = 1.0 if phase.challenger else 0.0
                     summaries.append(PhaseSummary(phase.name, elapsed, expected=phase.expect_drift,
                                                   expected_alerts=phase.expect_alerts))
                 for pid, actual in labels.due(now):
-                    monitor.record_outcome(pid, actual)
+                    predict.record_outcome(pid, actual)  # to both versions
                     labels_sent += 1
                 if now >= next_view:
-                    snapshot = Snapshot.read(reader, now, previous)
+                    snapshot = read(now, previous)
                     previous = snapshot
                     ledger.observe(summaries[-1], snapshot, elapsed)
                     where = _where(monitor)
                     summaries[-1].where = where or summaries[-1].where
+                    description = (_shadow_line(snapshot, expected_disagreement)
+                                   if phase.challenger else phase.description)
                     view.update(ViewState(
-                        snapshot, phase.name, phase.description, elapsed, options.duration_s,
+                        snapshot, phase.name, description, elapsed, options.duration_s,
                         f"{MODEL_NAME} {MODEL_VERSION}", destination, labels_sent, len(labels),
                         dict(spans.counts), notes, index + 1, len(clock.phases), options.seed,
                         where))
@@ -233,11 +254,14 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
                     next_call = now
     except KeyboardInterrupt:
         interrupted = True
-    final = Snapshot.read(reader, time.monotonic(), previous)
+    predict.shadow.drain(2.0)
+    final = read(time.monotonic(), previous)
     if summaries:
         ledger.close(summaries[-1], final, time.monotonic() - start)
     summary = DemoSummary(summaries, calls, errors, labels_sent, time.monotonic() - start,
                           interrupted, final, validation_accuracy, study.accuracy, notes)
+    predict.shadow.close()
+    predict.shadow.challenger_monitor.close()
     monitor.close()
     if configured:
         from otel_ml._internal.core.config import shutdown
@@ -248,6 +272,14 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
         tracer_provider.shutdown()
     print_summary(summary, out)
     return summary
+
+
+def _shadow_line(snapshot: Snapshot, expected: float) -> str:
+    """The shadow phase's description: the challenger's measured agreement, live."""
+    agreement = snapshot.agreement
+    measured = "-" if agreement is None else f"{agreement:.1%}"
+    return (f"challenger {CHALLENGER_VERSION} in shadow agrees on {measured} of rows "
+            f"(expected {1 - expected:.1%})")
 
 
 def _where(monitor: Any) -> str:

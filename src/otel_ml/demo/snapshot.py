@@ -95,6 +95,12 @@ class Snapshot:
         segment_calls_delta: The same, since the previous reading.
         segment_errors: Failed calls so far per call segment, every error type.
         segment_errors_delta: The same, since the previous reading.
+        compared_rows: Rows a shadow challenger's prediction was compared on so far
+            (``ml.model.comparison.rows``).
+        disagreements: Compared rows where it predicted another class.
+        pairs: ``(champion version, challenger version)`` compared (``ml.model.comparison.info``).
+        version_performance: ``version -> {metric: value}`` over every segment, for every
+            version (the windowed ``ml.model.performance``, ``count`` included).
     """
 
     at: float = 0.0
@@ -137,6 +143,15 @@ class Snapshot:
     segment_errors_delta: dict[str, float] = field(default_factory=dict)
     #: (segment, space) -> (reconstruction error, its upper bound) over the drift window.
     multivariate: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    compared_rows: float = 0.0
+    disagreements: float = 0.0
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    version_performance: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of compared rows where the challenger agrees with the model, or ``None``."""
+        return 1.0 - self.disagreements / self.compared_rows if self.compared_rows else None
 
     @property
     def total_errors(self) -> float:
@@ -172,16 +187,37 @@ class Snapshot:
         return [(key[0], key[1], scores, key in self.drifted) for *_, key, scores in rows[:n]]
 
     @classmethod
-    def read(cls, reader: Any, at: float, previous: Snapshot | None = None) -> Snapshot:
-        """Collect the reader now and summarise; ``previous`` gives rates and recent latency."""
-        return cls.from_points(read_points(reader), at, previous)
+    def read(cls, reader: Any, at: float, previous: Snapshot | None = None,
+             exclude_versions: tuple[str, ...] = ()) -> Snapshot:
+        """Collect the reader now and summarise; ``previous`` gives rates and recent latency;
+        ``exclude_versions`` leaves a shadow challenger's own points out."""
+        return cls.from_points(read_points(reader), at, previous, exclude_versions)
 
     @classmethod
     def from_points(cls, data: Mapping[str, Iterable[Any]], at: float,
-                    previous: Snapshot | None = None) -> Snapshot:
-        """Summarise collected data points (see :func:`read_points`)."""
+                    previous: Snapshot | None = None,
+                    exclude_versions: tuple[str, ...] = ()) -> Snapshot:
+        """Summarise collected data points (see :func:`read_points`); points of the model
+        versions in ``exclude_versions`` (a shadow challenger) are left out."""
         snap = cls(at=at)
-        get = lambda name: list(data.get(name, ()))  # noqa: E731
+
+        def get(name: str) -> list[Any]:
+            points = list(data.get(name, ()))
+            if not exclude_versions:
+                return points
+            return [p for p in points
+                    if p.attributes.get(Attr.MODEL_VERSION) not in exclude_versions]
+
+        for p in data.get("ml.model.comparison.info", ()):
+            snap.pairs.append((str(p.attributes.get(Attr.MODEL_VERSION)),
+                               str(p.attributes.get(Attr.CHALLENGER_VERSION))))
+        for p in data.get("ml.model.performance", ()):  # every version, challengers too
+            if p.attributes.get(Attr.SEGMENT) == ALL_SEGMENTS:
+                version = str(p.attributes.get(Attr.MODEL_VERSION))
+                metric = str(p.attributes.get(Attr.PERF_METRIC))
+                snap.version_performance.setdefault(version, {})[metric] = float(p.value)
+        snap.compared_rows = sum(p.value for p in get("ml.model.comparison.rows"))
+        snap.disagreements = sum(p.value for p in get("ml.model.comparison.disagreements"))
         for p in get("ml.model.predict.calls"):
             seg = str(p.attributes.get(Attr.SEGMENT))
             snap.segment_calls[seg] = snap.segment_calls.get(seg, 0.0) + p.value

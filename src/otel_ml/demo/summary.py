@@ -178,6 +178,10 @@ def print_summary(summary: DemoSummary, out: IO[str]) -> None:
                   if a not in phase.alerts and a not in phase.carried]
         if missed:
             lines += _wrap("expected but not seen: " + ", ".join(missed), " " * 4)
+    final = summary.final
+    if final is not None and final.agreement is not None:  # the shadow phase's challenger
+        lines += _wrap(f"shadow: the challenger agreed with the model on {final.agreement:.1%} "
+                       f"of {final.compared_rows:,.0f} rows compared", "")
     if summary.notes:
         lines.append("notes:")
         for note in summary.notes:

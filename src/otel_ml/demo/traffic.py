@@ -12,6 +12,9 @@ Phases, in order (lengths are shares of one cycle):
 4. ``error-burst``: the feature store times out on 30% of calls and is slow on 5%. Failed
    calls have no prediction, hence no label: accuracy is unaffected.
 5. ``recovery``: back to normal.
+6. ``shadow``: normal traffic; a challenger version runs in shadow of the model (the same
+   model with a higher decision threshold): it disagrees on the rows scored between the two
+   thresholds, a share known from the study rows and shown live next to the measured one.
 
 The requests replay the rows of the study (drawn with replacement), so the accuracy to expect
 while nothing is wrong is the model's accuracy on those rows (0.74), not its held-out
@@ -47,6 +50,7 @@ class Phase:
         slow_rate: Share of calls that hit a slow dependency.
         expect_drift: Features whose drift this phase is meant to show (for the summary).
         expect_alerts: Alerts this phase is meant to raise (for the summary).
+        challenger: A challenger version runs in shadow during this phase.
     """
 
     name: str
@@ -58,6 +62,7 @@ class Phase:
     slow_rate: float = 0.0
     expect_drift: tuple[str, ...] = ()
     expect_alerts: tuple[str, ...] = ()
+    challenger: bool = False
 
 
 #: clinic-b's shifts: its s5 lab values on another scale and s3 low.
@@ -79,7 +84,8 @@ DEFAULT_PHASES: tuple[Phase, ...] = (
                          "MLSegmentFeatureDrift", "MLSegmentPredictionDrift")),
     Phase("error-burst", 0.15, "the feature store times out on 30% of calls",
           failure_rate=0.3, slow_rate=0.05, expect_alerts=("MLModelErrorRatioHigh",)),
-    Phase("recovery", 0.25, "back to normal"),
+    Phase("recovery", 0.15, "back to normal"),
+    Phase("shadow", 0.1, "challenger in shadow", challenger=True),
 )
 
 

@@ -148,7 +148,7 @@ def plain_line(state: ViewState) -> str:
     head = (f"[{state.elapsed_s:6.1f}s] phase={state.phase:<11} calls={s.calls:.0f} "
             f"{s.call_rate:.0f}/s p99={_ms(s.latency.get('p99'))}ms "
             f"errors={s.total_errors:.0f} acc={'-' if perf is None else f'{perf:.2f}'} "
-            "drifted=")
+            + ("" if s.agreement is None else f"agree={s.agreement:.0%} ") + "drifted=")
     return head + (fit(_drifted_labels(s), LINE_WIDTH - len(head), sep=",") or "-")
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from otel_ml._internal.stats.drift import DriftConfig
     from otel_ml._internal.reference.profile import Reference
+    from otel_ml._internal.instrument.comparisons import ComparisonReport
 
 __all__ = ["ModelMonitor", "instrument_model"]
 

@@ -1,4 +1,5 @@
-"""What a monitor tells in process: drift, performance, root cause and the HTML page.
+"""What a monitor tells in process: drift, performance, root cause, version comparison and
+the HTML page.
 
 :class:`MonitorReports` is the part of :class:`ModelMonitor` that reads its analyses'
 reports; the monitor wires the analyses (``_features``, ``_multivariate``, ``_outcomes``) and
@@ -16,6 +17,7 @@ from otel_ml._internal.monitor.multivariate_report import with_multivariate
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from otel_ml._internal.instrument.comparisons import ComparisonReport
     from otel_ml._internal.monitor.feature_stats import FeatureStatistics
     from otel_ml._internal.monitor.multivariate import MultivariateDrift
     from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
@@ -67,3 +69,12 @@ class MonitorReports:
         from otel_ml._internal.monitor.root_cause import root_cause_report
 
         return root_cause_report(self.drift_report(), self.performance_report())
+
+    def comparison_report(self) -> ComparisonReport | None:
+        """This version against its challengers (``otel_ml.shadow``, ``otel_ml.split``):
+        agreement, prediction distance, performance and the two-sided test of the difference;
+        the first challenger's report, the others in its ``others``. ``None`` when the monitor
+        is no champion."""
+        from otel_ml._internal.instrument.comparisons import report_for
+
+        return report_for(self)  # type: ignore[arg-type]  # ModelMonitor is the only subclass
