@@ -1,0 +1,100 @@
+"""Reference profiles of Spark DataFrames: one profile per partition, merged on the driver.
+
+``profile(df)`` runs :func:`~otel_ml.integrations.partitions.profile_partition` on every
+partition with ``mapInPandas`` (Arrow batches; the executors need otel_ml, numpy and pandas,
+not a collector), ships each partition's profile back as bytes, and merges them on the driver
+in a balanced tree. A partition's result is returned once by Spark (a failed or speculative
+attempt's output is discarded), and a profile refuses to merge a partition twice.
+
+Driver memory: all partition profiles are held at once, O(partitions x features x
+sample_size) floats (see ``docs/distributed.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from otel_ml import Reference
+from otel_ml.integrations.partitions import (
+    PartitionProfile,
+    Profiles,
+    ProfileSpec,
+    merge_tree,
+    profile_partition,
+)
+
+__all__ = ["partition_profiles", "profile", "profile_segments"]
+
+_SCHEMA = "partition long, state binary"
+
+
+def profile(df: Any, predictions: str | None = None, labels: str | None = None, *,
+            features: Sequence[str] | None = None, exclude: Sequence[str] = (),
+            metadata: Mapping[str, str] | None = None, **builder_options: Any) -> Reference:
+    """The reference profile of a Spark DataFrame, equal to ``Reference.from_data`` on its rows.
+
+    Args:
+        df: A ``pyspark.sql.DataFrame``.
+        predictions: Column holding the model's predictions (profiled as the prediction).
+        labels: Column holding the actual labels (not a feature; with ``predictions``, the
+            reference's performance is computed from both).
+        features: Feature columns (default: every other column).
+        exclude: Columns that are not features (ids, timestamps).
+        metadata: Free-form string pairs stored with the profile.
+        **builder_options: Options of :class:`otel_ml.ReferenceBuilder` (``bins``,
+            ``categorical``, ``max_categories``, ``sample_size``, ``seed``).
+
+    Returns:
+        The profile of every row.
+
+    Raises:
+        otel_ml.integrations.partitions.PartitionError: A partition's column is missing or of
+            the wrong type, or partitions disagree on the schema (the message names them).
+    """
+    spec = _spec(predictions, labels, None, features, exclude, builder_options)
+    return partition_profiles(df, spec).references(metadata=metadata).reference
+
+
+def profile_segments(df: Any, segment_by: str, predictions: str | None = None,
+                     labels: str | None = None, *, features: Sequence[str] | None = None,
+                     exclude: Sequence[str] = (), metadata: Mapping[str, str] | None = None,
+                     **builder_options: Any) -> Profiles:
+    """Every row's profile and one per value of ``segment_by``, in one pass.
+
+    The arguments are those of :func:`profile`; ``segment_by`` is never a feature.
+    """
+    spec = _spec(predictions, labels, segment_by, features, exclude, builder_options)
+    return partition_profiles(df, spec).references(metadata=metadata)
+
+
+def partition_profiles(df: Any, spec: ProfileSpec) -> PartitionProfile:
+    """Profile each partition of ``df`` on the executors; the merged profile on the driver."""
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        frames = [b for b in batches]
+        frame = pd.concat(frames, ignore_index=True) if frames else _empty(df_columns)
+        state = profile_partition(frame, spec, partition)
+        yield pd.DataFrame({"partition": [partition], "state": [state.to_bytes()]})
+
+    df_columns = list(df.columns)
+    rows = df.mapInPandas(run, schema=_SCHEMA).collect()
+    return merge_tree(PartitionProfile.from_bytes(bytes(r["state"])) for r in rows)
+
+
+def _empty(columns: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({c: [] for c in columns})
+
+
+def _spec(predictions: str | None, labels: str | None, segment_by: str | None,
+          features: Sequence[str] | None, exclude: Sequence[str],
+          options: Mapping[str, Any]) -> ProfileSpec:
+    return ProfileSpec(features=None if features is None else tuple(features),
+                       predictions=predictions, labels=labels, segment_by=segment_by,
+                       exclude=tuple(exclude), options=dict(options))
