@@ -62,7 +62,7 @@ def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
     if not level:
         from otel_ml.integrations.partitions import PartitionError
 
-        raise PartitionError("the DataFrame has no partitions")
+        raise PartitionError("no rows: the DataFrame has no partitions")
     merge = delayed(_merge, pure=True)
     while len(level) > 1:
         nxt = [merge(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]

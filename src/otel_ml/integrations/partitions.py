@@ -260,7 +260,7 @@ def merge_tree(profiles: Iterable[PartitionProfile],
     """
     level = list(profiles)
     if not level:
-        raise PartitionError("no partitions to merge")
+        raise PartitionError("no rows: there are no partitions to merge")
     join = merge or (lambda a, b: a.merge(b))
     while len(level) > 1:
         nxt = [join(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
