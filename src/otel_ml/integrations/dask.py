@@ -18,6 +18,7 @@ from otel_ml.integrations.partitions import (
     PartitionProfile,
     Profiles,
     ProfileSpec,
+    profile_exactly,
     profile_partition,
 )
 
@@ -26,7 +27,8 @@ __all__ = ["partition_profiles", "profile", "profile_segments"]
 
 def profile(ddf: Any, predictions: str | None = None, labels: str | None = None, *,
             features: Sequence[str] | None = None, exclude: Sequence[str] = (),
-            metadata: Mapping[str, str] | None = None, **builder_options: Any) -> Reference:
+            metadata: Mapping[str, str] | None = None, exact_shares: bool = False,
+            **builder_options: Any) -> Reference:
     """The reference profile of a Dask DataFrame, equal to ``Reference.from_data`` on its rows.
 
     The arguments are those of :func:`otel_ml.integrations.spark.profile`.
@@ -38,18 +40,20 @@ def profile(ddf: Any, predictions: str | None = None, labels: str | None = None,
     spec = ProfileSpec(features=None if features is None else tuple(features),
                        predictions=predictions, labels=labels, exclude=tuple(exclude),
                        options=dict(builder_options))
-    return partition_profiles(ddf, spec).references(metadata=metadata).reference
+    return profile_exactly(lambda s: partition_profiles(ddf, s), spec, exact=exact_shares,
+                           metadata=metadata).reference
 
 
 def profile_segments(ddf: Any, segment_by: str, predictions: str | None = None,
                      labels: str | None = None, *, features: Sequence[str] | None = None,
                      exclude: Sequence[str] = (), metadata: Mapping[str, str] | None = None,
-                     **builder_options: Any) -> Profiles:
+                     exact_shares: bool = False, **builder_options: Any) -> Profiles:
     """Every row's profile and one per value of ``segment_by``, in one pass."""
     spec = ProfileSpec(features=None if features is None else tuple(features),
                        predictions=predictions, labels=labels, segment_by=segment_by,
                        exclude=tuple(exclude), options=dict(builder_options))
-    return partition_profiles(ddf, spec).references(metadata=metadata)
+    return profile_exactly(lambda s: partition_profiles(ddf, s), spec, exact=exact_shares,
+                           metadata=metadata)
 
 
 def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:

@@ -21,16 +21,18 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from otel_ml import Reference, ReferenceBuilder
+from otel_ml._internal.reference.profile import NumericProfile
 from otel_ml._internal.stats.performance import Tally, label_str, label_strings
 
 __all__ = ["ALL_ROWS", "PartitionError", "PartitionProfile", "ProfileSpec", "Profiles",
-           "merge_tree", "profile_partition"]
+           "merge_tree", "profile_chunks", "profile_exactly", "profile_partition"]
 
 #: Key of the builder over every row in :attr:`PartitionProfile.builders`.
 ALL_ROWS = ""
@@ -222,10 +224,31 @@ def profile_partition(frame: Any, spec: ProfileSpec, partition: int) -> Partitio
         PartitionError: A column is missing or holds values of the wrong type; the message
             names the partition and the column.
     """
+    return profile_chunks([frame], spec, partition)
+
+
+def profile_chunks(chunks: Iterable[Any], spec: ProfileSpec, partition: int
+                   ) -> PartitionProfile:
+    """Profile one partition given as chunks (Arrow batches, a file read in pieces).
+
+    Raises:
+        PartitionError: A column is missing, holds values of the wrong type, or the chunks'
+            columns differ; the message names the partition and the column.
+    """
+    state = PartitionProfile(frozenset([partition]))
+    for frame in chunks:
+        _add_chunk(state, frame, spec, partition)
+    return state
+
+
+def _add_chunk(state: PartitionProfile, frame: Any, spec: ProfileSpec, partition: int) -> None:
     columns = [str(c) for c in (frame.columns if hasattr(frame, "columns") else frame)]
     rows = len(frame) if hasattr(frame, "columns") else _mapping_rows(frame)
-    state = PartitionProfile(frozenset([partition]), rows,
-                             columns=(tuple(columns), partition))
+    if state.columns is None:
+        state.columns = (tuple(columns), partition)
+    elif set(columns) != set(state.columns[0]):
+        raise PartitionError(f"partition {partition}: the columns differ between its chunks: "
+                             f"{list(state.columns[0])} and {columns}")
     features = spec.feature_columns(columns)
     needed = [*features, *(c for c in (spec.predictions, spec.labels, spec.segment_by) if c)]
     missing = [c for c in needed if c not in columns]
@@ -233,8 +256,10 @@ def profile_partition(frame: Any, spec: ProfileSpec, partition: int) -> Partitio
         raise PartitionError(f"partition {partition}: no column(s) {missing} "
                              f"(columns: {columns})")
     if rows == 0:
-        return state
-    state.schema = {c: (_kind_of(frame[c]), partition) for c in features}
+        return
+    state.rows += rows
+    for c in features:
+        state.schema.setdefault(c, (_kind_of(frame[c]), partition))
     predictions = frame[spec.predictions] if spec.predictions else None
     _update(state, spec, ALL_ROWS, {c: frame[c] for c in features}, predictions, partition)
     if spec.segment_by:
@@ -246,8 +271,14 @@ def profile_partition(frame: Any, spec: ProfileSpec, partition: int) -> Partitio
             preds = None if predictions is None else _take(predictions, take)
             _update(state, spec, segment, cols, preds, partition)
     if spec.labels and spec.predictions:
-        state.task, state.tally = _tally(frame[spec.predictions], frame[spec.labels], partition)
-    return state
+        task, tally = _tally(frame[spec.predictions], frame[spec.labels], partition)
+        if state.tally is None:
+            state.task, state.tally = task, tally
+        elif state.task != task:
+            raise PartitionError(f"partition {partition}: the predictions are {state.task} in "
+                                 f"one chunk and {task} in another")
+        else:
+            state.tally.merge(tally)
 
 
 def merge_tree(profiles: Iterable[PartitionProfile],
@@ -268,6 +299,38 @@ def merge_tree(profiles: Iterable[PartitionProfile],
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def profile_exactly(run: Callable[[ProfileSpec], PartitionProfile], spec: ProfileSpec, *,
+                    exact: bool = True, metadata: Mapping[str, str] | None = None) -> Profiles:
+    """Profile with ``run`` (one pass over every partition, merged); with ``exact`` and more
+    rows than the sample holds, a second pass counts the bin shares and means exactly over the
+    first pass's edges (as ``Reference.from_file`` does).
+
+    Args:
+        run: Profiles every partition with the given spec and returns the merged profile.
+        spec: What to profile.
+        exact: Make the second pass when the data exceeds the sample.
+        metadata: Free-form string pairs stored with the profiles.
+    """
+    first = run(spec).references(metadata=metadata)
+    sample = int(spec.options.get("sample_size", ReferenceBuilder().sample_size))
+    if not exact or first.reference.rows <= sample:
+        return first
+    second = run(replace(spec, edges_from=first.reference, segment_edges=first.segments)
+                 ).references(metadata=metadata)
+    return Profiles(_central_of(second.reference, first.reference),
+                    {s: _central_of(r, first.segments[s]) for s, r in second.segments.items()})
+
+
+def _central_of(exact: Reference, first: Reference) -> Reference:
+    """``exact`` with the central 99% range of ``first`` (the second pass keeps no sample)."""
+    for name, profile in exact.features.items():
+        ref = first.features[name]
+        if isinstance(profile, NumericProfile) and isinstance(ref, NumericProfile):
+            exact.features[name] = dataclasses.replace(profile, p_low=ref.p_low,
+                                                       p_high=ref.p_high)
+    return exact
 
 
 def _update(state: PartitionProfile, spec: ProfileSpec, segment: str, cols: dict[str, Any],

@@ -20,8 +20,9 @@ from otel_ml.integrations.partitions import (
     PartitionProfile,
     Profiles,
     ProfileSpec,
+    profile_exactly,
     merge_tree,
-    profile_partition,
+    profile_chunks,
 )
 
 __all__ = ["partition_profiles", "profile", "profile_segments"]
@@ -31,7 +32,8 @@ _SCHEMA = "partition long, state binary"
 
 def profile(df: Any, predictions: str | None = None, labels: str | None = None, *,
             features: Sequence[str] | None = None, exclude: Sequence[str] = (),
-            metadata: Mapping[str, str] | None = None, **builder_options: Any) -> Reference:
+            metadata: Mapping[str, str] | None = None, exact_shares: bool = False,
+            **builder_options: Any) -> Reference:
     """The reference profile of a Spark DataFrame, equal to ``Reference.from_data`` on its rows.
 
     Args:
@@ -42,6 +44,10 @@ def profile(df: Any, predictions: str | None = None, labels: str | None = None, 
         features: Feature columns (default: every other column).
         exclude: Columns that are not features (ids, timestamps).
         metadata: Free-form string pairs stored with the profile.
+        exact_shares: With more rows than ``sample_size``, a second pass over ``df`` counts the
+            bin shares and bin means exactly over the first pass's edges (cache ``df``).
+            Without it they come from the merged uniform sample (standard error
+            ``sqrt(p(1-p)/sample_size)``).
         **builder_options: Options of :class:`otel_ml.ReferenceBuilder` (``bins``,
             ``categorical``, ``max_categories``, ``sample_size``, ``seed``).
 
@@ -53,19 +59,21 @@ def profile(df: Any, predictions: str | None = None, labels: str | None = None, 
             the wrong type, or partitions disagree on the schema (the message names them).
     """
     spec = _spec(predictions, labels, None, features, exclude, builder_options)
-    return partition_profiles(df, spec).references(metadata=metadata).reference
+    return profile_exactly(lambda s: partition_profiles(df, s), spec, exact=exact_shares,
+                           metadata=metadata).reference
 
 
 def profile_segments(df: Any, segment_by: str, predictions: str | None = None,
                      labels: str | None = None, *, features: Sequence[str] | None = None,
                      exclude: Sequence[str] = (), metadata: Mapping[str, str] | None = None,
-                     **builder_options: Any) -> Profiles:
+                     exact_shares: bool = False, **builder_options: Any) -> Profiles:
     """Every row's profile and one per value of ``segment_by``, in one pass.
 
     The arguments are those of :func:`profile`; ``segment_by`` is never a feature.
     """
     spec = _spec(predictions, labels, segment_by, features, exclude, builder_options)
-    return partition_profiles(df, spec).references(metadata=metadata)
+    return profile_exactly(lambda s: partition_profiles(df, s), spec, exact=exact_shares,
+                           metadata=metadata)
 
 
 def partition_profiles(df: Any, spec: ProfileSpec) -> PartitionProfile:
@@ -76,20 +84,11 @@ def partition_profiles(df: Any, spec: ProfileSpec) -> PartitionProfile:
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        frames = [b for b in batches]
-        frame = pd.concat(frames, ignore_index=True) if frames else _empty(df_columns)
-        state = profile_partition(frame, spec, partition)
+        state = profile_chunks(batches, spec, partition)  # Arrow batches, one at a time
         yield pd.DataFrame({"partition": [partition], "state": [state.to_bytes()]})
 
-    df_columns = list(df.columns)
     rows = df.mapInPandas(run, schema=_SCHEMA).collect()
     return merge_tree(PartitionProfile.from_bytes(bytes(r["state"])) for r in rows)
-
-
-def _empty(columns: list[str]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame({c: [] for c in columns})
 
 
 def _spec(predictions: str | None, labels: str | None, segment_by: str | None,
