@@ -2,12 +2,14 @@
 
 ``profile(df)`` runs :func:`~otel_ml.integrations.partitions.profile_partition` on every
 partition with ``mapInPandas`` (Arrow batches; the executors need otel_ml, numpy and pandas,
-not a collector), ships each partition's profile back as bytes, and merges them on the driver
-in a balanced tree. A partition's result is returned once by Spark (a failed or speculative
-attempt's output is discarded), and a profile refuses to merge a partition twice.
+not a collector) and merges the partitions' profiles in a tree (``RDD.treeReduce``): the
+executors merge groups of profiles, the driver the groups' results. A partition's result is
+used once by Spark (a failed or speculative attempt's output is discarded), and a profile
+refuses to merge a partition twice.
 
-Driver memory: all partition profiles are held at once, O(partitions x features x
-sample_size) floats (see ``docs/distributed.md``).
+Memory: a profile holds at most ``sample_size`` values (and keys) per feature and segment,
+so the driver's merge holds O(groups x features x sample_size) floats, groups being about
+sqrt(partitions) at the default depth (see ``docs/distributed.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from otel_ml import Reference
 from otel_ml.integrations.partitions import (
+    PartitionError,
     PartitionProfile,
     Profiles,
     ProfileSpec,
@@ -76,8 +79,16 @@ def profile_segments(df: Any, segment_by: str, predictions: str | None = None,
                            metadata=metadata)
 
 
-def partition_profiles(df: Any, spec: ProfileSpec) -> PartitionProfile:
-    """Profile each partition of ``df`` on the executors; the merged profile on the driver."""
+def partition_profiles(df: Any, spec: ProfileSpec, *, depth: int = 2) -> PartitionProfile:
+    """Profile each partition of ``df`` on the executors and merge them in a tree.
+
+    Args:
+        df: A ``pyspark.sql.DataFrame``.
+        spec: What to profile.
+        depth: Levels of the merge tree (``RDD.treeReduce``): with 2, the executors merge
+            groups of about sqrt(partitions) profiles and the driver merges those results,
+            so the driver holds about sqrt(partitions) profiles, not one per partition.
+    """
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd
         from pyspark import TaskContext
@@ -87,8 +98,21 @@ def partition_profiles(df: Any, spec: ProfileSpec) -> PartitionProfile:
         state = profile_chunks(batches, spec, partition)  # Arrow batches, one at a time
         yield pd.DataFrame({"partition": [partition], "state": [state.to_bytes()]})
 
-    rows = df.mapInPandas(run, schema=_SCHEMA).collect()
-    return merge_tree(PartitionProfile.from_bytes(bytes(r["state"])) for r in rows)
+    states = df.mapInPandas(run, schema=_SCHEMA).rdd.map(_state_of)
+    try:
+        return states.treeReduce(_merge, depth=depth)
+    except ValueError as exc:
+        if "empty" in str(exc).lower() and states.getNumPartitions() == 0:
+            raise PartitionError("no rows: the DataFrame has no partitions") from None
+        raise
+
+
+def _state_of(row: Any) -> PartitionProfile:
+    return PartitionProfile.from_bytes(bytes(row["state"]))
+
+
+def _merge(a: PartitionProfile, b: PartitionProfile) -> PartitionProfile:
+    return a.merge(b)
 
 
 def _spec(predictions: str | None, labels: str | None, segment_by: str | None,
