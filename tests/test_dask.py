@@ -92,3 +92,21 @@ def test_a_schema_that_differs_between_partitions_is_named(client: Any) -> None:
     ddf = _partitioned([frame.iloc[:200][["age", "bmi"]], frame.iloc[200:][["age", "bp"]]])
     with pytest.raises(PartitionError, match=r"lacks \['bmi'\] and has \['bp'\]"):
         otel_dask.profile(ddf)
+
+
+def test_batch_scoring_on_dask_equals_one_process(client: Any) -> None:
+    import dask.dataframe as dd
+
+    from otel_ml.integrations import dask as otel_dask
+    from test_batch_scoring import assert_same_monitoring, make_monitor, predictor, scoring_data
+
+    train, batch, model = scoring_data()
+    predict = predictor(model)
+    reference = Reference.from_data(train, predictions=predict(train))
+    cluster = make_monitor(reference)
+    state = otel_dask.monitor(dd.from_pandas(batch, npartitions=3), predict,
+                              monitor=cluster[0])
+    assert state.rows == len(batch)
+    one = make_monitor(reference)
+    one[0].observe(batch, predict(batch.drop(columns=["site"])))
+    assert_same_monitoring(cluster, one)

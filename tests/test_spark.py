@@ -125,3 +125,26 @@ def test_an_empty_dataframe_is_an_error(spark: Any) -> None:
     df = spark.createDataFrame(iris()).limit(0)
     with pytest.raises(PartitionError, match="no rows"):
         otel_spark.profile(df)
+
+
+def test_batch_scoring_on_spark_equals_one_process(spark: Any) -> None:
+    """``spark.monitor`` scores on the executors; the driver's monitor then reports the drift
+    and exports the feature metrics one process observing every partition would."""
+    from otel_ml.integrations import spark as otel_spark
+    from test_batch_scoring import assert_same_monitoring, make_monitor, predictor, scoring_data
+
+    train, batch, model = scoring_data()
+    predict = predictor(model)
+    reference = Reference.from_data(train, predictions=predict(train))
+    slices = [slice(0, 242), slice(242, 242), slice(242, 269)]
+    df = _partitioned(spark, batch, slices)
+    cluster = make_monitor(reference)
+    state = otel_spark.monitor(df, predict, monitor=cluster[0])
+    assert state.rows == len(batch) and state.partitions == frozenset(range(3))
+    one = make_monitor(reference)
+    for s in slices:
+        part = batch.iloc[s]
+        if len(part):
+            one[0].observe(part, predict(part.drop(columns=["site"])))
+    assert_same_monitoring(cluster, one)
+    assert cluster[0].drift_report().features["mean_texture"].drifted

@@ -10,19 +10,21 @@ its lost result), and a profile refuses to merge a partition twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from otel_ml import Reference
+from otel_ml import ModelMonitor, Reference
 from otel_ml.integrations.partitions import (
+    PartitionError,
     PartitionProfile,
     Profiles,
     ProfileSpec,
     profile_exactly,
     profile_partition,
 )
+from otel_ml.integrations.scoring import BatchState, ScoringSpec, score_partition
 
-__all__ = ["partition_profiles", "profile", "profile_segments"]
+__all__ = ["monitor", "partition_profiles", "profile", "profile_segments"]
 
 
 def profile(ddf: Any, predictions: str | None = None, labels: str | None = None, *,
@@ -58,14 +60,33 @@ def profile_segments(ddf: Any, segment_by: str, predictions: str | None = None,
 
 def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
     """Profile each partition of ``ddf`` and merge them in a tree of tasks; the result."""
+    return _tree(ddf, profile_partition, spec)
+
+
+def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
+            features: Sequence[str] | None = None) -> BatchState:
+    """Score ``ddf`` with ``predict_fn`` on the workers and record its statistics in
+    ``monitor``, as if ``monitor.observe(x, predict_fn(x))`` had run here on every partition.
+
+    The arguments are those of :func:`otel_ml.integrations.spark.monitor`.
+
+    Returns:
+        The merged state (already recorded in ``monitor``).
+    """
+    spec = ScoringSpec.of(monitor, predict_fn, features)
+    merged = _tree(ddf, score_partition, spec)
+    merged.record_into(monitor)
+    return merged
+
+
+def _tree(ddf: Any, each: Callable[[Any, Any, int], Any], spec: Any) -> Any:
+    """``each(partition, spec, index)`` on every partition, merged pairwise in a tree of
+    tasks (``a.merge(b)``); the result."""
     import dask
     from dask import delayed
 
-    level = [delayed(profile_partition, pure=True)(part, spec, i)
-             for i, part in enumerate(ddf.to_delayed())]
+    level = [delayed(each, pure=True)(part, spec, i) for i, part in enumerate(ddf.to_delayed())]
     if not level:
-        from otel_ml.integrations.partitions import PartitionError
-
         raise PartitionError("no rows: the DataFrame has no partitions")
     merge = delayed(_merge, pure=True)
     while len(level) > 1:
@@ -77,5 +98,5 @@ def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
     return result
 
 
-def _merge(a: PartitionProfile, b: PartitionProfile) -> PartitionProfile:
+def _merge(a: Any, b: Any) -> Any:
     return a.merge(b)

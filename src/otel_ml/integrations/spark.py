@@ -14,10 +14,11 @@ sqrt(partitions) at the default depth (see ``docs/distributed.md``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from otel_ml import Reference
+from otel_ml import ModelMonitor, Reference
+from otel_ml.integrations.scoring import BatchState, ScoringSpec, score_chunks
 from otel_ml.integrations.partitions import (
     PartitionError,
     PartitionProfile,
@@ -28,7 +29,7 @@ from otel_ml.integrations.partitions import (
     profile_chunks,
 )
 
-__all__ = ["partition_profiles", "profile", "profile_segments"]
+__all__ = ["monitor", "partition_profiles", "profile", "profile_segments"]
 
 _SCHEMA = "partition long, state binary"
 
@@ -112,6 +113,56 @@ def _state_of(row: Any) -> PartitionProfile:
 
 
 def _merge(a: PartitionProfile, b: PartitionProfile) -> PartitionProfile:
+    return a.merge(b)
+
+
+def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
+            features: Sequence[str] | None = None, depth: int = 2) -> BatchState:
+    """Score ``df`` with ``predict_fn`` on the executors and record its statistics in
+    ``monitor`` (on the driver), as if ``monitor.observe(x, predict_fn(x))`` had run here on
+    every partition.
+
+    Args:
+        df: A ``pyspark.sql.DataFrame`` of features (and the monitor's segment and sensitive
+            attribute columns, when it has them).
+        predict_fn: The model: a pandas frame of features (one Arrow batch) -> predictions.
+        monitor: The driver's monitor; it needs a reference profile.
+        features: Feature columns given to ``predict_fn`` (default: all but the monitor's
+            segment and sensitive-attribute columns).
+        depth: Levels of the merge tree (``RDD.treeReduce``).
+
+    Returns:
+        The merged state (already recorded in ``monitor``).
+
+    Raises:
+        ValueError: The monitor has no reference profile.
+        otel_ml.integrations.partitions.PartitionError: A partition lacks a feature column or
+            ``predict_fn`` raised (the message names the partition).
+    """
+    spec = ScoringSpec.of(monitor, predict_fn, features)
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        state = score_chunks(batches, spec, partition)
+        yield pd.DataFrame({"partition": [partition], "state": [state.to_bytes()]})
+
+    states = df.mapInPandas(run, schema=_SCHEMA).rdd.map(_batch_state_of)
+    if states.getNumPartitions() == 0:
+        raise PartitionError("no rows: the DataFrame has no partitions")
+    merged = states.treeReduce(_merge_batch, depth=depth)
+    merged.record_into(monitor)
+    return merged
+
+
+def _batch_state_of(row: Any) -> BatchState:
+    return BatchState.from_bytes(bytes(row["state"]))
+
+
+def _merge_batch(a: BatchState, b: BatchState) -> BatchState:
     return a.merge(b)
 
 

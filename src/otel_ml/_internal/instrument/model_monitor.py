@@ -231,6 +231,17 @@ class ModelMonitor:
         """Drift of every feature and of the predictions over the current window."""
         return self._features.drift_report()
 
+    def absorb_statistics(self, state: Any) -> None:
+        """Count feature statistics of rows observed elsewhere (the partitions of a batch job,
+        merged: ``otel_ml.integrations.scoring``) as if observed now: drift, data quality and
+        the feature metrics then cover those rows.
+
+        Raises:
+            ValueError: The monitor has no reference profile, or ``state`` was counted over
+                other bins.
+        """
+        self._features.absorb(getattr(state, "features", state))
+
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
         """Join a label that arrived later to the prediction it belongs to. Never raises."""
         self._outcomes.record_outcome(prediction_id, actual)
