@@ -110,3 +110,19 @@ def test_batch_scoring_on_dask_equals_one_process(client: Any) -> None:
     one = make_monitor(reference)
     one[0].observe(batch, predict(batch.drop(columns=["site"])))
     assert_same_monitoring(cluster, one)
+
+
+def test_exact_shares_beyond_the_sample(client: Any) -> None:
+    """More rows than the sample: the second pass counts every row into the merged edges."""
+    import dask.dataframe as dd
+    import numpy as np
+
+    from otel_ml.integrations import dask as otel_dask
+
+    values = np.random.default_rng(9).lognormal(size=4_000)
+    ddf = dd.from_pandas(pd.DataFrame({"x": values}), npartitions=4)
+    got = otel_dask.profile(ddf, sample_size=300, exact_shares=True).features["x"]
+    counts = np.diff(np.concatenate(([0], np.searchsorted(np.sort(values), got.edges),
+                                     [4_000])))
+    assert got.shares.tolist() == (counts / 4_000).tolist()
+    assert got.count == 4_000 and got.max == values.max()

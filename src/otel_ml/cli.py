@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "distribution; no raw rows) from a data file, read in chunks.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     profile.add_argument("data", metavar="DATA",
-                         help="CSV, Parquet (with pyarrow) or .npy file of training data")
+                         help="CSV, Parquet (with pyarrow) or .npy file of training data, or a "
+                              "folder or glob of such files (one profile of all their rows)")
     profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
                          help="where to write the profile (JSON)")
     profile.add_argument("--predictions", metavar="COLUMN",
