@@ -32,6 +32,8 @@ from otel_ml.integrations.partitions import (
 __all__ = ["monitor", "partition_profiles", "profile", "profile_segments"]
 
 _SCHEMA = "partition long, state binary"
+#: Rows per builder update (Arrow batches are joined up to this).
+_CHUNK_ROWS = 100_000
 
 
 def profile(df: Any, predictions: str | None = None, labels: str | None = None, *,
@@ -96,7 +98,7 @@ def partition_profiles(df: Any, spec: ProfileSpec, *, depth: int = 2) -> Partiti
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        state = profile_chunks(batches, spec, partition)  # Arrow batches, one at a time
+        state = profile_chunks(_coalesced(batches), spec, partition)
         yield pd.DataFrame({"partition": [partition], "state": [state.to_bytes()]})
 
     states = df.mapInPandas(run, schema=_SCHEMA).rdd.map(_state_of)
@@ -106,6 +108,23 @@ def partition_profiles(df: Any, spec: ProfileSpec, *, depth: int = 2) -> Partiti
         if "empty" in str(exc).lower() and states.getNumPartitions() == 0:
             raise PartitionError("no rows: the DataFrame has no partitions") from None
         raise
+
+
+def _coalesced(batches: Iterator[Any], rows: int = _CHUNK_ROWS) -> Iterator[Any]:
+    """Arrow batches (10,000 rows by default) joined into chunks of about ``rows``: fewer
+    builder updates, each merging the new values into the sample once."""
+    import pandas as pd
+
+    held: list[Any] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += len(batch)
+        if count >= rows:
+            yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            held, count = [], 0
+    if held:
+        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
 
 
 def _state_of(row: Any) -> PartitionProfile:
