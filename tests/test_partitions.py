@@ -153,3 +153,22 @@ def test_profiles_travel_as_bytes() -> None:
 def test_a_bad_builder_option_fails_at_setup() -> None:
     with pytest.raises(ValueError, match="bins must be"):
         ProfileSpec(options={"bins": 1})
+
+
+def test_a_sampled_profile_does_not_depend_on_the_merge_order() -> None:
+    """Partitions smaller than the sample, their union larger: the merged sample (and so the
+    edges) is the same whatever the order or tree of the merges."""
+    frame = pd.DataFrame({"x": np.random.default_rng(2).lognormal(size=3_000)})
+    spec = ProfileSpec(options={"sample_size": 1_000})
+    slices = [slice(i, i + 500) for i in range(0, 3_000, 500)]
+    edges = set()
+    for order in ([0, 1, 2, 3, 4, 5], [5, 3, 1, 0, 2, 4], [2, 0, 4, 1, 5, 3]):
+        parts = _profiles(frame, spec, slices)
+        tree = merge_tree([parts[i] for i in order]).references().reference
+        parts = _profiles(frame, spec, slices)
+        folded = parts[order[0]]
+        for i in order[1:]:
+            folded = folded.merge(parts[i])
+        edges.add(tuple(tree.features["x"].edges.tolist()))
+        edges.add(tuple(folded.references().reference.features["x"].edges.tolist()))
+    assert len(edges) == 1

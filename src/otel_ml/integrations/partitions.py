@@ -79,10 +79,10 @@ class ProfileSpec:
         skip = {self.predictions, self.labels, self.segment_by, *self.exclude}
         return [str(c) for c in columns if c not in skip]
 
-    def builder(self, partition: int, segment: str) -> ReferenceBuilder:
-        """A builder whose sampling keys depend only on ``(seed, partition, segment)``."""
+    def builder(self, partition: int, segment: str, salt: int = 0) -> ReferenceBuilder:
+        """A builder whose sampling keys depend only on ``(seed, partition, segment, salt)``."""
         seed = np.random.SeedSequence(
-            [int(self.options.get("seed", 0)), partition, zlib.crc32(segment.encode())])
+            [int(self.options.get("seed", 0)), partition, zlib.crc32(segment.encode()), salt])
         options = self._builder_options(int(seed.generate_state(1)[0]))
         if self.segment_edges is not None and segment != ALL_ROWS:
             options["edges_from"] = self.segment_edges.get(segment)
@@ -238,6 +238,11 @@ def profile_chunks(chunks: Iterable[Any], spec: ProfileSpec, partition: int
     state = PartitionProfile(frozenset([partition]))
     for frame in chunks:
         _add_chunk(state, frame, spec, partition)
+    # A builder whose sample still holds every value draws its sampling keys only when it is
+    # merged, from the receiving builder: keys drawn here, from the partition's own seed, make
+    # the merged sample the same whatever the order or tree of the merges.
+    state.builders = {segment: spec.builder(partition, segment, 1).merge(builder)
+                      for segment, builder in state.builders.items()}
     return state
 
 
