@@ -79,20 +79,28 @@ def profile_files(paths: Iterable[str], *, workers: int = 1, predictions: str | 
     spec = ProfileSpec(predictions=predictions, labels=labels, exclude=tuple(exclude),
                        options=dict(builder_options))
 
+    if workers == 1 or len(files) == 1:
+        pool = None
+    else:
+        # spawn: no copy of the caller's threads or locks (the parent may be an application);
+        # one pool for both passes.
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(files)),
+                                   mp_context=multiprocessing.get_context("spawn"))
+
     def run(s: ProfileSpec) -> PartitionProfile:
         jobs = [(path, s, i, chunk_rows) for i, path in enumerate(files)]
-        if workers == 1 or len(files) == 1:
+        if pool is None:
             return merge_tree(_profile_file(*job) for job in jobs)
-        # spawn: no copy of the caller's threads or locks (the parent may be an application).
-        with ProcessPoolExecutor(max_workers=min(workers, len(files)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            # Merged as they arrive: two profiles in memory, not one per file.
-            return functools.reduce(_merge, pool.map(_profile_file, *zip(*jobs)))
+        # Merged as they arrive: two profiles in memory, not one per file.
+        return functools.reduce(_merge, pool.map(_profile_file, *zip(*jobs)))
 
     try:
         return profile_exactly(run, spec, exact=exact_shares, metadata=metadata)
     except PartitionError as exc:
         raise DataFileError(_with_file_names(str(exc), files)) from exc
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _profile_file(path: str, spec: ProfileSpec, index: int, chunk_rows: int
