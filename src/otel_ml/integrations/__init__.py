@@ -1,1 +1,1 @@
-"""Integrations of otel_ml with other tools (each a module imported on its own)."""
+"""Integrations with the places models are served and run (optional dependencies)."""

@@ -377,6 +377,8 @@ class PerformanceReport:
         unmatched: Reason to labels that could not be scored (since start).
         store: The prediction store: ``records``, ``bytes`` held; ``evicted``, ``expired``
             since start.
+        confusion: Actual class to predicted class to labelled rows in the window (the
+            counts ``metrics`` and ``per_class`` come from).
     """
 
     model: str
@@ -395,6 +397,7 @@ class PerformanceReport:
     attribution_drift: dict[str, float] = field(default_factory=dict)
     unmatched: dict[str, int] = field(default_factory=dict)
     store: dict[str, int] = field(default_factory=dict)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def delta(self) -> dict[str, float]:
