@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_ml import ModelMonitor
+from otel_ml._internal.instrument.model_monitor import absorb_statistics
 from otel_ml._internal.monitor.feature_state import FeatureState
 from otel_ml._internal.monitor.partition_monitor import PartitionMonitor
 from otel_ml.integrations.partitions import PartitionError
@@ -121,7 +122,7 @@ class BatchState:
 
     def record_into(self, monitor: ModelMonitor) -> None:
         """Count these rows in ``monitor`` as if it had observed them now."""
-        monitor.absorb_statistics(self.features)
+        absorb_statistics(monitor, self.features)
 
     def to_bytes(self) -> bytes:
         """The state as bytes (pickle: for the engine's transport within one job)."""

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from otel_ml._internal.monitor.root_cause import RootCauseReport
     from otel_ml._internal.reference.profile import Reference
 
-__all__ = ["ModelMonitor", "instrument_model"]
+__all__ = ["ModelMonitor", "absorb_statistics", "instrument_model"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -233,17 +233,6 @@ class ModelMonitor:
         """Drift of every feature and of the predictions over the current window."""
         return self._features.drift_report()
 
-    def absorb_statistics(self, state: Any) -> None:
-        """Count feature statistics of rows observed elsewhere (the partitions of a batch job,
-        merged: ``otel_ml.integrations.scoring``) as if observed now: drift, data quality and
-        the feature metrics then cover those rows.
-
-        Raises:
-            ValueError: The monitor has no reference profile, or ``state`` was counted over
-                other bins.
-        """
-        self._features.absorb(getattr(state, "features", state))
-
     def record_outcome(self, prediction_id: str, actual: Any) -> None:
         """Join a label that arrived later to the prediction it belongs to. Never raises."""
         self._outcomes.record_outcome(prediction_id, actual)
@@ -341,6 +330,18 @@ class ModelMonitor:
         if self._statistics:
             self._features.observe(self._ingest.prepare(
                 None, item, segment=call.segment, output=call.target.output))
+
+
+def absorb_statistics(monitor: ModelMonitor, state: Any) -> None:
+    """Count feature statistics of rows observed elsewhere (the partitions of a batch job,
+    merged: ``otel_ml.integrations.scoring``) in ``monitor`` as if it observed them now: its
+    drift, data-quality and feature metrics then cover those rows.
+
+    Raises:
+        ValueError: The monitor has no reference profile, or ``state`` was counted over other
+            bins.
+    """
+    monitor._features.absorb(getattr(state, "features", state))
 
 
 def _sdk_disabled() -> bool:
