@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?= --duration 60
 
-.PHONY: demo test install-dev stack bench lint
+.PHONY: demo test install-dev stack bench lint jre
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,16 @@ install-dev: $(PY)
 stack: $(PY)
 	$(PY) tools/stack.py install
 
-test: install-dev stack
+# Spark (the spark extra; tests/test_spark.py) runs on Java 17+: a Debian JRE
+# (default-jre-headless: 17 on Debian 12, 21 on 13) when `java` is missing. Needs root or sudo.
+jre:
+	@command -v java >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    default-jre-headless || { $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    default-jre-headless; }; }
+
+test: install-dev stack jre
 	$(PY) -m pytest -ra
 
 bench: $(PY)

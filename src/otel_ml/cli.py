@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "distribution; no raw rows) from a data file, read in chunks.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     profile.add_argument("data", metavar="DATA", nargs="?",
-                         help="CSV, Parquet (with pyarrow) or .npy file of training data")
+                         help="CSV, Parquet (with pyarrow) or .npy file of training data, or a "
+                              "folder or glob of such files (one profile of all their rows)")
     profile.add_argument("--images", metavar="DIR",
                          help="profile a folder of image files instead of DATA: their "
                               "brightness, contrast, sharpness... (needs Pillow: the "
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--bins", type=_positive(int), default=10, metavar="N",
                          help="equal-share bins per numeric feature (default: 10)")
     profile.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Issue 20: a folder or glob of files, profiled by local worker processes.
+    profile.add_argument("--workers", type=_positive(int), default=None, metavar="N",
+                         help="profile a folder or glob of files (DATA), one file per task, in N "
+                              "local processes merged into one profile (default: one file, "
+                              "in this process)")
 
     report = sub.add_parser(
         "report", help="offline drift and data-quality report of a data file",
@@ -276,6 +282,8 @@ def _profile(args: argparse.Namespace) -> int:
             except (ValueError, OSError) as exc:
                 raise InputError(str(exc)) from exc
         return _write_profile(reference, args)
+    if args.workers is not None or os.path.isdir(args.data) or any(c in args.data for c in "*?["):
+        return _profile_files(args)
     require_file(args.data, "data file")
     with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
         try:
@@ -297,6 +305,32 @@ def _write_profile(reference: Any, args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {reference.rows} rows, {len(kinds)} features "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
           f"predictions {'profiled' if reference.prediction is not None else 'not given'}")
+    return EXIT_OK
+
+
+def _profile_files(args: argparse.Namespace) -> int:
+    """``otel-ml profile`` on a folder or glob of files (issue 20: ``--workers``)."""
+    from otel_ml._internal.data.files import DataFileError
+    from otel_ml.integrations.local_files import data_files, profile_files
+
+    try:
+        paths = data_files(args.data)
+        result = profile_files(paths, workers=args.workers or 1, predictions=args.predictions,
+                               exclude=args.exclude, categorical=args.categorical,
+                               bins=args.bins, chunk_rows=args.chunk_rows,
+                               sample_size=1_000_000)
+    except (DataFileError, ValueError, OSError) as exc:
+        raise InputError(str(exc)) from exc
+    reference = result.reference
+    try:
+        reference.save(args.output)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    kinds = [type(p).__name__.replace("Profile", "").lower() for p in reference.features.values()]
+    print(f"wrote {args.output}: {reference.rows} rows from {len(paths)} file(s), {len(kinds)} "
+          f"features ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
+          f"categorical), predictions "
+          f"{'profiled' if reference.prediction is not None else 'not given'}")
     return EXIT_OK
 
 

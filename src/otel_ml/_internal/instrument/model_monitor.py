@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from otel_ml._internal.reference.profile import Reference
     from otel_ml._internal.instrument.comparisons import ComparisonReport
 
-__all__ = ["ModelMonitor", "instrument_model"]
+__all__ = ["ModelMonitor", "absorb_statistics", "instrument_model"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -326,6 +326,18 @@ def _call_embeddings(embeddings_of: Any, call: Call, result: Any) -> Any:
     except Exception as exc:
         internal_error("embeddings", exc)
         return None
+
+
+def absorb_statistics(monitor: ModelMonitor, state: Any) -> None:
+    """Count feature statistics of rows observed elsewhere (the partitions of a batch job,
+    merged: ``otel_ml.integrations.scoring``) in ``monitor`` as if it observed them now: its
+    drift, data-quality and feature metrics then cover those rows.
+
+    Raises:
+        ValueError: The monitor has no reference profile, or ``state`` was counted over other
+            bins.
+    """
+    monitor._features.absorb(getattr(state, "features", state))
 
 
 def _sdk_disabled() -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from otel_ml._internal.monitor.analysis import Collector
 from otel_ml._internal.monitor.batch import Batch, FeatureMatrix, SchemaIssue
 from otel_ml._internal.monitor.feature_ingest import HUGE, FeatureIngest
+from otel_ml._internal.monitor.feature_state import FeatureState
 from otel_ml._internal.monitor.feature_readout import (
     SchemaKey,
     SegmentTotals,
@@ -280,6 +281,25 @@ class FeatureStatistics:
         for issue in issues:
             k = SchemaKey(key, issue.feature, issue.check)
             self._schema[k] = self._schema.get(k, 0) + issue.count
+
+    # ------------------------------------------------------------------ merging (issue 20)
+    def state(self) -> FeatureState:
+        """Everything counted so far as mergeable sums (complete when the window holds every
+        slot: a batch job's partition monitor, ``drift_window_s`` and ``slot_s`` huge)."""
+        self.flush()
+        slot = self._slot_of(self._clock())
+        with self._lock:
+            return FeatureState.of(self._stats, self._schema, slot)
+
+    def absorb(self, state: FeatureState) -> None:
+        """Count ``state`` (rows observed elsewhere, same reference) as if observed now."""
+        if self._current_plan() is None:
+            raise ValueError("statistics observed elsewhere need a reference profile")
+        for key, d in state.deltas.items():
+            self._merge(key, d)
+        with self._lock:
+            for k, n in state.schema.items():
+                self._schema[k] = self._schema.get(k, 0) + n
 
     # ------------------------------------------------------------------ reading
     def flush(self) -> None:
