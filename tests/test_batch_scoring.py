@@ -120,6 +120,11 @@ def test_partitions_merged_in_any_order_equal_one_process() -> None:
     report = cluster[0].drift_report()
     assert report.features["mean_texture"].drifted  # the shifted feature, seen by both
     assert set(report.segments) == {"north", "south"}
+    # Multivariate drift (the sums of reconstruction errors and centroid distances) is part
+    # of the merged state: every row of every partition read, per segment as in one process.
+    assert report.multivariate["reconstruction_error"]["rows"] == len(batch)
+    assert {k: r.multivariate["centroid_distance"]["rows"] for k, r in report.segments.items()} \
+        == batch["site"].value_counts().to_dict()
 
 
 def test_bytes_round_trip_and_a_partition_counted_twice_is_refused() -> None:
@@ -168,3 +173,17 @@ def test_without_a_reference_setup_fails_fast() -> None:
     monitor = ModelMonitor("no-reference", meter_provider=MeterProvider())
     with pytest.raises(ValueError, match="needs a reference profile"):
         ScoringSpec.of(monitor, lambda x: x)
+
+
+def test_the_reference_with_its_multivariate_projection_pickles() -> None:
+    """The spec is pickled to the executors: the reference's projection (its lock dropped)
+    must survive and give the same bounds, so the executors read rows as the driver does."""
+    import pickle
+
+    train, _, _ = scoring_data()
+    reference = Reference.from_data(train)
+    assert "features" in reference.projections
+    copy = pickle.loads(pickle.dumps(reference))
+    for quantity in ("reconstruction_error", "centroid_distance"):
+        assert copy.projections["features"].upper(quantity, 90) == \
+            reference.projections["features"].upper(quantity, 90)

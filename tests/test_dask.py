@@ -104,11 +104,16 @@ def test_batch_scoring_on_dask_equals_one_process(client: Any) -> None:
     predict = predictor(model)
     reference = Reference.from_data(train, predictions=predict(train))
     cluster = make_monitor(reference)
-    state = otel_dask.monitor(dd.from_pandas(batch, npartitions=3), predict,
-                              monitor=cluster[0])
+    ddf = dd.from_pandas(batch, npartitions=3)
+    state = otel_dask.monitor(ddf, predict, monitor=cluster[0])
     assert state.rows == len(batch)
     one = make_monitor(reference)
-    one[0].observe(batch, predict(batch.drop(columns=["site"])))
+    # One process observing the same batches (the partitions): multivariate drift reads a
+    # systematic sample of at most 256 rows per batch, so it depends on the batches.
+    for i in range(ddf.npartitions):
+        part = ddf.partitions[i].compute()
+        one[0].observe(part, predict(part.drop(columns=["site"])))
+    assert cluster[0].drift_report().multivariate["reconstruction_error"]["rows"] == len(batch)
     assert_same_monitoring(cluster, one)
 
 
@@ -126,3 +131,21 @@ def test_exact_shares_beyond_the_sample(client: Any) -> None:
                                      [4_000])))
     assert got.shares.tolist() == (counts / 4_000).tolist()
     assert got.count == 4_000 and got.max == values.max()
+
+
+def test_batch_scoring_with_labels_on_dask_equals_one_process(client: Any) -> None:
+    """With ``labels``, the workers also score the labels; the driver's performance report
+    and outcome metrics equal one process calling ``record_outcomes`` on every partition."""
+    import dask.dataframe as dd
+
+    from otel_ml.integrations import dask as otel_dask
+    from test_batch_outcomes import assert_same_outcomes, classification_case, monitor_of, one_process
+
+    batch, reference, predict = classification_case()
+    options = {"sensitive_attribute": "group", "task": "classification"}
+    ddf = dd.from_pandas(batch, npartitions=3)
+    cluster = monitor_of(reference, **options)
+    state = otel_dask.monitor(ddf, predict, monitor=cluster[0], labels="diagnosis")
+    assert state.labelled == len(batch) - 2
+    parts = [ddf.partitions[i].compute() for i in range(ddf.npartitions)]
+    assert_same_outcomes(cluster, one_process(parts, reference, predict, "diagnosis", **options))

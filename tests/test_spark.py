@@ -148,3 +148,21 @@ def test_batch_scoring_on_spark_equals_one_process(spark: Any) -> None:
             one[0].observe(part, predict(part.drop(columns=["site"])))
     assert_same_monitoring(cluster, one)
     assert cluster[0].drift_report().features["mean_texture"].drifted
+
+
+def test_batch_scoring_with_labels_on_spark_equals_one_process(spark: Any) -> None:
+    """With ``labels``, the executors also score the labels; the driver's performance report
+    and outcome metrics equal one process calling ``record_outcomes`` on every partition."""
+    from otel_ml.integrations import spark as otel_spark
+    from test_batch_outcomes import assert_same_outcomes, classification_case, monitor_of, one_process
+
+    batch, reference, predict = classification_case()
+    options = {"sensitive_attribute": "group", "task": "classification"}
+    slices = [slice(0, 242), slice(242, 242), slice(242, 269)]
+    df = _partitioned(spark, batch, slices)
+    cluster = monitor_of(reference, **options)
+    state = otel_spark.monitor(df, predict, monitor=cluster[0], labels="diagnosis")
+    assert state.labelled == len(batch) - 2
+    expected = one_process([batch.iloc[s] for s in slices], reference, predict, "diagnosis",
+                           **options)
+    assert_same_outcomes(cluster, expected)

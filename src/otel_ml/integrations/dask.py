@@ -64,7 +64,7 @@ def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
 
 
 def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
-            features: Sequence[str] | None = None) -> BatchState:
+            features: Sequence[str] | None = None, labels: str | None = None) -> BatchState:
     """Score ``ddf`` with ``predict_fn`` on the workers and record its statistics in
     ``monitor``, as if ``monitor.observe(x, predict_fn(x))`` had run here on every partition.
 
@@ -73,7 +73,7 @@ def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor
     Returns:
         The merged state (already recorded in ``monitor``).
     """
-    spec = ScoringSpec.of(monitor, predict_fn, features)
+    spec = ScoringSpec.of(monitor, predict_fn, features, labels)
     merged = _tree(ddf, score_partition, spec)
     merged.record_into(monitor)
     return merged

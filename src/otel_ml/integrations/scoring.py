@@ -3,7 +3,8 @@ the partitions' statistics are merged, and the driver's monitor records the resu
 
 A :class:`BatchState` holds what a partition's rows add to a monitor's feature statistics
 (counts per reference bin of every feature and of the predictions, moments, data-quality
-counts, outliers, per segment). States merge by addition, in any order or tree; a state
+counts, outliers, per segment) and to its multivariate drift (sums of rows, reconstruction
+error and centroid distance per segment). States merge by addition, in any order or tree; a state
 carries the partitions it covers and refuses to merge a partition twice, so a retried or
 duplicated partition can never be counted twice. ``BatchState.record_into(monitor)`` then
 counts the merged rows in the monitor as if it had observed them itself: its drift report,
@@ -13,20 +14,25 @@ collector access; only the driver's monitor exports.
 
 Works without any engine (:func:`score_partition` on pandas frames); Spark and Dask use it in
 :func:`otel_ml.integrations.spark.monitor` and :func:`otel_ml.integrations.dask.monitor`.
-Outcomes (labels, performance) are not merged yet: record them with
-``monitor.record_outcomes`` on the driver.
+With ``labels`` (a column), each partition also scores its labels as
+``monitor.record_outcomes(labels, predictions, segments=<segment column>, groups=<sensitive
+attribute column>)`` would, and the merged :class:`OutcomeState` is recorded too: the
+performance report and exported performance, fairness and outcome metrics equal one
+process's. The concept-drift detectors (sequential) are not fed from the merged state.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from otel_ml import ModelMonitor
 from otel_ml._internal.instrument.model_monitor import absorb_statistics
 from otel_ml._internal.monitor.feature_state import FeatureState
+from otel_ml._internal.monitor.multivariate_state import MultivariateState
+from otel_ml._internal.monitor.outcome_state import OutcomeState
 from otel_ml._internal.monitor.partition_monitor import PartitionMonitor
 from otel_ml.integrations.partitions import PartitionError
 
@@ -42,18 +48,20 @@ class ScoringSpec:
         reference: The driver monitor's reference profile.
         predict_fn: The model: features (a pandas frame) -> predictions.
         features: Feature columns passed to ``predict_fn`` (default: every column but the
-            monitor's segment and sensitive-attribute columns).
+            monitor's segment and sensitive-attribute columns and ``labels``).
+        labels: Column of the labels (``None``: no outcomes are scored).
     """
 
     settings: Any
     reference: Any
     predict_fn: Callable[[Any], Any]
     features: tuple[str, ...] | None = None
+    labels: str | None = None
 
     @classmethod
     def of(cls, monitor: ModelMonitor, predict_fn: Callable[[Any], Any],
-           features: Sequence[str] | None = None) -> ScoringSpec:
-        """The spec of ``monitor``.
+           features: Sequence[str] | None = None, labels: str | None = None) -> ScoringSpec:
+        """The spec of ``monitor`` (``labels``: the column of labels to score, or ``None``).
 
         Raises:
             ValueError: The monitor has no reference profile.
@@ -67,19 +75,41 @@ class ScoringSpec:
         if monitor.reference is None:
             raise ValueError("monitoring a batch job by partitions needs a reference profile: "
                              "ModelMonitor(..., reference=...)")
+        if labels is not None and not isinstance(labels, str):
+            raise TypeError(f"labels must be a column name (str), got {type(labels).__name__}")
+        if labels is not None and features is not None and labels in features:
+            raise ValueError(f"the labels column {labels!r} is also a feature")
         return cls(monitor.settings, monitor.reference, predict_fn,
-                   None if features is None else tuple(features))
+                   None if features is None else tuple(features), labels)
 
     def split(self, frame: Any) -> tuple[Any, Any]:
         """``(what the monitor observes, what predict_fn is given)`` of a partition's frame."""
         extra = [c for c in (self.settings.segment_by, self.settings.sensitive_attribute)
                  if isinstance(c, str) and c in frame.columns]
+        if self.labels is not None:
+            if self.labels not in frame.columns:
+                raise KeyError(f"no labels column {self.labels!r} (columns: "
+                               f"{list(frame.columns)})")
+            if self.features is None:
+                frame = frame.drop(columns=[self.labels])
         if self.features is None:
             return frame, frame.drop(columns=extra)
         absent = [c for c in self.features if c not in frame.columns]
         if absent:
             raise KeyError(f"no column(s) {absent} (columns: {list(frame.columns)})")
         return frame[[*self.features, *extra]], frame[list(self.features)]
+
+    def outcome_columns(self, frame: Any) -> dict[str, Any]:
+        """``record_outcomes``' keyword arguments of a partition's frame: ``y_true`` (the
+        labels), ``segments`` (the monitor's segment column) and ``groups`` (its sensitive
+        attribute column), each when present."""
+        s = self.settings
+        out: dict[str, Any] = {"y_true": frame[self.labels].to_numpy()}
+        if isinstance(s.segment_by, str) and s.segment_by in frame.columns:
+            out["segments"] = frame[s.segment_by].to_numpy()
+        if s.sensitive_attribute is not None and s.sensitive_attribute in frame.columns:
+            out["groups"] = frame[s.sensitive_attribute].to_numpy()
+        return out
 
 
 @dataclass
@@ -89,10 +119,21 @@ class BatchState:
     Attributes:
         partitions: Partitions covered (never merged twice).
         features: The feature statistics (per segment).
+        multivariate: The multivariate drift sums (rows, reconstruction error, centroid
+            distance per projection space and segment).
+        outcomes: The scored labels (per-segment performance tallies, fairness counts,
+            cumulative counts, unmatched labels, error histogram), or ``None`` without labels.
     """
 
     partitions: frozenset[int]
     features: FeatureState
+    multivariate: MultivariateState = field(default_factory=MultivariateState)
+    outcomes: OutcomeState | None = None
+
+    @property
+    def labelled(self) -> int:
+        """Labelled rows scored (0 without labels)."""
+        return 0 if self.outcomes is None else self.outcomes.labelled
 
     @property
     def rows(self) -> int:
@@ -115,14 +156,20 @@ class BatchState:
                                  "or duplicated partition would be counted twice")
         try:
             self.features.merge(other.features)
+            if other.outcomes is not None:
+                self.outcomes = other.outcomes if self.outcomes is None \
+                    else self.outcomes.merge(other.outcomes)
         except ValueError as exc:
             raise PartitionError(str(exc)) from exc
+        self.multivariate.merge(other.multivariate)
         self.partitions = self.partitions | other.partitions
         return self
 
     def record_into(self, monitor: ModelMonitor) -> None:
-        """Count these rows in ``monitor`` as if it had observed them now."""
-        absorb_statistics(monitor, self.features)
+        """Count these rows in ``monitor`` as if it had observed them now (and, with labels,
+        as if ``monitor.record_outcomes`` had scored them now; its concept-drift detectors
+        are not fed)."""
+        absorb_statistics(monitor, self)
 
     def to_bytes(self) -> bytes:
         """The state as bytes (pickle: for the engine's transport within one job)."""
@@ -177,4 +224,7 @@ def score_chunks(chunks: Iterable[Any], spec: ScoringSpec, partition: int) -> Ba
             raise PartitionError(f"partition {partition}: predict_fn raised "
                                  f"{type(exc).__name__}: {exc}") from exc
         counted.observe(observed, predictions)
-    return BatchState(frozenset([partition]), counted.state())
+        if spec.labels is not None:
+            counted.record_outcomes(y_pred=predictions, **spec.outcome_columns(frame))
+    return BatchState(frozenset([partition]), counted.state(), counted.multivariate_state(),
+                      counted.outcome_state())

@@ -136,7 +136,8 @@ def _merge(a: PartitionProfile, b: PartitionProfile) -> PartitionProfile:
 
 
 def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
-            features: Sequence[str] | None = None, depth: int = 2) -> BatchState:
+            features: Sequence[str] | None = None, labels: str | None = None,
+            depth: int = 2) -> BatchState:
     """Score ``df`` with ``predict_fn`` on the executors and record its statistics in
     ``monitor`` (on the driver), as if ``monitor.observe(x, predict_fn(x))`` had run here on
     every partition.
@@ -147,7 +148,11 @@ def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
         predict_fn: The model: a pandas frame of features (one Arrow batch) -> predictions.
         monitor: The driver's monitor; it needs a reference profile.
         features: Feature columns given to ``predict_fn`` (default: all but the monitor's
-            segment and sensitive-attribute columns).
+            segment and sensitive-attribute columns and ``labels``).
+        labels: Column of the labels: each partition also scores them as
+            ``monitor.record_outcomes(labels, predictions, segments=<segment column>,
+            groups=<sensitive-attribute column>)`` would, and the merged outcomes are recorded
+            too (performance, fairness, outcome metrics; not the concept-drift detectors).
         depth: Levels of the merge tree (``RDD.treeReduce``).
 
     Returns:
@@ -158,7 +163,7 @@ def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
         otel_ml.integrations.partitions.PartitionError: A partition lacks a feature column or
             ``predict_fn`` raised (the message names the partition).
     """
-    spec = ScoringSpec.of(monitor, predict_fn, features)
+    spec = ScoringSpec.of(monitor, predict_fn, features, labels)
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd

@@ -331,13 +331,21 @@ def _call_embeddings(embeddings_of: Any, call: Call, result: Any) -> Any:
 def absorb_statistics(monitor: ModelMonitor, state: Any) -> None:
     """Count feature statistics of rows observed elsewhere (the partitions of a batch job,
     merged: ``otel_ml.integrations.scoring``) in ``monitor`` as if it observed them now: its
-    drift, data-quality and feature metrics then cover those rows.
+    drift (multivariate too, when ``state`` has ``multivariate`` sums), data-quality and
+    feature metrics then cover those rows, and its performance the labelled rows when
+    ``state`` has ``outcomes`` (concept-drift detectors excepted).
 
     Raises:
         ValueError: The monitor has no reference profile, or ``state`` was counted over other
             bins.
     """
     monitor._features.absorb(getattr(state, "features", state))
+    multivariate = getattr(state, "multivariate", None)
+    if multivariate is not None:  # the sums of MultivariateDrift (multivariate_state)
+        monitor._multivariate.absorb(multivariate)
+    outcomes = getattr(state, "outcomes", None)
+    if outcomes is not None:  # scored labels (outcome_state.OutcomeState)
+        monitor._outcomes.absorb(outcomes)
 
 
 def _sdk_disabled() -> bool:

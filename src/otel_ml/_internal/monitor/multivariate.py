@@ -26,6 +26,7 @@ import numpy as np
 from otel_ml._internal.core.log import internal_error, log_limited
 from otel_ml._internal.monitor.analysis import Collector, Points
 from otel_ml._internal.monitor.batch import Batch
+from otel_ml._internal.monitor.multivariate_state import MultivariateState
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.reference.projection import EMBEDDING, FEATURES, Projection
@@ -191,6 +192,10 @@ class MultivariateDrift:
             ds = np.bincount(inverse, weights=dist, minlength=keys.shape[0])
             parts = [(str(k), int(counts[i]), float(es[i]), float(ds[i]))
                      for i, k in enumerate(keys)]
+        self._add_parts(space, parts)
+
+    def _add_parts(self, space: _Space, parts: list[tuple[str, float, float, float]]) -> None:
+        """Add ``(segment, rows, error sum, distance sum)`` into the current slot."""
         with self._lock:
             place, fresh = self._ring.claim(self._ring.slot_at(self._clock()))
             if fresh:
@@ -202,6 +207,34 @@ class MultivariateDrift:
                 if sums is None:
                     sums = space.sums[key] = np.zeros((len(self._ring), 3))
                 sums[place] += (rows, e, d)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> MultivariateState:
+        """The window's sums as mergeable state (every row when the window holds every slot:
+        a batch job's partition monitor)."""
+        self.flush()
+        state = MultivariateState()
+        with self._lock:
+            live = self._ring.live(self._ring.slot_at(self._clock()))
+            for space in self._spaces:
+                for key, sums in space.sums.items():
+                    state.add(space.name, key, sums[live].sum(axis=0))
+        return state
+
+    def absorb(self, state: MultivariateState) -> None:
+        """Add ``state`` (rows observed elsewhere, same reference) into the current slot.
+
+        Raises:
+            ValueError: ``state`` has a space this monitor does not watch.
+        """
+        by_name = {s.name: s for s in self._spaces}
+        unknown = sorted(set(state.sums) - set(by_name))
+        if unknown:
+            raise ValueError(f"multivariate state of space(s) {unknown} this monitor does "
+                             f"not watch (it watches {sorted(by_name)})")
+        for name, per in state.sums.items():
+            self._add_parts(by_name[name], [(k, float(v[0]), float(v[1]), float(v[2]))
+                                            for k, v in per.items()])
 
     # ------------------------------------------------------------------ reading
     def windows(self) -> dict[str, dict[str, np.ndarray]]:

@@ -25,6 +25,7 @@ from otel_ml._internal.monitor.concept_drift import ConceptDrift
 from otel_ml._internal.monitor.error_bins import ErrorBins
 from otel_ml._internal.monitor.outcome_join import OutcomeJoin
 from otel_ml._internal.monitor.outcome_readout import OutcomeReadout
+from otel_ml._internal.monitor.outcome_state import OutcomeState
 from otel_ml._internal.monitor.outcome_stats import OutcomeStats
 from otel_ml._internal.monitor.outcome_window import OutcomeWindow
 from otel_ml._internal.monitor.prediction_store import PredictionStore
@@ -125,6 +126,7 @@ class OutcomeAnalysis:
                                        self._task, self._store, window, stats, concept, bins,
                                        self._attributions)
         self._points = self._readout.collectors()
+        self._stats = stats
 
     # ------------------------------------------------------------------ Analysis protocol
     def observe(self, batch: Any) -> None:
@@ -172,6 +174,20 @@ class OutcomeAnalysis:
     def performance_report(self) -> PerformanceReport:
         """Windowed performance, per segment, fairness, concept drift, error bins."""
         return self._readout.performance_report()
+
+    def state(self) -> OutcomeState:
+        """Everything scored so far as mergeable state (see :class:`OutcomeState`; the error
+        histogram is the recorder given as ``ml.model.error.absolute``)."""
+        state = self._stats.state()
+        state.task = self._task.inferred if self._task.declared == "auto" else None
+        return state
+
+    def absorb(self, state: OutcomeState) -> None:
+        """Count labelled rows scored elsewhere (same monitor settings) as if scored now.
+        The concept-drift detectors are not fed (they need the errors in order)."""
+        if state.task is not None and not self._task.known:
+            self._task.inferred, self._task.known = state.task, True
+        self._stats.absorb(state, self._clock())
 
     def inferred_task(self) -> str | None:
         """``"classification"`` or ``"regression"`` from the first predictions, else ``None``."""

@@ -23,6 +23,7 @@ from otel_ml._internal.core.caps import CappedValues
 from otel_ml._internal.core.log import log_limited
 from otel_ml._internal.monitor.concept_drift import ConceptDrift
 from otel_ml._internal.monitor.error_bins import ErrorBins
+from otel_ml._internal.monitor.outcome_state import OutcomeState
 from otel_ml._internal.monitor.outcome_window import OutcomeWindow
 from otel_ml._internal.stats.performance import Tally, brier_rows, label_strings, log_loss_rows
 from otel_ml._internal.stats.predictions import Predictions, missing_labels
@@ -231,6 +232,46 @@ class OutcomeStats:
         with self._window.lock:
             items = list(self._squared.items())
         return [(v, {Attr.SEGMENT: s}) for s, v in items]
+
+
+    # ------------------------------------------------------------------ mergeable state
+    def state(self) -> OutcomeState:
+        """The window's tallies and the cumulative counts as mergeable state (every row when
+        the window holds every slot: a batch job's partition). The error histogram is the
+        caller's (the recorder it gave as ``error_histogram``)."""
+        state = OutcomeState()
+        state.window.add(self._window.sum())
+        state.undecided = self._window.undecided()
+        state.settled = self._window.settled
+        with self._window.lock:
+            state.confusion, state.squared = dict(self._confusion), dict(self._squared)
+        state.unmatched = self.unmatched()
+        return state
+
+    def absorb(self, state: OutcomeState, now: float) -> None:
+        """Count ``state`` (labelled rows scored elsewhere) as if scored at ``now``: the
+        window's current slot, the counters, the unmatched labels and the error histogram
+        (recorded again value by value: O(labelled rows) records, as scoring them here)."""
+        state.errors.replay(lambda v, seg: self._hist.record(v, self._seg_attrs(seg)))
+        window = self._window
+        with window.lock:
+            if state.settled is not None:
+                window.settle(state.settled)  # no-op when this monitor decided already
+            slot = window.current(now)
+            slot.add(state.window)
+            for seg, tally in state.undecided.items():
+                if window.settled is None:
+                    slot.undecided.setdefault(seg, Tally()).merge(tally)
+                elif window.settled:
+                    slot.tallies.setdefault(seg, Tally()).merge(tally)
+            for key, n in state.confusion.items():
+                self._confusion[key] = self._confusion.get(key, 0) + n
+            for seg, v in state.squared.items():
+                self._squared[seg] = self._squared.get(seg, 0.0) + v
+            window.changed()
+        with self._unmatched_lock:
+            for reason, n in state.unmatched.items():
+                self._unmatched[reason] = self._unmatched.get(reason, 0) + n
 
 
 def _capped(labels: np.ndarray, cap: CappedValues) -> np.ndarray:

@@ -127,6 +127,17 @@ class OutcomeWindow:
             return total
 
 
+    def undecided(self) -> dict[str, Tally]:
+        """The live slots' undecided probability scores, summed by segment."""
+        slot = self._ring.slot_at(self.clock())
+        out: dict[str, Tally] = {}
+        with self.lock:
+            for place in np.flatnonzero(self._ring.live(slot)).tolist():
+                for seg, tally in self._data[place].undecided.items():
+                    out.setdefault(seg, Tally()).merge(tally)
+        return out
+
+
 def grow_grid(grid: np.ndarray | None, rows: int, cols: int) -> np.ndarray:
     """``grid`` grown (zero-filled) to at least ``rows x cols``."""
     if grid is None:

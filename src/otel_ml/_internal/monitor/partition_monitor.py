@@ -1,17 +1,26 @@
 """The statistics side of a monitor for one partition of a batch job: no instruments, no
-export, a window that holds every row; read out as a mergeable :class:`FeatureState`."""
+export, a window that holds every row; read out as a mergeable :class:`FeatureState`,
+:class:`MultivariateState` and (when labels are scored) :class:`OutcomeState`."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from opentelemetry import trace
+
 from otel_ml._internal.core.caps import CappedValues
+from otel_ml._internal.core.state import Switch
 from otel_ml._internal.monitor.feature_ingest import FeatureIngest
 from otel_ml._internal.monitor.feature_state import FeatureState
 from otel_ml._internal.monitor.feature_stats import FeatureStatistics
+from otel_ml._internal.monitor.multivariate import MultivariateDrift
+from otel_ml._internal.monitor.multivariate_state import MultivariateState
+from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
+from otel_ml._internal.monitor.outcome_state import ErrorTally, OutcomeState
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import Reference
+from otel_ml.contract import ERROR_BUCKETS
 
 __all__ = ["PartitionMonitor"]
 
@@ -35,16 +44,50 @@ class PartitionMonitor:
         if reference is None:
             raise ValueError("monitoring a batch job by partitions needs a reference profile: "
                              "ModelMonitor(..., reference=...)")
-        local = dataclasses.replace(settings, drift_window_s=_FOREVER, slot_s=_FOREVER)
+        local = dataclasses.replace(settings, drift_window_s=_FOREVER, slot_s=_FOREVER,
+                                    outcome_store_size=0)
         segments = CappedValues("segment", settings.max_segments, settings.segments)
+        self._settings, self._reference, self._segments = local, reference, segments
         self._ingest = FeatureIngest(local, reference, segments)
+        self._outcomes: OutcomeAnalysis | None = None  # made at the first labels
+        self._errors = ErrorTally(ERROR_BUCKETS)
         self._features = FeatureStatistics(local, self._ingest)
+        self._multivariate = MultivariateDrift(local, reference, self._ingest.plan)
 
     def observe(self, x: Any, predictions: Any = None) -> None:
         """Count one batch of inputs and predictions, as ``ModelMonitor.observe`` does."""
-        self._features.observe(self._ingest.prepare(x, predictions, segment=None,
-                                                    output="auto"))
+        batch = self._ingest.prepare(x, predictions, segment=None, output="auto")
+        self._features.observe(batch)
+        self._multivariate.observe(batch)
+
+    def record_outcomes(self, y_true: Any, y_pred: Any, segments: Any = None,
+                        groups: Any = None) -> None:
+        """Score labels and predictions, as ``ModelMonitor.record_outcomes`` does.
+
+        Raises:
+            ValueError: ``groups`` given but the monitor has no ``sensitive_attribute``.
+        """
+        if self._outcomes is None:
+            self._outcomes = OutcomeAnalysis(
+                self._settings, reference=self._reference, features=self._ingest,
+                tracer=trace.NoOpTracer(), switch=Switch(False),
+                instruments={"ml.model.error.absolute": self._errors,  # type: ignore[arg-type]
+                             "ml.model.requests.rejected": None},
+                segment_values=self._segments)
+        self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
+
+    def outcome_state(self) -> OutcomeState | None:
+        """The scored labels as mergeable state (``None``: no labels were scored)."""
+        if self._outcomes is None:
+            return None
+        state = self._outcomes.state()
+        state.errors = ErrorTally(ERROR_BUCKETS).merge(self._errors)
+        return state
 
     def state(self) -> FeatureState:
         """Everything counted, as mergeable state."""
         return self._features.state()
+
+    def multivariate_state(self) -> MultivariateState:
+        """The multivariate drift sums (per space and segment), as mergeable state."""
+        return self._multivariate.state()

@@ -86,6 +86,16 @@ class Projection:
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
         self._mean_sq = float(self.mean @ self.mean)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its lock (a batch job ships the reference to its executors)."""
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_lock"] = threading.Lock()
+
     @property
     def dim(self) -> int:
         """Width of the rows it reads."""
