@@ -3,7 +3,9 @@ the partitions' labelled rows merged in any order equal one process calling
 ``monitor.record_outcomes`` on every partition, in the performance report (fairness included)
 and in every exported outcome metric (confusion counters, unmatched labels, windowed
 performance, the absolute-error histogram and squared-error counter of a regressor). The
-concept-drift detectors are sequential and are not fed from the merged state: asserted too.
+concept-drift detectors are sequential: by default the merged state does not feed them
+(asserted); with ``concept_drift=True`` each partition carries its error stream and the
+driver feeds them in partition order, equal to one process (asserted).
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ def one_process(parts: list[pd.DataFrame], reference: Reference, predict: Any, l
 
 
 def merged_monitor(parts: list[pd.DataFrame], reference: Reference, predict: Any, label: str,
-                   seed: int, **options: Any) -> tuple[ModelMonitor, InMemoryMetricReader, BatchState]:
-    spec = ScoringSpec.of(monitor_of(reference, **options)[0], predict, labels=label)
+                   seed: int, concept_drift: bool = False,
+                   **options: Any) -> tuple[ModelMonitor, InMemoryMetricReader, BatchState]:
+    spec = ScoringSpec.of(monitor_of(reference, **options)[0], predict, labels=label,
+                          concept_drift=concept_drift)
     states = [BatchState.from_bytes(score_partition(p, spec, i).to_bytes())
               for i, p in enumerate(parts)]
     random.Random(seed).shuffle(states)
@@ -169,6 +173,38 @@ def test_regression_error_histogram_and_sums_equal_one_process() -> None:
     one_detections = expected[0].performance_report().concept_drift
     assert one_detections["page_hinkley"]["detections"] > 0
     assert all(d["detections"] == 0 for d in monitor.performance_report().concept_drift.values())
+    assert merged.outcomes is not None and not merged.outcomes.streams
+    # Opt-in: the partitions' error streams, fed in partition order, give the same detections.
+    fed, fed_reader, merged = merged_monitor(parts, reference, predict, "progression", 4,
+                                             concept_drift=True, task="regression")
+    assert fed.performance_report().concept_drift == one_detections
+    assert sorted(merged.outcomes.streams) == [0, 2, 3]  # the partitions with rows
+    assert_same_outcomes((fed, fed_reader), expected)
+    assert concept_points(fed_reader) == concept_points(expected[1])
+
+
+def concept_points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple], float]:
+    return {(name, tuple(sorted(p.attributes.items()))): p.value
+            for name, points in read_points(reader).items() if name.startswith("ml.concept_drift")
+            for p in points}
+
+
+def test_a_classifiers_error_stream_is_carried_as_bits_and_fed_in_partition_order() -> None:
+    batch, reference, predict = classification_case()
+    batch = batch.drop(columns=["group"])  # no sensitive attribute here
+    # The labels of the last rows are flipped: the error rate jumps (a concept change).
+    batch.loc[200:, "diagnosis"] = 1.0 - batch.loc[200:, "diagnosis"]
+    parts = [batch.iloc[a:b] for a, b in zip(CUTS[:-1], CUTS[1:])]
+    options = {"task": "classification"}
+    expected = one_process(parts, reference, predict, "diagnosis", **options)
+    detections = expected[0].performance_report().concept_drift
+    assert sum(d["detections"] for d in detections.values()) > 0
+    monitor, reader, merged = merged_monitor(parts, reference, predict, "diagnosis", 5,
+                                             concept_drift=True, **options)
+    assert monitor.performance_report().concept_drift == detections
+    assert concept_points(reader) == concept_points(expected[1])
+    n, packed = merged.outcomes.streams[0]
+    assert n == 239 and packed.nbytes == 30  # 240 rows, one label missing: 1 bit per row
 
 
 def test_error_tally_replays_equal_buckets_extremes_and_sum() -> None:

@@ -145,7 +145,12 @@ def test_batch_scoring_with_labels_on_dask_equals_one_process(client: Any) -> No
     options = {"sensitive_attribute": "group", "task": "classification"}
     ddf = dd.from_pandas(batch, npartitions=3)
     cluster = monitor_of(reference, **options)
-    state = otel_dask.monitor(ddf, predict, monitor=cluster[0], labels="diagnosis")
+    state = otel_dask.monitor(ddf, predict, monitor=cluster[0], labels="diagnosis",
+                              concept_drift=True)
     assert state.labelled == len(batch) - 2
     parts = [ddf.partitions[i].compute() for i in range(ddf.npartitions)]
-    assert_same_outcomes(cluster, one_process(parts, reference, predict, "diagnosis", **options))
+    expected = one_process(parts, reference, predict, "diagnosis", **options)
+    assert_same_outcomes(cluster, expected)
+    assert sorted(state.outcomes.streams) == [0, 1, 2]
+    assert cluster[0].performance_report().concept_drift == \
+        expected[0].performance_report().concept_drift

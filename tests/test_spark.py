@@ -161,8 +161,13 @@ def test_batch_scoring_with_labels_on_spark_equals_one_process(spark: Any) -> No
     slices = [slice(0, 242), slice(242, 242), slice(242, 269)]
     df = _partitioned(spark, batch, slices)
     cluster = monitor_of(reference, **options)
-    state = otel_spark.monitor(df, predict, monitor=cluster[0], labels="diagnosis")
+    state = otel_spark.monitor(df, predict, monitor=cluster[0], labels="diagnosis",
+                               concept_drift=True)
     assert state.labelled == len(batch) - 2
     expected = one_process([batch.iloc[s] for s in slices], reference, predict, "diagnosis",
                            **options)
     assert_same_outcomes(cluster, expected)
+    # The error streams, fed in partition order: the detectors equal one process's.
+    assert sorted(state.outcomes.streams) == [0, 2]
+    assert cluster[0].performance_report().concept_drift == \
+        expected[0].performance_report().concept_drift

@@ -64,7 +64,8 @@ def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
 
 
 def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
-            features: Sequence[str] | None = None, labels: str | None = None) -> BatchState:
+            features: Sequence[str] | None = None, labels: str | None = None,
+            concept_drift: bool = False) -> BatchState:
     """Score ``ddf`` with ``predict_fn`` on the workers and record its statistics in
     ``monitor``, as if ``monitor.observe(x, predict_fn(x))`` had run here on every partition.
 
@@ -73,7 +74,7 @@ def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor
     Returns:
         The merged state (already recorded in ``monitor``).
     """
-    spec = ScoringSpec.of(monitor, predict_fn, features, labels)
+    spec = ScoringSpec.of(monitor, predict_fn, features, labels, concept_drift)
     merged = _tree(ddf, score_partition, spec)
     merged.record_into(monitor)
     return merged

@@ -18,7 +18,8 @@ With ``labels`` (a column), each partition also scores its labels as
 ``monitor.record_outcomes(labels, predictions, segments=<segment column>, groups=<sensitive
 attribute column>)`` would, and the merged :class:`OutcomeState` is recorded too: the
 performance report and exported performance, fairness and outcome metrics equal one
-process's. The concept-drift detectors (sequential) are not fed from the merged state.
+process's. The concept-drift detectors (sequential) are fed only with ``concept_drift=True``:
+each partition then carries its per-row errors and the driver feeds them in partition order.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class ScoringSpec:
         features: Feature columns passed to ``predict_fn`` (default: every column but the
             monitor's segment and sensitive-attribute columns and ``labels``).
         labels: Column of the labels (``None``: no outcomes are scored).
+        concept_drift: Carry each partition's per-row errors (1 bit per row for a classifier,
+            8 bytes for a regressor) so the driver feeds its concept-drift detectors in
+            partition order (default: off; the detectors are then not fed).
     """
 
     settings: Any
@@ -57,11 +61,14 @@ class ScoringSpec:
     predict_fn: Callable[[Any], Any]
     features: tuple[str, ...] | None = None
     labels: str | None = None
+    concept_drift: bool = False
 
     @classmethod
     def of(cls, monitor: ModelMonitor, predict_fn: Callable[[Any], Any],
-           features: Sequence[str] | None = None, labels: str | None = None) -> ScoringSpec:
-        """The spec of ``monitor`` (``labels``: the column of labels to score, or ``None``).
+           features: Sequence[str] | None = None, labels: str | None = None,
+           concept_drift: bool = False) -> ScoringSpec:
+        """The spec of ``monitor`` (``labels``: the column of labels to score, or ``None``;
+        ``concept_drift``: carry the error streams for the driver's detectors).
 
         Raises:
             ValueError: The monitor has no reference profile.
@@ -79,8 +86,10 @@ class ScoringSpec:
             raise TypeError(f"labels must be a column name (str), got {type(labels).__name__}")
         if labels is not None and features is not None and labels in features:
             raise ValueError(f"the labels column {labels!r} is also a feature")
+        if concept_drift and labels is None:
+            raise ValueError("concept_drift=True needs labels (the column of labels)")
         return cls(monitor.settings, monitor.reference, predict_fn,
-                   None if features is None else tuple(features), labels)
+                   None if features is None else tuple(features), labels, bool(concept_drift))
 
     def split(self, frame: Any) -> tuple[Any, Any]:
         """``(what the monitor observes, what predict_fn is given)`` of a partition's frame."""
@@ -168,7 +177,7 @@ class BatchState:
     def record_into(self, monitor: ModelMonitor) -> None:
         """Count these rows in ``monitor`` as if it had observed them now (and, with labels,
         as if ``monitor.record_outcomes`` had scored them now; its concept-drift detectors
-        are not fed)."""
+        are fed the partitions' errors in partition order only with ``concept_drift``)."""
         absorb_statistics(monitor, self)
 
     def to_bytes(self) -> bytes:
@@ -225,6 +234,7 @@ def score_chunks(chunks: Iterable[Any], spec: ScoringSpec, partition: int) -> Ba
                                  f"{type(exc).__name__}: {exc}") from exc
         counted.observe(observed, predictions)
         if spec.labels is not None:
-            counted.record_outcomes(y_pred=predictions, **spec.outcome_columns(frame))
+            counted.record_outcomes(y_pred=predictions, keep_errors=spec.concept_drift,
+                                    **spec.outcome_columns(frame))
     return BatchState(frozenset([partition]), counted.state(), counted.multivariate_state(),
-                      counted.outcome_state())
+                      counted.outcome_state(partition if spec.concept_drift else None))

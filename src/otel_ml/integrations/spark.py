@@ -137,7 +137,7 @@ def _merge(a: PartitionProfile, b: PartitionProfile) -> PartitionProfile:
 
 def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
             features: Sequence[str] | None = None, labels: str | None = None,
-            depth: int = 2) -> BatchState:
+            concept_drift: bool = False, depth: int = 2) -> BatchState:
     """Score ``df`` with ``predict_fn`` on the executors and record its statistics in
     ``monitor`` (on the driver), as if ``monitor.observe(x, predict_fn(x))`` had run here on
     every partition.
@@ -152,7 +152,10 @@ def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
         labels: Column of the labels: each partition also scores them as
             ``monitor.record_outcomes(labels, predictions, segments=<segment column>,
             groups=<sensitive-attribute column>)`` would, and the merged outcomes are recorded
-            too (performance, fairness, outcome metrics; not the concept-drift detectors).
+            too (performance, fairness, outcome metrics).
+        concept_drift: With ``labels``: each partition also carries its per-row errors (1 bit
+            per row for a classifier, 8 bytes for a regressor) and the driver feeds its
+            concept-drift detectors with them in partition order (default off: not fed).
         depth: Levels of the merge tree (``RDD.treeReduce``).
 
     Returns:
@@ -163,7 +166,7 @@ def monitor(df: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
         otel_ml.integrations.partitions.PartitionError: A partition lacks a feature column or
             ``predict_fn`` raised (the message names the partition).
     """
-    spec = ScoringSpec.of(monitor, predict_fn, features, labels)
+    spec = ScoringSpec.of(monitor, predict_fn, features, labels, concept_drift)
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd

@@ -333,7 +333,8 @@ def absorb_statistics(monitor: ModelMonitor, state: Any) -> None:
     merged: ``otel_ml.integrations.scoring``) in ``monitor`` as if it observed them now: its
     drift (multivariate too, when ``state`` has ``multivariate`` sums), data-quality and
     feature metrics then cover those rows, and its performance the labelled rows when
-    ``state`` has ``outcomes`` (concept-drift detectors excepted).
+    ``state`` has ``outcomes`` (its concept-drift detectors are fed only the error streams
+    the outcomes carry).
 
     Raises:
         ValueError: The monitor has no reference profile, or ``state`` was counted over other

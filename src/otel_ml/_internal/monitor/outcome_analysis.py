@@ -67,6 +67,8 @@ class OutcomeAnalysis:
         switch: The monitor's on/off switch.
         segment_values: Caps segment values (shared with the monitor).
         clock: Monotonic seconds.
+        keep_errors: Keep the per-row errors fed to the concept-drift detectors, in order
+            (:meth:`error_stream`; a batch job's partition).
 
     Raises:
         ValueError: A sensitive attribute is declared for a regression model, or is empty.
@@ -77,8 +79,10 @@ class OutcomeAnalysis:
                  features: FeatureSide,
                  tracer: trace.Tracer, instruments: Instruments, switch: Switch,
                  segment_values: Callable[[Any], str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 keep_errors: bool = False) -> None:
         _check_sensitive(settings)
+        self._keep_errors = keep_errors
         self._settings = settings
         self._reference = reference
         self._features = features
@@ -112,7 +116,8 @@ class OutcomeAnalysis:
         stats = OutcomeStats(s.name, self._attributes,
                              self._instruments["ml.model.error.absolute"],
                              tuple(label_str(c) for c in s.classes or ()),
-                             label_str(s.positive_class), window, concept, bins)
+                             label_str(s.positive_class), window, concept, bins,
+                             self._keep_errors)
         ref_names = tuple(reference.feature_names) if reference is not None else ()
         self._attributions = Attributions(
             s.name, s.max_features, s.feature_names or ref_names,
@@ -179,12 +184,18 @@ class OutcomeAnalysis:
         """Everything scored so far as mergeable state (see :class:`OutcomeState`; the error
         histogram is the recorder given as ``ml.model.error.absolute``)."""
         state = self._stats.state()
-        state.task = self._task.inferred if self._task.declared == "auto" else None
+        task = self._task
+        state.task = task.declared if task.declared != "auto" else task.inferred
         return state
 
+    def error_stream(self) -> Any:
+        """The per-row errors fed to the concept-drift detectors, in order (``None`` unless
+        made with ``keep_errors``)."""
+        return self._stats.error_stream()
+
     def absorb(self, state: OutcomeState) -> None:
-        """Count labelled rows scored elsewhere (same monitor settings) as if scored now.
-        The concept-drift detectors are not fed (they need the errors in order)."""
+        """Count labelled rows scored elsewhere (same monitor settings) as if scored now;
+        the concept-drift detectors are fed only the error streams the state carries."""
         if state.task is not None and not self._task.known:
             self._task.inferred, self._task.known = state.task, True
         self._stats.absorb(state, self._clock())

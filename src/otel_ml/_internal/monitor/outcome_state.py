@@ -9,8 +9,10 @@ per segment (:class:`ErrorTally`: counts and sums per bucket, extremes). States 
 merge by addition; the driver's monitor adds the merged state into its current slot
 (:meth:`OutcomeStats.absorb`).
 
-Not part of the state: the concept-drift detectors (sequential: they need the errors one by
-one, in order) and the error-by-bin and attribution tallies (not fed by ``record_outcomes``).
+Not a sum: the concept-drift detectors are sequential (they need the errors one by one, in
+order). Opt-in, a state carries each partition's error stream (:attr:`OutcomeState.streams`:
+1 bit per row for a classifier, 8 bytes for a regressor) and the driver feeds them in
+partition order. The error-by-bin and attribution tallies are not fed by ``record_outcomes``.
 """
 
 from __future__ import annotations
@@ -118,9 +120,11 @@ class OutcomeState:
         squared: Cumulative squared-error sums by segment.
         unmatched: Labels not scored, by reason.
         errors: The absolute-error histogram per segment.
+        streams: Partition -> its per-row errors fed to the concept-drift detectors, in
+            order (packed: see :meth:`keep_stream`); empty unless asked for.
     """
 
-    __slots__ = ("confusion", "errors", "settled", "squared", "task", "undecided",
+    __slots__ = ("confusion", "errors", "settled", "squared", "streams", "task", "undecided",
                  "unmatched", "window")
 
     def __init__(self, buckets: Sequence[float] = ERROR_BUCKETS) -> None:
@@ -132,6 +136,21 @@ class OutcomeState:
         self.squared: dict[str, float] = {}
         self.unmatched: dict[str, int] = {}
         self.errors = ErrorTally(buckets)
+        self.streams: dict[int, tuple[int, np.ndarray]] = {}
+
+    def keep_stream(self, partition: int, errors: np.ndarray) -> None:
+        """Carry ``partition``'s error stream: a classifier's 0/1 errors as bits, a
+        regressor's absolute errors as float64."""
+        if self.task == "regression":
+            self.streams[partition] = (-1, np.asarray(errors, dtype=np.float64))
+        else:
+            self.streams[partition] = (int(errors.shape[0]), np.packbits(errors > 0.5))
+
+    def error_streams(self) -> Iterator[np.ndarray]:
+        """The carried error streams, in partition order."""
+        for partition in sorted(self.streams):
+            n, data = self.streams[partition]
+            yield data if n < 0 else np.unpackbits(data, count=n).astype(np.float64)
 
     @property
     def labelled(self) -> int:
@@ -173,4 +192,5 @@ class OutcomeState:
         for reason, n in other.unmatched.items():
             self.unmatched[reason] = self.unmatched.get(reason, 0) + n
         self.errors.merge(other.errors)
+        self.streams.update(other.streams)  # disjoint partitions (BatchState checks)
         return self

@@ -63,11 +63,13 @@ class OutcomeStats:
         window: The outcome window.
         concept: The concept-drift detectors.
         bins: Error analysis by reference bin.
+        keep_errors: Also keep the per-row errors fed to the detectors, in order (a batch
+            job's partition: :meth:`state` carries them when asked for).
     """
 
     def __init__(self, model: str, attributes: Mapping[str, str], error_histogram: Any,
                  declared: tuple[str, ...], positive: str, window: OutcomeWindow,
-                 concept: ConceptDrift, bins: ErrorBins) -> None:
+                 concept: ConceptDrift, bins: ErrorBins, keep_errors: bool = False) -> None:
         self._model = model
         self._attributes = dict(attributes)
         self._hist = error_histogram
@@ -76,6 +78,7 @@ class OutcomeStats:
         self._window = window
         self._concept = concept
         self._bins = bins
+        self._kept: list[np.ndarray] | None = [] if keep_errors else None
         self._classes = CappedValues("class", max(MAX_CLASSES, len(declared)), declared)
         self._unmatched_lock = threading.Lock()
         self._attrs: dict[str, dict[str, str]] = {}
@@ -138,7 +141,7 @@ class OutcomeStats:
                 e = e[np.isfinite(e)]
                 slot.tallies.setdefault(seg, Tally()).add_errors(e)
                 self._squared[seg] = self._squared.get(seg, 0.0) + float(np.einsum("i,i->", e, e))
-            self._concept.feed(abs_err[finite], regression=True, now=now)
+            self._feed_concept(abs_err[finite], True, now)
             if row_bins is not None:
                 self._bins.add(slot, row_bins, valid, abs_err)
             window.changed()
@@ -199,7 +202,7 @@ class OutcomeStats:
                 for key in zip(groups[keep].tolist(), (act == pos).tolist(),
                                (prd == pos).tolist()):
                     slot.fairness[key] = slot.fairness.get(key, 0) + 1
-            self._concept.feed(wrong, regression=False, now=now)
+            self._feed_concept(wrong, False, now)
             if row_bins is not None:
                 self._bins.add(slot, row_bins, keep, wrong)
             window.changed()
@@ -234,6 +237,19 @@ class OutcomeStats:
         return [(v, {Attr.SEGMENT: s}) for s, v in items]
 
 
+    def _feed_concept(self, errors: np.ndarray, regression: bool, now: float) -> None:
+        """Feed the detectors (hold the window's lock); keep the errors when asked to."""
+        if self._kept is not None:
+            self._kept.append(errors.astype(np.float64))
+        self._concept.feed(errors, regression=regression, now=now)
+
+    def error_stream(self) -> np.ndarray | None:
+        """The errors fed to the detectors, in order (``None`` unless ``keep_errors``)."""
+        if self._kept is None:
+            return None
+        with self._window.lock:
+            return np.concatenate(self._kept) if self._kept else np.zeros(0)
+
     # ------------------------------------------------------------------ mergeable state
     def state(self) -> OutcomeState:
         """The window's tallies and the cumulative counts as mergeable state (every row when
@@ -251,7 +267,9 @@ class OutcomeStats:
     def absorb(self, state: OutcomeState, now: float) -> None:
         """Count ``state`` (labelled rows scored elsewhere) as if scored at ``now``: the
         window's current slot, the counters, the unmatched labels and the error histogram
-        (recorded again value by value: O(labelled rows) records, as scoring them here)."""
+        (recorded again value by value: O(labelled rows) records, as scoring them here), and
+        the partitions' error streams, in partition order, to the concept-drift detectors
+        when the state carries them."""
         state.errors.replay(lambda v, seg: self._hist.record(v, self._seg_attrs(seg)))
         window = self._window
         with window.lock:
@@ -268,6 +286,8 @@ class OutcomeStats:
                 self._confusion[key] = self._confusion.get(key, 0) + n
             for seg, v in state.squared.items():
                 self._squared[seg] = self._squared.get(seg, 0.0) + v
+            for errors in state.error_streams():  # partition order (opt-in: concept drift)
+                self._feed_concept(errors, state.task == "regression", now)
             window.changed()
         with self._unmatched_lock:
             for reason, n in state.unmatched.items():

@@ -61,8 +61,9 @@ class PartitionMonitor:
         self._multivariate.observe(batch)
 
     def record_outcomes(self, y_true: Any, y_pred: Any, segments: Any = None,
-                        groups: Any = None) -> None:
-        """Score labels and predictions, as ``ModelMonitor.record_outcomes`` does.
+                        groups: Any = None, *, keep_errors: bool = False) -> None:
+        """Score labels and predictions, as ``ModelMonitor.record_outcomes`` does
+        (``keep_errors``: keep the concept-drift error stream, see :meth:`outcome_state`).
 
         Raises:
             ValueError: ``groups`` given but the monitor has no ``sensitive_attribute``.
@@ -73,15 +74,19 @@ class PartitionMonitor:
                 tracer=trace.NoOpTracer(), switch=Switch(False),
                 instruments={"ml.model.error.absolute": self._errors,  # type: ignore[arg-type]
                              "ml.model.requests.rejected": None},
-                segment_values=self._segments)
+                segment_values=self._segments, keep_errors=keep_errors)
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
 
-    def outcome_state(self) -> OutcomeState | None:
-        """The scored labels as mergeable state (``None``: no labels were scored)."""
+    def outcome_state(self, partition: int | None = None) -> OutcomeState | None:
+        """The scored labels as mergeable state (``None``: no labels were scored); with
+        ``partition``, carrying the kept error stream as that partition's."""
         if self._outcomes is None:
             return None
         state = self._outcomes.state()
         state.errors = ErrorTally(ERROR_BUCKETS).merge(self._errors)
+        stream = self._outcomes.error_stream()
+        if partition is not None and stream is not None:
+            state.keep_stream(partition, stream)
         return state
 
     def state(self) -> FeatureState:
