@@ -165,9 +165,8 @@ class BatchState:
                                  "or duplicated partition would be counted twice")
         try:
             self.features.merge(other.features)
-            if other.outcomes is not None:
-                self.outcomes = other.outcomes if self.outcomes is None \
-                    else self.outcomes.merge(other.outcomes)
+            if other.outcomes is not None:  # into a copy: ``other`` stays as it was
+                self.outcomes = (self.outcomes or OutcomeState()).merge(other.outcomes)
         except ValueError as exc:
             raise PartitionError(str(exc)) from exc
         self.multivariate.merge(other.multivariate)
