@@ -162,15 +162,21 @@ class ModelMonitor:
         from otel_ml._internal.monitor.feature_stats import FeatureStatistics
         from otel_ml._internal.monitor.payload import PayloadCapture
         from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
+        from otel_ml._internal.monitor.estimation import EstimationAnalysis, EstimationInput
 
         self.reference = _load_reference(reference)
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
         self._payloads = PayloadCapture(settings, self._ingest)
+        # Performance without labels (issue 17): off without a reference fitted with labels.
+        self._estimation = EstimationAnalysis(settings, self.reference, self._ingest.batch_of)
+        self._estimating = self._estimation.active
+        self._estimation_input = EstimationInput
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
             instruments=self._instruments, switch=self.switch,
-            segment_values=self.segment_values)
+            segment_values=self.segment_values,
+            labelled=self._estimation.labelled if self._estimating else None)
         # The call path: spans, timing and tallies; it feeds each call to the analyses.
         self.recorder = CallRecorder(
             self.attributes, self.switch, self._tracer, self._instruments,
@@ -184,7 +190,7 @@ class ModelMonitor:
             **self.recorder.collectors(),
             "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
         }
-        for component in (self._features, self._outcomes):
+        for component in (self._features, self._outcomes, self._estimation):
             for metric, collect in component.collectors().items():
                 if metric in self._collectors:
                     raise RuntimeError(f"two components collect {metric}")
@@ -241,8 +247,14 @@ class ModelMonitor:
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
 
     def performance_report(self) -> PerformanceReport:
-        """Windowed performance, per segment, fairness and concept drift state."""
-        return self._outcomes.performance_report()
+        """Windowed performance, per segment, fairness and concept drift state; the estimate
+        without labels (``estimated``) and suspect labels when the reference has them."""
+        report = self._outcomes.performance_report()
+        if self._estimating:
+            extra = self._estimation.report()
+            report.estimated = extra["estimated"]
+            report.suspect_labels = extra["suspect_labels"]
+        return report
 
     def root_cause_report(self) -> RootCauseReport:
         """Where a change comes from: segments ranked by their contribution to the prediction
@@ -275,6 +287,7 @@ class ModelMonitor:
         self._ingest.after_fork()
         self._features.after_fork()
         self._outcomes.after_fork()
+        self._estimation.after_fork()
 
     # ------------------------------------------------------------------ collection
     def observe_metric(self, name: str) -> Points:
@@ -307,6 +320,9 @@ class ModelMonitor:
         if result is not STREAMED:
             self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                     call.span_context, call.segment, call.own_id)
+            if self._estimating:
+                self._estimation.observe(self._estimation_input(
+                    result, call.target.output, call.segment, batch, call.x))
         return batch
 
     def _feed_item(self, call: Call, item: Any) -> None:

@@ -66,6 +66,8 @@ class OutcomeAnalysis:
         switch: The monitor's on/off switch.
         segment_values: Caps segment values (shared with the monitor).
         clock: Monotonic seconds.
+        labelled: Told of every scored label with its raw predictions and id (``None``:
+            nobody).
 
     Raises:
         ValueError: A sensitive attribute is declared for a regression model, or is empty.
@@ -76,8 +78,10 @@ class OutcomeAnalysis:
                  features: FeatureSide,
                  tracer: trace.Tracer, instruments: Instruments, switch: Switch,
                  segment_values: Callable[[Any], str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 labelled: Callable[[Any, Any, str | None], None] | None = None) -> None:
         _check_sensitive(settings)
+        self._labelled = labelled
         self._settings = settings
         self._reference = reference
         self._features = features
@@ -119,7 +123,8 @@ class OutcomeAnalysis:
         self._join = OutcomeJoin(s, self._tracer, self._attributes, self._switch,
                                  self._segment_values, self._task, self._outputs, self._store,
                                  stats,
-                                 bins if reference is not None else None, self._clock)
+                                 bins if reference is not None else None, self._clock,
+                                 self._labelled)
         self._readout = OutcomeReadout(s, _floats(reference.performance
                                                   if reference is not None else None),
                                        self._task, self._store, window, stats, concept, bins,

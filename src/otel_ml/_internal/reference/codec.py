@@ -49,6 +49,9 @@ def encode(reference: Reference) -> dict[str, Any]:
         "performance": reference.performance,
         "attributions": reference.attributions,
         "metadata": reference.metadata,
+        # Only when fitted: a profile without it is byte-for-byte the previous format.
+        **({"estimation": reference.estimation.to_dict()}
+           if getattr(reference, "estimation", None) is not None else {}),
     }
 
 
@@ -126,7 +129,19 @@ def decode(data: Any, *, source: str = "reference") -> dict[str, Any]:
     return {"features": features, "prediction": prediction, "rows": rows,
             "performance": v.float_dict("performance", data.get("performance")),
             "attributions": v.float_dict("attributions", data.get("attributions")),
-            "metadata": meta, "created": created if isinstance(created, str) else None}
+            "metadata": meta, "created": created if isinstance(created, str) else None,
+            "estimation": _estimation_from(v, data.get("estimation"))}
+
+
+def _estimation_from(v: _Validator, item: Any) -> Any:
+    if item is None:
+        return None
+    from otel_ml._internal.reference.estimation_fit import Estimation
+
+    try:
+        return Estimation.from_dict(item)
+    except ValueError as exc:
+        return v.fail("estimation", str(exc))
 
 
 def _num(x: float) -> float | None:

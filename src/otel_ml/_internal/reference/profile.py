@@ -23,9 +23,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from otel_ml._internal.reference.estimation_fit import Estimation
 
 __all__ = [
     "CategoricalProfile",
@@ -170,12 +173,15 @@ class Reference:
         attributions: Mean absolute attribution per feature.
         metadata: Free-form string pairs.
         created: ISO-8601 creation time (UTC).
+        estimation: What performance estimation without labels needs (a calibration or a
+            loss model, fitted from labelled validation data), or ``None``: estimation off.
     """
 
     def __init__(self, features: Mapping[str, Profile], *, prediction: Profile | None = None,
                  rows: int = 0, performance: Mapping[str, float] | None = None,
                  attributions: Mapping[str, float] | None = None,
-                 metadata: Mapping[str, str] | None = None, created: str | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, created: str | None = None,
+                 estimation: Estimation | None = None) -> None:
         self.features: dict[str, Profile] = dict(features)
         self.prediction = prediction
         self.rows = int(rows)
@@ -183,6 +189,7 @@ class Reference:
         self.attributions = _float_dict("attributions", attributions)
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         self.created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.estimation = estimation
 
     def __repr__(self) -> str:
         kinds = [p.kind[0] for p in self.features.values()]
@@ -201,7 +208,8 @@ class Reference:
                   categorical: Iterable[str] | None = None, bins: int = 10,
                   max_categories: int = 50, performance: Mapping[str, float] | None = None,
                   attributions: Mapping[str, float] | None = None,
-                  metadata: Mapping[str, str] | None = None) -> Reference:
+                  metadata: Mapping[str, str] | None = None, labels: Any = None,
+                  classes: Sequence[Any] | None = None) -> Reference:
         """Profile training (or validation) data.
 
         Args:
@@ -216,6 +224,11 @@ class Reference:
             performance: Validation performance to store (e.g. ``{"accuracy": 0.91}``).
             attributions: Mean absolute attribution per feature to store.
             metadata: Free-form string pairs stored with the profile.
+            labels: True labels of validation rows (with ``predictions``): fits what
+                estimating performance without labels needs (a probability calibration per
+                class, or a loss model for a regressor) and stores the realised performance
+                (a given ``performance`` wins, metric by metric).
+            classes: Class labels in probability-column order (default: the sorted labels).
 
         Returns:
             The profile. Shares are exact for up to 10 million rows per feature (a uniform
@@ -231,8 +244,19 @@ class Reference:
         builder.update(X, predictions, feature_names=feature_names)
         if builder.rows == 0:
             raise ValueError("cannot build a reference from data with no rows")
-        return builder.build(performance=performance, attributions=attributions,
-                             metadata=metadata)
+        estimation = None
+        if labels is not None:
+            if predictions is None:
+                raise ValueError("labels= needs predictions= (the model's outputs on X)")
+            from otel_ml._internal.reference.estimation_fit import fit_estimation
+
+            estimation, realised = fit_estimation(X, predictions, labels, feature_names,
+                                                  classes)
+            performance = {**realised, **(performance or {})}
+        reference = builder.build(performance=performance, attributions=attributions,
+                                  metadata=metadata)
+        reference.estimation = estimation
+        return reference
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, prediction_column: str | None = None,
@@ -297,7 +321,8 @@ class Reference:
             raise ValueError("cannot merge a reference with predictions and one without")
         return Reference(features, prediction=prediction, rows=self.rows + other.rows,
                          performance=self.performance, attributions=self.attributions,
-                         metadata={**other.metadata, **self.metadata})
+                         metadata={**other.metadata, **self.metadata},
+                         estimation=self.estimation)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form (what :meth:`save` writes)."""

@@ -1,0 +1,327 @@
+"""Performance without labels, behind the :class:`~otel_ml._internal.monitor.analysis.Analysis`
+protocol: each call's predictions are calibrated (classifiers) or run through the loss model
+(regressors) with the reference's estimation models, into cumulative counters (the expected
+confusion matrix, expected errors, their variances: PromQL computes the estimates over any
+window, per segment, across replicas) and into a ring of time slots (the in-process
+estimates and bands of ``performance_report().estimated``).
+
+Off (one attribute test per call) without a reference fitted with labels. Bad predictions
+(NaN, probabilities outside [0, 1] or not summing to 1, another number of classes) are counted
+in ``ml.model.estimation.excluded`` by reason and left out of the estimate; nothing raises into
+the call.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from otel_ml._internal.core.instruments import Points
+from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml._internal.monitor.analysis import Collector
+from otel_ml._internal.monitor.settings import Settings
+from otel_ml._internal.monitor.suspect_labels import SuspectLabels
+from otel_ml._internal.reference.profile import Reference
+from otel_ml._internal.stats.estimation import ClassAcc, RegAcc
+from otel_ml._internal.stats.ring import SlotRing
+from otel_ml.contract import NO_SEGMENT, Attr, Excluded
+
+__all__ = ["EstimationAnalysis", "EstimationInput"]
+
+#: Rows of a probability row may sum to 1 within this.
+SUM_TOLERANCE = 1e-3
+
+
+class EstimationInput(NamedTuple):
+    """One call, as the estimation reads it.
+
+    Attributes:
+        predictions: The call's result as returned.
+        output: How the output is read (``auto``, ``proba``, ``label``, ``score``).
+        segment: The call's segment (``None``: none).
+        batch: The prepared batch (per-row segments, input columns), or ``None``.
+        x: The call's input (read when there is no batch).
+    """
+
+    predictions: Any
+    output: str
+    segment: str | None
+    batch: Any
+    x: Any
+
+
+class EstimationAnalysis:
+    """Estimates a model's performance from its predictions alone.
+
+    Args:
+        settings: The monitor's settings (window, slot, threshold).
+        reference: The reference profile (its ``estimation``), or ``None``.
+        batch_of: Makes a batch over an input (to read columns when statistics are off).
+        clock: Monotonic seconds.
+
+    Attributes:
+        active: Whether the reference carries estimation models.
+        calibration: The classifier calibration, or ``None``.
+    """
+
+    def __init__(self, settings: Settings, reference: Reference | None,
+                 batch_of: Callable[[Any], Any],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        est = getattr(reference, "estimation", None) if reference is not None else None
+        self.calibration = est.calibration if est is not None else None
+        self._loss = est.loss if est is not None else None
+        self.active = self.calibration is not None or self._loss is not None
+        if reference is not None and not self.active:
+            log_limited(f"estimation-off:{settings.name}",
+                        "otel_ml: %s: the reference was built without labels (or without "
+                        "probabilities): performance is not estimated before labels arrive",
+                        settings.name, count=False)
+        self._settings = settings
+        self._batch_of = batch_of
+        self._clock = clock
+        cal = self.calibration
+        self._classes = cal.classes if cal is not None else ()
+        self._k = len(self._classes)
+        self._edges = cal.auc_edges if cal is not None else None
+        self._bins = 0 if self._edges is None else len(self._edges) + 1
+        self._suspects = None if cal is None else SuspectLabels(settings, cal, clock)
+        self.after_fork()
+
+    def _new(self) -> ClassAcc | RegAcc:
+        return ClassAcc(self._k, self._bins) if self.calibration is not None else RegAcc()
+
+    # ------------------------------------------------------------------ Analysis protocol
+    def observe(self, item: EstimationInput) -> None:
+        """Add one call's predictions (never raises)."""
+        if not self.active or item.predictions is None or item.output in ("label", "score"):
+            return
+        try:
+            segments = self._segments(item)
+            if self.calibration is not None:
+                self._observe_class(item.predictions, segments)
+            else:
+                self._observe_reg(item, segments)
+        except Exception as exc:
+            internal_error("estimation", exc)
+
+    def collectors(self) -> dict[str, Collector]:
+        """Observable metric name to a function giving its points."""
+        if not self.active:
+            return {}
+        out: dict[str, Collector] = {
+            "ml.model.estimated.rows": lambda: self._per_segment(lambda a: a.rows),
+            "ml.model.estimation.excluded": self._excluded_points,
+        }
+        if self._suspects is not None:
+            out["ml.outcome.suspect_labels"] = self._suspects.points
+        if self.calibration is not None:
+            out["ml.model.expected.confusion"] = self._confusion_points
+            out["ml.model.estimated.variance"] = self._class_variance_points
+        else:
+            out["ml.model.estimated.error.absolute"] = lambda: self._per_segment(
+                lambda a: a.sa)
+            out["ml.model.estimated.error.squared"] = lambda: self._per_segment(
+                lambda a: a.ss)
+            out["ml.model.estimated.variance"] = lambda: [
+                (v, {**attrs, Attr.PERF_METRIC: "mae"})
+                for v, attrs in self._per_segment(lambda a: a.variance_sum())]
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """``{"estimated": {...}, "suspect_labels": {...}}`` (see :meth:`estimates`)."""
+        return {"estimated": self.estimates(),
+                "suspect_labels": {} if self._suspects is None else self._suspects.report()}
+
+    def labelled(self, predictions: Any, truth: Any, prediction_id: str | None) -> None:
+        """Joined labels with their predictions: the suspect-label check (never raises)."""
+        if self._suspects is not None:
+            self._suspects.labelled(predictions, truth, prediction_id)
+
+    def after_fork(self) -> None:
+        """Start from zero (also the initial state)."""
+        self._lock = threading.Lock()
+        slots = max(1, math.ceil(self._settings.drift_window_s / self._settings.slot_s))
+        self._ring = SlotRing(slots, self._settings.slot_s)
+        self._slots: list[dict[str, Any]] = [{} for _ in range(slots)]
+        self._total: dict[str, Any] = {}
+        self._excluded: dict[str, int] = {}
+        if getattr(self, "_suspects", None) is not None:
+            self._suspects.reset()
+
+    # ------------------------------------------------------------------ estimates
+    def estimates(self) -> dict[str, Any]:
+        """The window's estimates: metric -> ``{"value", "lower", "upper"}``, ``rows``, and
+        ``by_segment`` (segment -> the same); empty when off or before any prediction."""
+        if not self.active:
+            return {}
+        with self._lock:
+            live = self._ring.live(self._ring.slot_at(self._clock()))
+            per_seg: dict[str, Any] = {}
+            for place in np.nonzero(live)[0].tolist():
+                for seg, acc in self._slots[place].items():
+                    total = per_seg.get(seg)
+                    if total is None:
+                        total = per_seg[seg] = self._new()
+                    total.add(acc)
+        if not per_seg:
+            return {}
+        everything = self._new()
+        for acc in per_seg.values():
+            everything.add(acc)
+        out: dict[str, Any] = dict(everything.estimates())
+        out["rows"] = everything.rows
+        out["by_segment"] = {seg: {**acc.estimates(), "rows": acc.rows}
+                             for seg, acc in sorted(per_seg.items())}
+        return out
+
+    # ------------------------------------------------------------------ per call
+    def _segments(self, item: EstimationInput) -> Any:
+        batch = item.batch
+        if batch is not None and batch.segments is not None:
+            return np.asarray(batch.segments, dtype=object)
+        return NO_SEGMENT if item.segment is None else item.segment
+
+    def _exclude(self, reason: str, n: int) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self._excluded[reason] = self._excluded.get(reason, 0) + n
+        log_limited(f"estimation:{reason}", "otel_ml: %s: %d prediction row(s) left out of "
+                    "the performance estimate: %s", self._settings.name, n, reason, count=False)
+
+    def _valid_proba(self, predictions: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(proba, ok)``: probabilities as ``(rows, k)`` and the rows usable, bad rows
+        counted; ``None`` when the whole call is unusable."""
+        arr = np.asarray(predictions)
+        if arr.dtype.kind != "f":  # labels (or anything else): nothing to calibrate
+            return None
+        arr = arr.astype(np.float64, copy=False)
+        k = self._k
+        if arr.ndim <= 1 and k == 2:
+            arr = arr.reshape(-1)
+            arr = np.column_stack([1.0 - arr, arr])
+        elif arr.ndim == 1 and arr.shape[0] == k:  # one row
+            arr = arr.reshape(1, k)
+        if arr.ndim != 2 or arr.shape[1] != k:
+            self._exclude(Excluded.WRONG_CLASS_COUNT, arr.shape[0] if arr.ndim else 1)
+            return None
+        finite = np.isfinite(arr).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            in_range = ((arr >= 0) & (arr <= 1)).all(axis=1)
+            summed = np.abs(arr.sum(axis=1) - 1.0) <= SUM_TOLERANCE
+        ok = finite & in_range & summed
+        if not ok.all():
+            self._exclude(Excluded.MISSING, int((~finite).sum()))
+            self._exclude(Excluded.OUT_OF_RANGE, int((finite & ~in_range).sum()))
+            self._exclude(Excluded.NOT_NORMALISED, int((finite & in_range & ~summed).sum()))
+        return arr, ok
+
+    def _observe_class(self, predictions: Any, segments: Any) -> None:
+        read = self._valid_proba(predictions)
+        if read is None:
+            return
+        proba, ok = read
+        if not ok.all():
+            proba = proba[ok]
+            if not isinstance(segments, str):
+                segments = segments[ok]
+        if len(proba) == 0:
+            return
+        cal = self.calibration.apply(proba)  # type: ignore[union-attr]
+        if self._k == 2:
+            predicted = (proba[:, 1] >= self._settings.threshold).astype(np.int64)
+            score_bin = np.searchsorted(self._edges, proba[:, 1], side="right")
+        else:
+            predicted = proba.argmax(axis=1)
+            score_bin = None
+        self._add(segments, lambda acc, idx: acc.add_rows(
+            predicted[idx], cal[idx], None if score_bin is None else score_bin[idx]))
+
+    def _observe_reg(self, item: EstimationInput, segments: Any) -> None:
+        pred = np.asarray(item.predictions)
+        if pred.dtype.kind not in "fiub":
+            self._exclude(Excluded.WRONG_CLASS_COUNT, 1)
+            return
+        pred = pred.astype(np.float64, copy=False)
+        if pred.ndim == 2 and pred.shape[1] == 1:
+            pred = pred[:, 0]
+        pred = pred.reshape(-1)
+        batch = item.batch
+        if batch is None and item.x is not None:
+            batch = self._batch_of(item.x)
+        n = len(pred)
+
+        def column(name: str) -> np.ndarray | None:
+            values = None if batch is None else batch.column(name)
+            if values is None:
+                return None
+            arr = np.asarray(values)
+            if arr.ndim == 0:
+                arr = arr.reshape(1)
+            return arr if arr.shape[0] == n else None
+
+        a, s = self._loss.expected(pred, column)  # type: ignore[union-attr]
+        ok = np.isfinite(pred)
+        if not ok.all():
+            self._exclude(Excluded.MISSING, int((~ok).sum()))
+            a, s = a[ok], s[ok]
+            if not isinstance(segments, str):
+                segments = segments[ok]
+        if len(a):
+            self._add(segments, lambda acc, idx: acc.add_rows(a[idx], s[idx]))
+
+    def _add(self, segments: Any, add: Callable[[Any, Any], None]) -> None:
+        """Add a call's rows to the current slot and the totals, per segment."""
+        groups: list[tuple[str, Any]]
+        if isinstance(segments, str):
+            groups = [(segments, slice(None))]
+        else:
+            keys = segments.astype(str)
+            groups = [(seg, np.nonzero(keys == seg)[0]) for seg in np.unique(keys).tolist()]
+        slot = self._ring.slot_at(self._clock())
+        with self._lock:
+            place, fresh = self._ring.claim(slot)
+            if fresh:
+                self._slots[place] = {}
+            current = self._slots[place]
+            for seg, idx in groups:
+                part = self._new()
+                add(part, idx)
+                for holder in (current, self._total):
+                    acc = holder.get(seg)
+                    if acc is None:
+                        acc = holder[seg] = self._new()
+                    acc.add(part)
+
+    # ------------------------------------------------------------------ collection
+    def _per_segment(self, value: Callable[[Any], float]) -> Points:
+        with self._lock:
+            items = list(self._total.items())
+        return [(float(value(acc)), {Attr.SEGMENT: seg}) for seg, acc in items]
+
+    def _confusion_points(self) -> Points:
+        with self._lock:
+            items = [(seg, acc.conf.copy()) for seg, acc in self._total.items()]
+        names = self._classes
+        return [(float(conf[i, j]), {Attr.SEGMENT: seg, Attr.CLASS_PREDICTED: names[i],
+                                     Attr.CLASS_ACTUAL: names[j]})
+                for seg, conf in items for i in range(len(names)) for j in range(len(names))
+                if conf[i].sum() > 0]
+
+    def _class_variance_points(self) -> Points:
+        """Sum over rows of ``c (1 - c)`` (``c``: the probability the row is right)."""
+        with self._lock:
+            items = [(seg, float((np.diag(acc.conf) - np.einsum("kkk->k", acc.m2)).sum()))
+                     for seg, acc in self._total.items() if acc.m2 is not None]
+        return [(v, {Attr.SEGMENT: seg, Attr.PERF_METRIC: "accuracy"}) for seg, v in items]
+
+    def _excluded_points(self) -> Points:
+        with self._lock:
+            items = list(self._excluded.items())
+        return [(n, {Attr.REASON: r}) for r, n in items]
+
