@@ -13,6 +13,7 @@ the call.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -80,7 +81,7 @@ class EstimationAnalysis:
             log_limited(f"estimation-off:{settings.name}",
                         "otel_ml: %s: the reference was built without labels (or without "
                         "probabilities): performance is not estimated before labels arrive",
-                        settings.name, count=False)
+                        settings.name, count=False, level=logging.INFO)
         self._settings = settings
         self._batch_of = batch_of
         self._clock = clock
