@@ -211,3 +211,32 @@ def test_estimation_metrics_are_in_the_contract():
                  "ml.model.estimated.variance", "ml.model.estimation.excluded",
                  "ml.outcome.suspect_labels"):
         assert name in METRICS
+
+
+def test_loss_model_round_trips_as_data(regression, tmp_path):
+    model, ref, Xte, _ = regression
+    path = tmp_path / "ref.json"
+    ref.save(path)
+    assert json.loads(path.read_text())["estimation"]["loss_model"]["method"] == "ga2m_log_bins"
+    again = Reference.load(path)
+    pred = model.predict(Xte)
+    names = list(ref.feature_names)
+
+    def column(name):
+        return Xte[:, names.index(name)]
+
+    for a, b in zip(ref.estimation.loss.expected(pred, column),
+                    again.estimation.loss.expected(pred, column)):
+        np.testing.assert_allclose(a, b)
+
+
+def test_a_corrupt_estimation_block_is_refused_at_load(binary, tmp_path):
+    from otel_ml.errors import InvalidReferenceError
+
+    _, ref, _, _ = binary
+    data = ref.to_dict()
+    data["estimation"]["calibration"]["curves"][1]["x"] = [0.5, 0.1]  # decreasing
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InvalidReferenceError, match="estimation"):
+        Reference.load(path)
