@@ -5,6 +5,11 @@ confusion matrix, expected errors, their variances: PromQL computes the estimate
 window, per segment, across replicas) and into a ring of time slots (the in-process
 estimates and bands of ``performance_report().estimated``).
 
+The call itself only keeps a copy of its predictions (and, for the loss model, its input)
+with its time slot; the work is done when the pending calls are folded in
+(:mod:`~otel_ml._internal.monitor.estimation_fold`): at collection, for a report, or by the
+call that brings more than :data:`MAX_PENDING_ROWS` rows pending (memory stays bounded).
+
 Off (one attribute test per call) without a reference fitted with labels. Bad predictions
 (NaN, probabilities outside [0, 1] or not summing to 1, another number of classes) are counted
 in ``ml.model.estimation.excluded`` by reason and left out of the estimate; nothing raises into
@@ -25,17 +30,18 @@ import numpy as np
 from otel_ml._internal.core.instruments import Points
 from otel_ml._internal.core.log import internal_error, log_limited
 from otel_ml._internal.monitor.analysis import Collector
+from otel_ml._internal.monitor.estimation_fold import Pending, class_rows, reg_rows
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.monitor.suspect_labels import SuspectLabels
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.stats.estimation import ClassAcc, RegAcc
 from otel_ml._internal.stats.ring import SlotRing
-from otel_ml.contract import NO_SEGMENT, Attr, Excluded
+from otel_ml.contract import NO_SEGMENT, Attr
 
 __all__ = ["EstimationAnalysis", "EstimationInput"]
 
-#: Rows of a probability row may sum to 1 within this.
-SUM_TOLERANCE = 1e-3
+#: Rows kept waiting to be folded in, at most (the call that passes it folds them in).
+MAX_PENDING_ROWS = 100_000
 
 
 class EstimationInput(NamedTuple):
@@ -98,17 +104,61 @@ class EstimationAnalysis:
 
     # ------------------------------------------------------------------ Analysis protocol
     def observe(self, item: EstimationInput) -> None:
-        """Add one call's predictions (never raises)."""
+        """Keep one call's predictions for the next fold (cheap; never raises)."""
         if not self.active or item.predictions is None or item.output in ("label", "score"):
             return
         try:
-            segments = self._segments(item)
-            if self.calibration is not None:
-                self._observe_class(item.predictions, segments)
-            else:
-                self._observe_reg(item, segments)
+            pred = np.array(item.predictions, copy=True)  # the caller may reuse its array
+            if pred.dtype.kind == "O":
+                return
+            batch = None
+            if self._loss is not None:
+                batch = item.batch
+                if batch is None and item.x is not None:
+                    batch = self._batch_of(item.x)
+                if batch is not None:
+                    batch = batch.keep()
+            pending = Pending(self._ring.slot_at(self._clock()), pred, self._segments(item),
+                              batch)
+            with self._pending_lock:
+                self._pending.append(pending)
+                self._pending_rows += max(1, pred.shape[0] if pred.ndim else 1)
+                full = self._pending_rows >= MAX_PENDING_ROWS
+            if full:
+                self.fold()
         except Exception as exc:
             internal_error("estimation", exc)
+
+    def fold(self) -> None:
+        """Fold the pending calls into the sums (at collection and report time; never raises)."""
+        with self._fold_lock:
+            with self._pending_lock:
+                items, self._pending, self._pending_rows = self._pending, [], 0
+            start = 0
+            while start < len(items):
+                end = start
+                slot = items[start].slot
+                while end < len(items) and items[end].slot == slot:
+                    end += 1
+                try:
+                    self._fold_slot(slot, items[start:end])
+                except Exception as exc:
+                    internal_error("estimation", exc)
+                start = end
+
+    def _fold_slot(self, slot: int, items: list[Pending]) -> None:
+        if self.calibration is not None:
+            rows = class_rows(items, self.calibration, self._settings.threshold, self._edges,
+                              self._exclude)
+            if rows is not None:
+                pred, cal, score_bin = rows.predicted, rows.calibrated, rows.score_bin
+                self._add(slot, rows.segments, lambda acc, idx: acc.add_rows(
+                    pred[idx], cal[idx], None if score_bin is None else score_bin[idx]))
+        elif self._loss is not None:
+            reg = reg_rows(items, self._loss, self._batch_of, self._exclude)
+            if reg is not None:
+                a, s = reg.absolute, reg.squared
+                self._add(slot, reg.segments, lambda acc, idx: acc.add_rows(a[idx], s[idx]))
 
     def collectors(self) -> dict[str, Collector]:
         """Observable metric name to a function giving its points."""
@@ -151,6 +201,10 @@ class EstimationAnalysis:
         self._slots: list[dict[str, Any]] = [{} for _ in range(slots)]
         self._total: dict[str, Any] = {}
         self._excluded: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
+        self._fold_lock = threading.Lock()
+        self._pending: list[Pending] = []
+        self._pending_rows = 0
         if getattr(self, "_suspects", None) is not None:
             self._suspects.reset()
 
@@ -160,6 +214,7 @@ class EstimationAnalysis:
         ``by_segment`` (segment -> the same); empty when off or before any prediction."""
         if not self.active:
             return {}
+        self.fold()
         with self._lock:
             live = self._ring.live(self._ring.slot_at(self._clock()))
             per_seg: dict[str, Any] = {}
@@ -195,105 +250,27 @@ class EstimationAnalysis:
         log_limited(f"estimation:{reason}", "otel_ml: %s: %d prediction row(s) left out of "
                     "the performance estimate: %s", self._settings.name, n, reason, count=False)
 
-    def _valid_proba(self, predictions: Any) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(proba, ok)``: probabilities as ``(rows, k)`` and the rows usable, bad rows
-        counted; ``None`` when the whole call is unusable."""
-        arr = np.asarray(predictions)
-        if arr.dtype.kind != "f":  # labels (or anything else): nothing to calibrate
-            return None
-        arr = arr.astype(np.float64, copy=False)
-        k = self._k
-        if arr.ndim <= 1 and k == 2:
-            arr = arr.reshape(-1)
-            arr = np.column_stack([1.0 - arr, arr])
-        elif arr.ndim == 1 and arr.shape[0] == k:  # one row
-            arr = arr.reshape(1, k)
-        if arr.ndim != 2 or arr.shape[1] != k:
-            self._exclude(Excluded.WRONG_CLASS_COUNT, arr.shape[0] if arr.ndim else 1)
-            return None
-        finite = np.isfinite(arr).all(axis=1)
-        with np.errstate(invalid="ignore"):
-            in_range = ((arr >= 0) & (arr <= 1)).all(axis=1)
-            summed = np.abs(arr.sum(axis=1) - 1.0) <= SUM_TOLERANCE
-        ok = finite & in_range & summed
-        if not ok.all():
-            self._exclude(Excluded.MISSING, int((~finite).sum()))
-            self._exclude(Excluded.OUT_OF_RANGE, int((finite & ~in_range).sum()))
-            self._exclude(Excluded.NOT_NORMALISED, int((finite & in_range & ~summed).sum()))
-        return arr, ok
-
-    def _observe_class(self, predictions: Any, segments: Any) -> None:
-        read = self._valid_proba(predictions)
-        if read is None:
-            return
-        proba, ok = read
-        if not ok.all():
-            proba = proba[ok]
-            if not isinstance(segments, str):
-                segments = segments[ok]
-        if len(proba) == 0:
-            return
-        cal = self.calibration.apply(proba)  # type: ignore[union-attr]
-        if self._k == 2:
-            predicted = (proba[:, 1] >= self._settings.threshold).astype(np.int64)
-            score_bin = np.searchsorted(self._edges, proba[:, 1], side="right")
-        else:
-            predicted = proba.argmax(axis=1)
-            score_bin = None
-        self._add(segments, lambda acc, idx: acc.add_rows(
-            predicted[idx], cal[idx], None if score_bin is None else score_bin[idx]))
-
-    def _observe_reg(self, item: EstimationInput, segments: Any) -> None:
-        pred = np.asarray(item.predictions)
-        if pred.dtype.kind not in "fiub":
-            self._exclude(Excluded.WRONG_CLASS_COUNT, 1)
-            return
-        pred = pred.astype(np.float64, copy=False)
-        if pred.ndim == 2 and pred.shape[1] == 1:
-            pred = pred[:, 0]
-        pred = pred.reshape(-1)
-        batch = item.batch
-        if batch is None and item.x is not None:
-            batch = self._batch_of(item.x)
-        n = len(pred)
-
-        def column(name: str) -> np.ndarray | None:
-            values = None if batch is None else batch.column(name)
-            if values is None:
-                return None
-            arr = np.asarray(values)
-            if arr.ndim == 0:
-                arr = arr.reshape(1)
-            return arr if arr.shape[0] == n else None
-
-        a, s = self._loss.expected(pred, column)  # type: ignore[union-attr]
-        ok = np.isfinite(pred)
-        if not ok.all():
-            self._exclude(Excluded.MISSING, int((~ok).sum()))
-            a, s = a[ok], s[ok]
-            if not isinstance(segments, str):
-                segments = segments[ok]
-        if len(a):
-            self._add(segments, lambda acc, idx: acc.add_rows(a[idx], s[idx]))
-
-    def _add(self, segments: Any, add: Callable[[Any, Any], None]) -> None:
-        """Add a call's rows to the current slot and the totals, per segment."""
+    def _add(self, slot: int, segments: Any, add: Callable[[Any, Any], None]) -> None:
+        """Add a slot's rows to its place in the ring and to the totals, per segment."""
         groups: list[tuple[str, Any]]
         if isinstance(segments, str):
             groups = [(segments, slice(None))]
         else:
             keys = segments.astype(str)
             groups = [(seg, np.nonzero(keys == seg)[0]) for seg in np.unique(keys).tolist()]
-        slot = self._ring.slot_at(self._clock())
         with self._lock:
-            place, fresh = self._ring.claim(slot)
+            newest = self._ring.ids.max()
+            if slot <= newest - len(self._ring):  # older than the window: totals only
+                place, fresh = -1, False
+            else:
+                place, fresh = self._ring.claim(slot)
             if fresh:
                 self._slots[place] = {}
-            current = self._slots[place]
+            holders = (self._slots[place], self._total) if place >= 0 else (self._total,)
             for seg, idx in groups:
                 part = self._new()
                 add(part, idx)
-                for holder in (current, self._total):
+                for holder in holders:
                     acc = holder.get(seg)
                     if acc is None:
                         acc = holder[seg] = self._new()
@@ -301,11 +278,13 @@ class EstimationAnalysis:
 
     # ------------------------------------------------------------------ collection
     def _per_segment(self, value: Callable[[Any], float]) -> Points:
+        self.fold()
         with self._lock:
             items = list(self._total.items())
         return [(float(value(acc)), {Attr.SEGMENT: seg}) for seg, acc in items]
 
     def _confusion_points(self) -> Points:
+        self.fold()
         with self._lock:
             items = [(seg, acc.conf.copy()) for seg, acc in self._total.items()]
         names = self._classes
@@ -316,12 +295,14 @@ class EstimationAnalysis:
 
     def _class_variance_points(self) -> Points:
         """Sum over rows of ``c (1 - c)`` (``c``: the probability the row is right)."""
+        self.fold()
         with self._lock:
             items = [(seg, float((np.diag(acc.conf) - np.einsum("kkk->k", acc.m2)).sum()))
                      for seg, acc in self._total.items() if acc.m2 is not None]
         return [(v, {Attr.SEGMENT: seg, Attr.PERF_METRIC: "accuracy"}) for seg, v in items]
 
     def _excluded_points(self) -> Points:
+        self.fold()
         with self._lock:
             items = list(self._excluded.items())
         return [(n, {Attr.REASON: r}) for r, n in items]

@@ -29,7 +29,7 @@ __all__ = ["PREDICTION", "Binning", "LossModel", "LossTerm"]
 PREDICTION = "__prediction__"
 BINS = 8
 MAX_CATEGORIES = 20
-MAX_COLUMNS = 12  # the prediction and the first 11 features: pairs grow quadratically
+MAX_COLUMNS = 8  # the prediction and the first 7 features: pairs grow quadratically
 SHRINK = 5.0
 ROUNDS = 60
 #: Labelled rows below which pairs are left out (too few rows per cell: main effects only).
@@ -130,6 +130,37 @@ class LossModel:
             cells = int(np.prod([self._sizes[c] for c in t.columns]))
             if len(t.abs_values) != cells or len(t.sq_values) != cells:
                 raise ValueError(f"loss term {t.columns} needs {cells} values")
+        self._compile()
+
+    def _compile(self) -> None:
+        """One flat table of every term's (abs, sq) log factors, each term's bins padded
+        with an "unknown" bin of factor 1, so a batch is one gather (see :meth:`expected`)."""
+        sizes = self._sizes
+        dummy = len(sizes)  # a column whose bin is always 0 (size 1): main effects as pairs
+        tables, offsets, first, second, stride = [], [], [], [], []
+        offset = 0
+        for t in self.terms:
+            a = t.columns[0]
+            b = t.columns[1] if len(t.columns) == 2 else dummy
+            rows_a = sizes[a] + 1
+            cols_b = sizes[b] + 1 if b != dummy else 1
+            table = np.zeros((rows_a, cols_b, 2))
+            shape = (sizes[a], sizes[b]) if b != dummy else (sizes[a], 1)
+            table[:shape[0], :shape[1], 0] = t.abs_values.reshape(shape)
+            table[:shape[0], :shape[1], 1] = t.sq_values.reshape(shape)
+            tables.append(table.reshape(-1, 2))
+            offsets.append(offset)
+            first.append(a)
+            second.append(b)
+            stride.append(cols_b)
+            offset += rows_a * cols_b
+        table = np.concatenate(tables) if tables else np.zeros((1, 2))
+        self._abs_table = np.ascontiguousarray(table[:, 0])
+        self._sq_table = np.ascontiguousarray(table[:, 1])
+        self._offsets = np.asarray(offsets, dtype=np.int64)[:, None]
+        self._first = np.asarray(first, dtype=np.int64)
+        self._second = np.asarray(second, dtype=np.int64)
+        self._stride = np.asarray(stride, dtype=np.int64)[:, None]
 
     def expected(self, predictions: np.ndarray,
                  column: Callable[[str], np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -140,22 +171,24 @@ class LossModel:
             column: Feature name -> its values for these rows (``None``: absent, factor 1).
         """
         n = len(predictions)
-        bins = []
-        for b in self.binnings:
+        bins = np.zeros((len(self.binnings) + 1, n), dtype=np.int64)  # last: the dummy
+        for i, b in enumerate(self.binnings):
             values = predictions if b.name == PREDICTION else column(b.name)
-            bins.append(np.full(n, -1) if values is None or len(values) != n
-                        else b.bin_of(values))
-        a = np.zeros(n)
-        s = np.zeros(n)
-        for term in self.terms:
-            cell = term.cells(bins, self._sizes)
-            ok = cell >= 0
-            if ok.all():
-                a += term.abs_values[cell]
-                s += term.sq_values[cell]
-            else:
-                a[ok] += term.abs_values[cell[ok]]
-                s[ok] += term.sq_values[cell[ok]]
+            if values is None or len(values) != n:
+                bins[i] = b.bins  # unknown: factor 1
+                continue
+            row = b.bin_of(values)
+            row[row < 0] = b.bins
+            bins[i] = row
+        if len(self.terms):
+            cells = bins[self._first]
+            cells *= self._stride
+            cells += bins[self._second]
+            cells += self._offsets
+            a = self._abs_table.take(cells).sum(axis=0)
+            s = self._sq_table.take(cells).sum(axis=0)
+        else:
+            a, s = np.zeros(n), np.zeros(n)
         a = self.abs_intercept * np.exp(a)
         s = self.sq_intercept * np.exp(s)
         np.maximum(s, a * a, out=s)  # E[e^2] >= E[|e|]^2

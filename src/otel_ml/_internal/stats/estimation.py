@@ -59,17 +59,38 @@ class ClassAcc:
         self.neg = np.zeros(auc_bins) if auc_bins else None
 
     def add_rows(self, predicted: np.ndarray, cal: np.ndarray, score_bin: np.ndarray | None) -> None:
-        """Add rows: predicted class index, calibrated ``(rows, k)``, raw score bin (binary)."""
+        """Add rows: predicted class index, calibrated ``(rows, k)``, raw score bin (binary).
+
+        One ``bincount`` per sum (no per-class loops, no einsum): for a binary model the
+        positive column alone gives every sum (the negative one is its complement).
+        """
         k = self.conf.shape[0]
-        onehot = np.zeros((len(predicted), k))
-        onehot[np.arange(len(predicted)), predicted] = 1.0
-        self.conf += onehot.T @ cal
-        if self.m2 is not None:
-            self.m2 += np.einsum("rk,rj,rl->kjl", onehot, cal, cal, optimize=True)
+        if k == 2:
+            p1 = cal[:, 1]
+            n = np.bincount(predicted, minlength=2).astype(np.float64)
+            s1 = np.bincount(predicted, weights=p1, minlength=2)
+            s2 = np.bincount(predicted, weights=p1 * p1, minlength=2)
+            self.conf[:, 1] += s1
+            self.conf[:, 0] += n - s1
+            m2 = self.m2
+            m2[:, 1, 1] += s2
+            m2[:, 0, 1] += s1 - s2
+            m2[:, 1, 0] += s1 - s2
+            m2[:, 0, 0] += n - 2 * s1 + s2
+        else:
+            rows = len(predicted)
+            base = (predicted * k)[:, None] + np.arange(k)
+            self.conf += np.bincount(base.ravel(), weights=cal.ravel(),
+                                     minlength=k * k).reshape(k, k)
+            if self.m2 is not None:
+                idx = (base * k)[:, :, None] + np.arange(k)
+                prod = cal[:, :, None] * cal[:, None, :]
+                self.m2 += np.bincount(idx.reshape(rows * k * k), weights=prod.ravel(),
+                                       minlength=k * k * k).reshape(k, k, k)
         if self.pos is not None and score_bin is not None:
-            n = len(self.pos)
-            self.pos += np.bincount(score_bin, weights=cal[:, 1], minlength=n)
-            self.neg += np.bincount(score_bin, weights=cal[:, 0], minlength=n)
+            n_bins = len(self.pos)
+            self.pos += np.bincount(score_bin, weights=cal[:, 1], minlength=n_bins)
+            self.neg += np.bincount(score_bin, weights=cal[:, 0], minlength=n_bins)
 
     def add(self, other: ClassAcc) -> None:
         """Add another accumulator of the same shape."""
