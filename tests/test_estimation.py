@@ -240,3 +240,45 @@ def test_a_corrupt_estimation_block_is_refused_at_load(binary, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(InvalidReferenceError, match="estimation"):
         Reference.load(path)
+
+
+def test_regression_streaming_equals_batch(regression):
+    model, ref, Xte, _ = regression
+    batch, _ = _monitor(ref, task="regression")
+    batch(lambda x: model.predict(x))(Xte)
+    stream, _ = _monitor(ref, task="regression")
+    fn = stream(lambda x: model.predict(x))
+    for i in range(len(Xte)):
+        fn(Xte[i:i + 1])
+    a, b = batch.performance_report().estimated, stream.performance_report().estimated
+    for name in ("mae", "rmse"):
+        for key in ("value", "lower", "upper"):
+            assert abs(a[name][key] - b[name][key]) <= 1e-9, (name, key)
+
+
+def test_multiclass_sums_equal_the_definition(multiclass):
+    """The bincount sums are the expected confusion and second moments by definition."""
+    from otel_ml._internal.stats.estimation import ClassAcc
+
+    model, ref, Xte, _ = multiclass
+    cal = ref.estimation.calibration.apply(model.predict_proba(Xte))
+    predicted = cal.argmax(axis=1)
+    acc = ClassAcc(cal.shape[1])
+    acc.add_rows(predicted, cal, None)
+    onehot = np.eye(cal.shape[1])[predicted]
+    np.testing.assert_allclose(acc.conf, onehot.T @ cal, atol=1e-12)
+    np.testing.assert_allclose(acc.m2, np.einsum("rk,rj,rl->kjl", onehot, cal, cal), atol=1e-12)
+
+
+def test_segments_per_row_are_estimated_separately(binary):
+    model, ref, Xte, _ = binary
+    monitor, reader = _monitor(ref, output="proba", segment_by=lambda args, kwargs: kwargs.get("region"))
+    fn = monitor(lambda x, region=None: model.predict_proba(x))
+    half = len(Xte) // 2
+    fn(Xte[:half], region="eu")
+    fn(Xte[half:], region="us")
+    est = monitor.performance_report().estimated
+    assert set(est["by_segment"]) == {"eu", "us"}
+    assert est["by_segment"]["eu"]["rows"] == half
+    rows = {a["ml.segment"]: v for v, a in _points(reader, "ml.model.estimated.rows")}
+    assert rows == {"eu": half, "us": len(Xte) - half}
