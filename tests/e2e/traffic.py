@@ -17,8 +17,10 @@ instrumentation for the process CPU/memory panels. A background thread then send
 Both references are fitted with labelled validation data too (``Reference.from_data(...,
 labels=)``), so performance is also estimated before labels arrive: the classifier returns
 the positive-class probability (its calibration is fitted on validation rows), one call in
-:data:`BAD_PROBA_EVERY` returns a NaN probability (left out of the estimate, counted), and a
-few labels of very confident predictions are flipped (suspect labels).
+:data:`BAD_PROBA_EVERY` ticks an extra call returns a NaN probability (left out of the
+estimate, counted; no label), and a few labels of very confident predictions are flipped
+(suspect labels). Both draw from their own generator: the rows are those of the run without
+them.
 
 Knobs the test turns while the traffic runs: :meth:`Scenario.set_failure_rate` (the error
 burst) and :meth:`Scenario.start_drift` (shifts :data:`DRIFTED` only, by several standard
@@ -77,7 +79,7 @@ REG_FEATURES = ("area", "rooms", "building_age")
 #: One classifier call in this many fails even outside the error burst (so the error series
 #: exist from the start, at a ratio far below the alert threshold).
 BASELINE_ERROR_EVERY = 250
-#: One classifier call in this many returns a NaN probability for one row (no label is sent).
+#: Every this many ticks, an extra classifier call returns a NaN probability (no label).
 BAD_PROBA_EVERY = 50
 #: Share of the labels of very confident predictions (probability above 0.97 or below 0.03)
 #: that are flipped: suspect labels.
@@ -239,6 +241,7 @@ class Scenario:
         self._thread = threading.Thread(target=self._run, name="e2e-traffic", daemon=True)
         self.failure: BaseException | None = None
         self._bad_proba = False
+        self._extra_rng = np.random.default_rng(seed + 1)
 
     # ------------------------------------------------------------------ the served models
     def _classify(self, frame: dict[str, np.ndarray], prediction_id: str | None = None
@@ -249,7 +252,7 @@ class Scenario:
         n = len(frame["age"])
         with _STAGE["load"] as stage:
             stage.rows_in = n
-            if self._fail_now():
+            if not self._bad_proba and self._fail_now():
                 raise FeatureStoreTimeout("feature store did not answer within 50 ms")
             stage.rows_out = n
         with _STAGE["preprocess"] as stage:
@@ -334,19 +337,27 @@ class Scenario:
             frame = _classifier_frame(rng, rows, drift=drift, regions=regions, missing=0.03,
                                       unseen=0.004)
             truth = _classifier_truth(rng, frame)
+            # Suspect labels and bad probabilities draw from their own generator, so the
+            # traffic above is the same stream of rows as without them.
             proba = _probability(_classifier_scores(frame))
-            flip = ((proba > 0.97) | (proba < 0.03)) & (rng.random(rows) < FLIP_CONFIDENT)
+            flip = ((proba > 0.97) | (proba < 0.03)) & (self._extra_rng.random(rows)
+                                                        < FLIP_CONFIDENT)
             truth = np.where(flip, 1 - truth, truth)
             pid = f"c-{tick}"
-            self._bad_proba = tick % BAD_PROBA_EVERY == 0
             try:
                 self.predict(frame, prediction_id=pid)
             except FeatureStoreTimeout:
                 with self._lock:
                     self.errors += 1
             else:
-                if not self._bad_proba:
-                    self._schedule(now, self.classifier, pid, truth)
+                self._schedule(now, self.classifier, pid, truth)
+            if tick % BAD_PROBA_EVERY == 0:  # an extra call with a NaN probability, no label
+                self._bad_proba = True
+                try:
+                    self.predict(_classifier_frame(self._extra_rng, 2, regions=regions),
+                                 prediction_id=f"nan-{tick}")
+                finally:
+                    self._bad_proba = False
             if tick % 4 == 0:
                 rframe = _regressor_frame(rng, 8, regions=regions)
                 rpid = f"r-{tick}"
