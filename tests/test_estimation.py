@@ -282,3 +282,10 @@ def test_segments_per_row_are_estimated_separately(binary):
     assert est["by_segment"]["eu"]["rows"] == half
     rows = {a["ml.segment"]: v for v, a in _points(reader, "ml.model.estimated.rows")}
     assert rows == {"eu": half, "us": len(Xte) - half}
+
+
+def test_observe_by_hand_feeds_the_estimate(binary):
+    model, ref, Xte, _ = binary
+    monitor, _ = _monitor(ref, output="proba")
+    monitor.observe(Xte, model.predict_proba(Xte))
+    assert monitor.performance_report().estimated["rows"] == len(Xte)

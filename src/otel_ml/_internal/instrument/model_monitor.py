@@ -162,16 +162,14 @@ class ModelMonitor:
         from otel_ml._internal.monitor.feature_stats import FeatureStatistics
         from otel_ml._internal.monitor.payload import PayloadCapture
         from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
-        from otel_ml._internal.monitor.estimation import EstimationAnalysis, EstimationInput
+        from otel_ml._internal.monitor.estimation import EstimationAnalysis
 
         self.reference = _load_reference(reference)
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
         self._payloads = PayloadCapture(settings, self._ingest)
-        # Performance without labels (issue 17): off without a reference fitted with labels.
         self._estimation = EstimationAnalysis(settings, self.reference, self._ingest.batch_of)
         self._estimating = self._estimation.active
-        self._estimation_input = EstimationInput
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
             instruments=self._instruments, switch=self.switch,
@@ -228,8 +226,11 @@ class ModelMonitor:
         if self.switch.off:
             return
         try:
-            self._features.observe(self._ingest.prepare(
-                x, predictions, segment=self._segment_value(segment), output="auto"))
+            batch = self._ingest.prepare(
+                x, predictions, segment=self._segment_value(segment), output="auto")
+            self._features.observe(batch)
+            if self._estimating:
+                self._estimation.observe_call(predictions, "auto", batch.segment, batch, x)
         except Exception as exc:
             internal_error("observe", exc)
 
@@ -247,14 +248,9 @@ class ModelMonitor:
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
 
     def performance_report(self) -> PerformanceReport:
-        """Windowed performance, per segment, fairness and concept drift state; the estimate
-        without labels (``estimated``) and suspect labels when the reference has them."""
-        report = self._outcomes.performance_report()
-        if self._estimating:
-            extra = self._estimation.report()
-            report.estimated = extra["estimated"]
-            report.suspect_labels = extra["suspect_labels"]
-        return report
+        """Windowed performance, per segment, fairness, concept drift state (and the estimate
+        without labels and suspect labels, when the reference has what they need)."""
+        return self._estimation.complete(self._outcomes.performance_report())
 
     def root_cause_report(self) -> RootCauseReport:
         """Where a change comes from: segments ranked by their contribution to the prediction
@@ -321,8 +317,7 @@ class ModelMonitor:
             self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                     call.span_context, call.segment, call.own_id)
             if self._estimating:
-                self._estimation.observe(self._estimation_input(
-                    result, call.target.output, call.segment, batch, call.x))
+                self._estimation.observe_call(result, call.target.output, call.segment, batch, call.x)
         return batch
 
     def _feed_item(self, call: Call, item: Any) -> None:

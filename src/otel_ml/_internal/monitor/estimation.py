@@ -129,6 +129,11 @@ class EstimationAnalysis:
         except Exception as exc:
             internal_error("estimation", exc)
 
+    def observe_call(self, predictions: Any, output: str, segment: str | None, batch: Any,
+                     x: Any) -> None:
+        """:meth:`observe` of one call's parts (see :class:`EstimationInput`)."""
+        self.observe(EstimationInput(predictions, output, segment, batch, x))
+
     def fold(self) -> None:
         """Fold the pending calls into the sums (at collection and report time; never raises)."""
         with self._fold_lock:
@@ -187,6 +192,14 @@ class EstimationAnalysis:
         """``{"estimated": {...}, "suspect_labels": {...}}`` (see :meth:`estimates`)."""
         return {"estimated": self.estimates(),
                 "suspect_labels": {} if self._suspects is None else self._suspects.report()}
+
+    def complete(self, report: Any) -> Any:
+        """Set a ``PerformanceReport``'s ``estimated`` and ``suspect_labels`` (when active)."""
+        if self.active:
+            extra = self.report()
+            report.estimated = extra["estimated"]
+            report.suspect_labels = extra["suspect_labels"]
+        return report
 
     def labelled(self, predictions: Any, truth: Any, prediction_id: str | None) -> None:
         """Joined labels with their predictions: the suspect-label check (never raises)."""
