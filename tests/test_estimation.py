@@ -289,3 +289,28 @@ def test_observe_by_hand_feeds_the_estimate(binary):
     monitor, _ = _monitor(ref, output="proba")
     monitor.observe(Xte, model.predict_proba(Xte))
     assert monitor.performance_report().estimated["rows"] == len(Xte)
+
+
+def test_demo_conditions_mirror_the_estimation_alerts():
+    """The demo's in-process equivalents of the two alerts hold on the same numbers as the
+    promtool tests (estimated accuracy 0.5 against a reference of 0.95; realised 0.5 against
+    an estimate of 0.95)."""
+    from otel_ml.contract import ALL_SEGMENTS
+    from otel_ml.demo import alerts
+    from otel_ml.demo.snapshot import Snapshot
+
+    below = Snapshot(expected_confusion={("1", "1"): 400.0, ("1", "0"): 400.0},
+                     estimated={"rows": 800.0, "variance:accuracy": 200.0},
+                     reference_performance={"accuracy": 0.95})
+    fine = Snapshot(expected_confusion={("1", "1"): 760.0, ("1", "0"): 40.0},
+                    estimated={"rows": 800.0, "variance:accuracy": 38.0},
+                    reference_performance={"accuracy": 0.95},
+                    performance={(ALL_SEGMENTS, "accuracy"): 0.5}, outcomes=400.0)
+    names = lambda snap: {c.name for c, _ in alerts.firing(snap)}  # noqa: E731
+    assert "MLEstimatedPerformanceBelowReference" in names(below)
+    assert "MLEstimatedPerformanceBelowReference" not in names(fine)
+    assert "MLEstimateDiverges" in names(fine)
+    agree = Snapshot(expected_confusion=fine.expected_confusion, estimated=fine.estimated,
+                     reference_performance={"accuracy": 0.95},
+                     performance={(ALL_SEGMENTS, "accuracy"): 0.95}, outcomes=400.0)
+    assert "MLEstimateDiverges" not in names(agree)

@@ -95,6 +95,10 @@ class Snapshot:
         segment_calls_delta: The same, since the previous reading.
         segment_errors: Failed calls so far per call segment, every error type.
         segment_errors_delta: The same, since the previous reading.
+        expected_confusion: ``(predicted, actual) -> expected count`` so far, every segment
+            (``ml.model.expected.confusion``; performance estimated without labels).
+        estimated: ``rows``, ``absolute`` (expected absolute errors) and ``variance:<metric>``
+            sums so far (``ml.model.estimated.*``).
     """
 
     at: float = 0.0
@@ -135,6 +139,8 @@ class Snapshot:
     segment_calls_delta: dict[str, float] = field(default_factory=dict)
     segment_errors: dict[str, float] = field(default_factory=dict)
     segment_errors_delta: dict[str, float] = field(default_factory=dict)
+    expected_confusion: dict[tuple[str, str], float] = field(default_factory=dict)
+    estimated: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -251,6 +257,17 @@ class Snapshot:
         for p in get("ml.concept_drift.detections"):
             detector = str(p.attributes.get(Attr.DETECTOR))
             snap.detections[detector] = snap.detections.get(detector, 0.0) + p.value
+        for p in get("ml.model.expected.confusion"):
+            key = (str(p.attributes.get(Attr.CLASS_PREDICTED)),
+                   str(p.attributes.get(Attr.CLASS_ACTUAL)))
+            snap.expected_confusion[key] = snap.expected_confusion.get(key, 0.0) + p.value
+        for name, key in (("ml.model.estimated.rows", "rows"),
+                          ("ml.model.estimated.error.absolute", "absolute"),
+                          ("ml.model.estimated.variance", "variance")):
+            for p in get(name):
+                if key == "variance":
+                    key = f"variance:{p.attributes.get(Attr.PERF_METRIC)}"
+                snap.estimated[key] = snap.estimated.get(key, 0.0) + p.value
 
         base = previous if previous is not None else cls()
         dt = at - base.at if previous is not None else 0.0
