@@ -37,7 +37,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 
-__all__ = ["Providers", "Variant", "build_variants", "floor_full_wrapper", "predict",
+__all__ = ["Providers", "Variant", "build_variants", "floor_batch_wrapper", "floor_full_wrapper",
+           "predict",
            "spans_only_options"]
 
 LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -250,6 +251,116 @@ def floor_full_wrapper(func: Callable, providers: Providers, reference: Any,
     return wrapper
 
 
+def floor_batch_wrapper(func: Callable, providers: Providers, reference: Any,
+                        store_size: int = 10_000) -> Callable:
+    """The least work full monitoring of a numeric batch must do, hand-written for one input
+    shape (a C-ordered float matrix of the reference's features; no generality, no guards).
+
+    Per call, besides what :func:`floor_full_wrapper` does for the span, context, latency and
+    tallies: column sums and sums of squares (two matrix-vector products); the finiteness check
+    of the sums; every value's fine bin by the fastest method known here (otel_ml's own lookup
+    grid, its tables built at setup: multiply, subtract, clip, truncate, offset, one table
+    lookup, a comparison for the few values in a cell holding an edge) and one ``bincount`` of
+    them; the tail values summed; the share of rows with a value outside the central 99% (for
+    the span's outlier rate); the predictions binned (``searchsorted``, when the reference has
+    them) and kept for the label join in a preallocated ring with one id per call.
+    """
+    from otel_ml._internal.monitor.feature_ingest import plan_from_reference
+    from otel_ml._internal.monitor.settings import Settings
+
+    plan = plan_from_reference(reference, Settings.create(name="bench", version="1"))
+    grid = plan.grid
+    F = plan.n_features
+    if grid.prefix < F:
+        raise ValueError("the batch floor needs every feature on the lookup grid")
+    tables: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    counts = np.zeros(plan.n_extended + 1, dtype=np.int64)
+    tails = np.zeros(max(plan.n_flagged, 1))
+    sums = np.zeros(F)
+    squares = np.zeros(F)
+    pred_edges = None if reference.prediction is None else reference.prediction.edges
+    pred_counts = np.zeros(0 if pred_edges is None else len(pred_edges) + 1, dtype=np.int64)
+    tracer = providers.tracer_provider.get_tracer("bench.floor")
+    meter = providers.meter_provider.get_meter("bench.floor")
+    duration = meter.create_histogram("predict.duration", unit="s",
+                                      explicit_bucket_boundaries_advisory=LATENCY_BUCKETS)
+    attrs = {"ml.model.name": "bench", "ml.model.version": "1"}
+    lock = threading.Lock()
+    tally = {"calls": 0, "rows": 0, "cpu": 0.0}
+    kept = np.zeros(store_size)
+    state = {"pos": 0}
+    index: dict[int, tuple[int, int]] = {}
+
+    def tiled(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = tables.get(rows)
+        if t is None:
+            t = tables[rows] = (np.tile(grid.scale[:F], rows), np.tile(grid.origin[:F], rows),
+                                np.tile(grid.offsets[:F], rows))
+        return t
+
+    @functools.wraps(func)
+    def wrapper(X: Any) -> Any:
+        start = default_timer()
+        cpu = time.thread_time()
+        rows = X.shape[0]
+        span = tracer.start_span("ml.predict bench", attributes={
+            **attrs, "ml.outcome": "success", "ml.batch.size": rows})
+        ctx = span.get_span_context()
+        token = otel_context.attach(trace.set_span_in_context(span))
+        var = _FLOOR_CALL.set(ctx.span_id)
+        result = func(X)
+        duration.record(default_timer() - start, attrs)
+        cpu_s = time.thread_time() - cpu
+        ones = np.ones(rows)
+        s = ones @ X
+        finite = bool(np.isfinite(s).all())
+        q = ones @ (X * X)
+        scale, origin, offset = tiled(rows)
+        x = X.reshape(-1)
+        z = x * scale
+        z -= origin
+        np.clip(z, 0, grid.cells - 1, out=z)
+        cell = z.astype(np.intp)
+        cell += offset
+        b = grid.lut.take(cell)
+        pending = np.flatnonzero(b < 0)
+        if pending.size:
+            j = -1 - b[pending]
+            b[pending] = np.where(x[pending] >= grid.edge_at[j], grid.edge_above[j],
+                                  grid.edge_below[j])
+        binned = np.bincount(b, minlength=plan.n_extended + 1)
+        hits = np.flatnonzero(b < plan.n_flagged)
+        rate = np.unique(hits // F).size / rows
+        pred_binned = None if pred_edges is None else np.bincount(
+            np.searchsorted(pred_edges, result, side="right"), minlength=len(pred_edges) + 1)
+        with lock:
+            tally["calls"] += 1
+            tally["rows"] += rows
+            tally["cpu"] += cpu_s
+            np.add(sums, s, out=sums)
+            np.add(squares, q, out=squares)
+            np.add(counts, binned, out=counts)
+            if hits.size:
+                tails[: plan.n_flagged] += np.bincount(b[hits], weights=x[hits],
+                                                       minlength=plan.n_flagged)
+            if pred_binned is not None:
+                np.add(pred_counts, pred_binned, out=pred_counts)
+            j = state["pos"] % store_size
+            n = min(rows, store_size - j)
+            kept[j: j + n] = result[:n]
+            state["pos"] += n
+            index[ctx.span_id] = (j, n)
+            if len(index) > store_size:
+                index.pop(next(iter(index)))
+        span.set_attribute("ml.outlier.rate", rate if finite else 0.0)
+        span.end()
+        otel_context.detach(token)
+        _FLOOR_CALL.reset(var)
+        return result
+
+    return wrapper
+
+
 def prometheus_wrapper(func: Callable) -> Callable:
     """prometheus_client: a histogram and a counter with their label children bound once."""
     import prometheus_client as pc
@@ -286,13 +397,14 @@ def spans_only_options() -> tuple[dict[str, Any], str]:
     return {}, "no switch in ModelMonitor: no reference, statistics still run"
 
 
-def build_variants(reference: Any, *, with_peers: bool = True, floor: bool = False
-                   ) -> list[Variant]:
+def build_variants(reference: Any, *, with_peers: bool = True, floor: bool = False,
+                   batch_floor: bool = False) -> list[Variant]:
     """Every variant of the per-call comparison, freshly built (call ``close()`` after).
 
     ``reference`` is an ``otel_ml.Reference`` for the full-monitoring variants (or None when
     the reference work has not landed: those variants are then skipped by the caller).
-    ``floor`` adds :func:`floor_full_wrapper` (single-row inputs only).
+    ``floor`` adds :func:`floor_full_wrapper` (single-row inputs only), ``batch_floor``
+    :func:`floor_batch_wrapper` (numeric batches).
     """
     import otel_ml
 
@@ -319,4 +431,9 @@ def build_variants(reference: Any, *, with_peers: bool = True, floor: bool = Fal
         out.append(Variant("floor", "hand-written floor of full monitoring (1 row only)",
                            floor_full_wrapper(predict, p, reference), p,
                            note="the same per-call work, no generality: see floor_full_wrapper"))
+    if reference is not None and batch_floor:
+        p = Providers.build()
+        out.append(Variant("batch_floor", "hand-written floor of full monitoring (numeric batch)",
+                           floor_batch_wrapper(predict, p, reference), p,
+                           note="the same per-call work, no generality: see floor_batch_wrapper"))
     return out

@@ -83,7 +83,7 @@ def overhead(reference: Any, x: np.ndarray, *, repeats: int, min_time: float,
     on (a server runs with it on). Process CPU time is recorded beside wall time: on a shared,
     oversubscribed machine it is the steadier of the two (time spent descheduled is not in it).
     """
-    variants = build_variants(reference, floor=x.shape[0] == 1)
+    variants = build_variants(reference, floor=x.shape[0] == 1, batch_floor=x.shape[0] > 1)
     try:
         numbers = {}
         for v in variants:

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "src" / "otel_ml"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 #: Internal layers, lowest first: a module imports from its own layer or lower ones only.
-LAYERS = ("core", "data", "reference", "stats", "monitor", "instrument")
+LAYERS = ("core", "data", "reference", "stats", "monitor", "report", "instrument")
 #: Public modules with no otel_ml imports of their own: any layer may use them.
 LEAVES = frozenset({"contract", "thresholds", "environment_variables", "version"})
 #: The application layer: the facade, the public modules over _internal, the CLI and the demo.

@@ -42,3 +42,4 @@ def test_the_wheel_builds_without_warnings_and_carries_the_license(tmp_path):
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
     assert b"License-Expression: Apache-2.0" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "otel_ml/_internal/report/report.html.j2" in names  # the HTML report's template

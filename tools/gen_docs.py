@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _generated  # noqa: E402
 from otel_ml.contract import Kind, prometheus_label  # noqa: E402
 from tools import gen_rules as R  # noqa: E402
+from _naming_doc import naming_md  # noqa: E402
 
 __all__ = ["DOCS", "render"]
 
@@ -99,6 +100,7 @@ def metrics_md() -> str:
     for a in R.ALERTS:
         out.append(f"| [{a.name}](runbooks.md#{a.anchor}) | {a.severity} | {a.threshold} |\n")
     out.append(_cardinality_md())
+    out.append(naming_md())
     return "".join(out)
 
 

@@ -4,17 +4,23 @@
     python tools/stack.py install   # idempotent; exits non-zero naming what is missing and why
     python tools/stack.py paths     # JSON: {"otelcol": "/...", "jaeger": null, ...}
 
-``install`` does three things, each skipped when already done:
+``install`` does these things, each skipped when already done (1b: the HTML report's browser
+tests):
 
 1. ``apt-get install -y prometheus prometheus-alertmanager`` when ``prometheus``, ``promtool`` or
    the Alertmanager binary (Debian: ``prometheus-alertmanager``) is missing; ``apt-get update`` runs
    first only when apt has no package lists yet or the install fails without it. Needs root.
+1b. ``apt-get install -y chromium`` (Debian's Chromium, run headless by the report's browser
+   tests) when no ``chromium`` is on ``PATH``. Needs root.
 2. ``go build`` of the OpenTelemetry Collector distribution in ``collector/builder/`` into
    ``~/.cache/otel-ml/bin/otelcol-<hash of go.mod, go.sum, *.go>``.
 3. ``go build`` of Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0``) in a scratch
    module under ``~/.cache/otel-ml/`` into ``~/.cache/otel-ml/bin/jaeger-v1.76.0``.
 
-Both builds need Go >= 1.26 (Debian's ``golang-go`` is older: see https://go.dev/dl/). They take
+4. ``go build`` of the ``jsonnet`` command (``github.com/google/go-jsonnet/cmd/jsonnet``) that
+   renders the monitoring mixin, into ``~/.cache/otel-ml/bin/jsonnet-v0.22.0``.
+
+The builds need Go >= 1.26 (Debian's ``golang-go`` is older: see https://go.dev/dl/). They take
 several minutes each on 2 cores; a progress line every 30 s says how long and how many packages
 (``go build -v``) so far. Go's module and build caches stay at their defaults (outside the repository). The path logic lives
 in ``tests/stack/binaries.py``; ``from tools.stack import find_binaries`` re-exports it.
@@ -57,6 +63,7 @@ find_binaries = _binaries.find_binaries
 
 __all__ = ["GO_MIN_VERSION", "HEARTBEAT_S", "Binaries", "InstallError", "find_binaries",
            "find_go", "go_version", "install", "main", "run"]
+__all__ += ["JSONNET_VERSION", "build_jsonnet", "jsonnet_binary_path"]
 
 #: The Collector and Jaeger modules need this Go release (their go.mod ``go`` lines).
 GO_MIN_VERSION = (1, 26)
@@ -165,6 +172,34 @@ def install_debian_packages() -> None:
                            f"{' or '.join(_binaries.ALERTMANAGER_NAMES)})")
 
 
+# --------------------------------------------------------------------------- browser
+#: Debian's headless-capable Chromium: the HTML report's browser tests open the page in it.
+BROWSER_PACKAGES = ("chromium",)
+
+
+def install_browser() -> None:
+    """``apt-get install chromium`` when no Chromium is on PATH (tests/test_report_html.py)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        _log(f"chromium present: {found}")
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise InstallError("chromium missing: install the Debian package `chromium` (as root: "
+                           "`apt-get install -y --no-install-recommends chromium`)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *BROWSER_PACKAGES]
+    _log("chromium missing: installing the Debian package")
+    if not _apt_lists_present():
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+    try:
+        run(install, env=env, what="apt-get install chromium")
+    except InstallError:
+        run(["apt-get", "update", "-q"], env=env, what="apt-get update")
+        run(install, env=env, what="apt-get install chromium")
+    if not shutil.which("chromium"):
+        raise InstallError("after installing chromium, `chromium` is still not on PATH")
+
+
 # --------------------------------------------------------------------------- go builds
 
 
@@ -239,6 +274,42 @@ def build_jaeger() -> Path:
     return target
 
 
+# --------------------------------------------------------------------------- jsonnet
+#: The monitoring mixin (``mixin/``) is rendered with the Go ``jsonnet`` command.
+JSONNET_MODULE = "github.com/google/go-jsonnet"
+JSONNET_VERSION = "v0.22.0"
+
+
+def jsonnet_binary_path() -> Path:
+    """Where ``build_jsonnet`` puts the ``jsonnet`` command (``$OTEL_ML_JSONNET`` wins)."""
+    override = os.environ.get("OTEL_ML_JSONNET")
+    if override:
+        return Path(override)
+    return _binaries.bin_dir() / f"jsonnet-{JSONNET_VERSION}"
+
+
+def build_jsonnet() -> Path:
+    """``go build`` of ``github.com/google/go-jsonnet/cmd/jsonnet`` (about a minute), cached."""
+    target = jsonnet_binary_path()
+    if target.is_file():
+        _log(f"jsonnet present: {target}")
+        return target
+    go = find_go()
+    scratch = _binaries.cache_dir() / f"jsonnet-{JSONNET_VERSION}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = _go_env()
+    _log(f"building jsonnet {JSONNET_VERSION} in {scratch}")
+    if not (scratch / "go.mod").is_file():
+        run([go, "mod", "init", "otelml.invalid/jsonnetbuild"], cwd=scratch, env=env,
+            what="jsonnet scratch module")
+    if JSONNET_VERSION not in (scratch / "go.mod").read_text():
+        run([go, "get", "-tool", f"{JSONNET_MODULE}/cmd/jsonnet@{JSONNET_VERSION}"],
+            cwd=scratch, env=env, what=f"go get -tool {JSONNET_MODULE}@{JSONNET_VERSION}")
+    _atomic_build(go, target, scratch, f"{JSONNET_MODULE}/cmd/jsonnet", what="jsonnet build")
+    _log(f"jsonnet built: {target}")
+    return target
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -246,7 +317,8 @@ def install() -> Binaries:
     """Install everything (idempotent) and return the resolved paths; raises InstallError."""
     started = time.monotonic()
     errors: list[str] = []
-    for step in (install_debian_packages, build_collector, build_jaeger):
+    for step in (install_debian_packages, install_browser, build_collector, build_jaeger,
+                 build_jsonnet):
         try:
             step()
         except InstallError as exc:  # keep going: report every missing piece at once

@@ -20,6 +20,7 @@ from otel_ml._internal.instrument.proxy import wrap_model
 from otel_ml._internal.reference.builder import ReferenceBuilder
 from otel_ml._internal.reference.profile import Reference
 from otel_ml._internal.instrument.stages import trace_stage
+from otel_ml._internal.instrument.model_info import set_model_info
 from otel_ml.version import __version__
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "current_prediction_id",
     "instrument_model",
     "reference_performance",
+    "set_model_info",
     "shutdown",
     "trace_stage",
     "wrap_model",

@@ -51,6 +51,12 @@ def run_report(args: argparse.Namespace) -> bool:
 
     require_file(args.reference, "reference")
     require_file(args.data, "data file")
+    labels_column = getattr(args, "labels", None)
+    html_path = getattr(args, "html", None)
+    if labels_column and not args.predictions:
+        raise InputError("--labels needs --predictions (the column of the model's predictions)")
+    if html_path:
+        _check_html_extra()
     try:
         reference = Reference.load(args.reference)
     except (InvalidReferenceError, OSError) as exc:
@@ -71,7 +77,11 @@ def run_report(args: argparse.Namespace) -> bool:
             if rows == 0:
                 missing = _check_columns(args, reference, chunk)
             predictions = chunk.pop(args.predictions) if args.predictions else None
+            labels = chunk.pop(labels_column) if labels_column else None
             monitor.observe(chunk, predictions=predictions)
+            if labels is not None:
+                monitor.record_outcomes(labels, predictions, segments=chunk.get(args.segment_by)
+                                        if args.segment_by else None)
             rows += len(next(iter(chunk.values()))) if chunk else 0
     except DataFileError as exc:
         raise InputError(str(exc)) from exc
@@ -83,6 +93,8 @@ def run_report(args: argparse.Namespace) -> bool:
     for point in read_points(reader).get("ml.data_quality.issues", ()):
         key = (str(point.attributes.get(Attr.FEATURE)), str(point.attributes.get(Attr.CHECK)))
         quality[key] = quality.get(key, 0) + int(point.value)
+    if html_path:
+        _write_html(args, monitor, rows, html_path)
     monitor.close()
     meter_provider.shutdown()
     tracer_provider.shutdown()
@@ -108,7 +120,8 @@ def run_report(args: argparse.Namespace) -> bool:
 def _check_columns(args: argparse.Namespace, reference: Any, chunk: dict[str, Any]) -> list[str]:
     """Input errors for absent columns; returns the reference features the file lacks."""
     columns = set(chunk)
-    for option, name in (("--predictions", args.predictions), ("--segment-by", args.segment_by)):
+    for option, name in (("--predictions", args.predictions), ("--segment-by", args.segment_by),
+                         ("--labels", getattr(args, "labels", None))):
         if name and name not in columns:
             raise InputError(f"{args.data}: no column {name!r} for {option} "
                              f"(columns: {_names(list(chunk))})")
@@ -125,6 +138,40 @@ def _check_columns(args: argparse.Namespace, reference: Any, chunk: dict[str, An
         print(f"otel-ml report: warning: {args.data} lacks reference features "
               f"{_names(missing)} (reported as schema problems, not checked)", file=sys.stderr)
     return missing
+
+
+def _check_html_extra() -> None:
+    """Fail before reading the data when the HTML report cannot be rendered."""
+    try:
+        import jinja2  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("--html needs Jinja2: pip install 'otel-ml[report]'") from exc
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_html(args: argparse.Namespace, monitor: Any, rows: int, path: str) -> None:
+    """The HTML report of the offline monitor's window (every row of the file)."""
+    provenance = [("model", "-"),
+                  ("window", f"every row of {os.path.basename(args.data)} ({rows:,} rows)"),
+                  ("data file", os.path.abspath(args.data)),
+                  ("data file sha256", _sha256(args.data)),
+                  ("reference file", os.path.abspath(args.reference)),
+                  ("reference file sha256", _sha256(args.reference))]
+    try:
+        written = monitor.report_html(path, title=f"otel-ml report: {os.path.basename(args.data)}",
+                                      provenance=provenance)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    print(f"otel-ml report: wrote {written}", file=sys.stderr)
 
 
 def _check_valid_values(args: argparse.Namespace, reference: Any, report: Any,

@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--allow-ragged-rows", action="store_true",
                         help="accept CSV rows with fewer fields than the header (the "
                              "absent fields read as missing values); by default an input error")
+    report.add_argument("--html", metavar="PATH",
+                        help="also write a self-contained HTML report (distributions, drift "
+                             "by segment, quality, performance); needs 'otel-ml[report]'")
+    report.add_argument("--labels", metavar="COLUMN",
+                        help="column holding the true labels (with --predictions): "
+                             "performance and the confusion matrix or errors")
 
     demo = sub.add_parser(
         "demo", help="run the embedded demo (no collector needed)",

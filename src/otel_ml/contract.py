@@ -377,3 +377,20 @@ def by_name(name: str) -> MetricSpec:
         return METRICS[name]
     except KeyError:
         raise KeyError(f"{name!r} is not in the otel_ml metric contract") from None
+
+
+# --------------------------------------------------------------------------- naming (issue 18)
+#: Version of this metric contract (names, units, attributes, buckets): every meter and tracer
+#: of otel_ml carries it as the scope attribute :data:`SCOPE_CONTRACT_VERSION`, so a consumer
+#: can tell which names a series follows. A rename bumps it (see docs/metrics.md, "Naming").
+CONTRACT_VERSION = "1"
+
+#: Scope attribute holding :data:`CONTRACT_VERSION` (``otel_scope_otel_ml_contract_version``
+#: in Prometheus through the Collector).
+SCOPE_CONTRACT_VERSION = "otel_ml.contract.version"
+
+#: Schema URL of every meter and tracer: the OpenTelemetry semantic conventions release the
+#: standard attributes otel_ml records (``error.type``, ``service.*``) follow.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
+
+__all__ += ["CONTRACT_VERSION", "SCHEMA_URL", "SCOPE_CONTRACT_VERSION"]

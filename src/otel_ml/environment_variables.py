@@ -15,3 +15,18 @@ OTEL_ML_CAPTURE_PAYLOADS = "OTEL_ML_CAPTURE_PAYLOADS"
 
 OTEL_ML_SYSTEM_METRICS = "OTEL_ML_SYSTEM_METRICS"
 """``false`` stops :func:`otel_ml.configure` from enabling process CPU/memory metrics. Default: ``true``."""
+
+# Zero-code instrumentation (``opentelemetry-instrument``): read when an instrumentor's
+# ``instrument()`` runs, never at import.
+
+OTEL_ML_MODEL_NAME = "OTEL_ML_MODEL_NAME"
+"""Model name of the models the instrumentors observe (``ml.model.name``), unless
+:func:`otel_ml.set_model_info` names one. Default: the estimator's class name."""
+
+OTEL_ML_MODEL_VERSION = "OTEL_ML_MODEL_VERSION"
+"""Model version of the models the instrumentors observe (``ml.model.version``). Default:
+``unknown``."""
+
+OTEL_ML_REFERENCE = "OTEL_ML_REFERENCE"
+"""Path of a reference profile (``Reference.save``) the instrumentors compare the inputs and
+predictions with (drift). Default: none (statistics without drift)."""

@@ -66,6 +66,8 @@ DRIFT_ALERTS = ("MLFeatureDriftWarning", "MLFeatureDriftCritical")
 #: Panels that only a regression model fills.
 REGRESSION_PANELS = {"MAE and RMSE (1h)", "MAE by segment (1h)"}
 INFRA_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
+# The scope's schema URL and contract version (docs/metrics.md, "Naming"; issue 18).
+INFRA_LABELS |= {"otel_scope_schema_url", "otel_scope_otel_ml_contract_version"}
 
 _T0 = time.monotonic()
 

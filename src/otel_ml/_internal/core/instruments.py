@@ -16,12 +16,15 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_ml._internal.core.log import internal_error, log_limited
-from otel_ml.contract import METRICS, Attr, Kind, MetricSpec
+from otel_ml.contract import (CONTRACT_VERSION, METRICS, SCHEMA_URL, SCOPE_CONTRACT_VERSION, Attr,
+                              Kind, MetricSpec)
 from otel_ml.version import __version__
 
 __all__ = ["Instruments", "Observer", "instruments_for", "tracer_for"]
 
 _SCOPE = "otel_ml"
+#: On every meter and tracer: which metric contract the names follow (with ``SCHEMA_URL``).
+_SCOPE_ATTRIBUTES = {SCOPE_CONTRACT_VERSION: CONTRACT_VERSION}
 
 Points = Iterable[tuple[float, Mapping[str, Any]]]
 
@@ -118,7 +121,8 @@ def instruments_for(meter_provider: metrics.MeterProvider | None = None) -> Inst
         entry = _holders.get(key)
         if entry is not None and entry[0] is owner:
             return entry[1]
-        meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL,
+                                  attributes=_SCOPE_ATTRIBUTES)
         holder = Instruments(meter)
         _holders[key] = (owner, holder)
         return holder
@@ -131,7 +135,8 @@ def tracer_for(tracer_provider: trace.TracerProvider | None = None) -> trace.Tra
         entry = _tracers.get(key)
         if entry is not None and entry[0] is owner:
             return entry[1]
-        tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
+        tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL,
+                                  attributes=_SCOPE_ATTRIBUTES)
         _tracers[key] = (owner, tracer)
         return tracer
 

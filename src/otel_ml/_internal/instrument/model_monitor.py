@@ -20,6 +20,8 @@ from otel_ml._internal.stats.fairness import MIN_GROUP_SIZE
 from otel_ml.contract import Attr
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from otel_ml._internal.stats.drift import DriftConfig, DriftReport
     from otel_ml._internal.stats.performance import PerformanceReport
     from otel_ml._internal.monitor.root_cause import RootCauseReport
@@ -251,6 +253,20 @@ class ModelMonitor:
         """Windowed performance, per segment, fairness, concept drift state (and the estimate
         without labels and suspect labels, when the reference has what they need)."""
         return self._estimation.complete(self._outcomes.performance_report())
+
+    def report_html(self, path: str | os.PathLike[str], *, title: str | None = None,
+                    provenance: Sequence[tuple[str, str]] = ()) -> Path:
+        """Write the current window as one self-contained HTML page (``docs/report.md``).
+
+        Args:
+            path: Where to write it. Needs Jinja2 (``pip install 'otel-ml[report]'``).
+            title: Page title (default: the model's name and version).
+            provenance: Extra ``(what, value)`` rows for the page's provenance table.
+        """
+        from otel_ml._internal.report.page import write_monitor_report
+
+        return write_monitor_report(self._features, self.performance_report(), self.reference,
+                                    self.settings, path, title=title, provenance=provenance)
 
     def root_cause_report(self) -> RootCauseReport:
         """Where a change comes from: segments ranked by their contribution to the prediction

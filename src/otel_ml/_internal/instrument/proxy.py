@@ -10,12 +10,12 @@ from otel_ml._internal.data.inputs import count_items
 from otel_ml._internal.instrument.model_monitor import ModelMonitor
 from otel_ml._internal.instrument.stages import trace_stage
 
-__all__ = ["ModelProxy", "wrap_model"]
+__all__ = ["METHODS", "ModelProxy", "pipeline_steps", "staged_pipeline_method", "wrap_model"]
 
 T = TypeVar("T")
 
 #: Method name -> how its result is read.
-_METHODS = {
+METHODS = {
     "predict": "auto",
     "predict_proba": "proba",
     "predict_log_proba": "score",
@@ -36,13 +36,13 @@ class ModelProxy(wrapt.ObjectProxy):
         super().__init__(model)
         self._self_monitor = monitor
         self._self_methods: dict[str, Any] = {}
-        steps = _pipeline_steps(model)
-        for method, output in _METHODS.items():
+        steps = pipeline_steps(model)
+        for method, output in METHODS.items():
             bound = getattr(model, method, None)
             if callable(bound):
                 if steps is not None and method in ("predict", "predict_proba",
                                                      "decision_function"):
-                    bound = _staged_pipeline_method(model, method, bound)
+                    bound = staged_pipeline_method(model, method, bound)
                 self._self_methods[method] = monitor.instrument_method(bound, method, output)
         if "predict" not in self._self_methods and callable(model):
             self._self_call = monitor.instrument_method(model, "predict", "auto")
@@ -66,7 +66,7 @@ class ModelProxy(wrapt.ObjectProxy):
         return self.__wrapped__(*args, **kwargs)
 
 
-def _pipeline_steps(model: Any) -> list | None:
+def pipeline_steps(model: Any) -> list | None:
     """The steps of a scikit-learn Pipeline (duck-typed: no import of scikit-learn)."""
     steps = getattr(model, "steps", None)
     if isinstance(steps, list) and steps and all(
@@ -75,7 +75,7 @@ def _pipeline_steps(model: Any) -> list | None:
     return None
 
 
-def _staged_pipeline_method(pipeline: Any, method: str, fallback: Any) -> Any:
+def staged_pipeline_method(pipeline: Any, method: str, fallback: Any) -> Any:
     """Run a Pipeline method step by step, each step a traced stage.
 
     This is what ``Pipeline.predict`` does (each transformer's ``transform``, then the final

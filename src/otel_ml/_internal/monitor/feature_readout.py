@@ -23,7 +23,7 @@ from otel_ml._internal.stats.ring import Window
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT, Attr, Check
 
 __all__ = ["SchemaKey", "SegmentTotals", "Snapshot", "collectors", "evaluate_window",
-           "segment_keys"]
+           "issue_observations", "segment_keys"]
 
 
 class SchemaKey(NamedTuple):
@@ -144,7 +144,7 @@ def collectors(read: Callable[[str], Snapshot], config: DriftConfig,
                                          lambda s: _per_method(reports(s), scores=False)),
         "ml.feature.drifted": guard("ml.feature.drifted", lambda s: _drifted(reports(s))),
         "ml.drift.window.rows": guard("ml.drift.window.rows", _window_rows),
-        "ml.data_quality.issues": guard("ml.data_quality.issues", _issues),
+        "ml.data_quality.issues": guard("ml.data_quality.issues", issue_observations),
         "ml.model.outliers": guard("ml.model.outliers", _outliers),
     }
 
@@ -221,7 +221,8 @@ def _window_rows(snap: Snapshot) -> list:
     return [(int(snap.windows[k].rows), {Attr.SEGMENT: k}) for k in segment_keys(snap)]
 
 
-def _issues(snap: Snapshot) -> list:
+def issue_observations(snap: Snapshot) -> list:
+    """``(count, attributes)`` of ``ml.data_quality.issues``: per segment, feature and check."""
     out: list = []
     plan = snap.plan
     for segment, totals in snap.totals.items() if plan is not None else ():

@@ -319,10 +319,10 @@ class FeatureStatistics:
             snap.served.add(metric)
             return snap
 
-    def drift_report(self) -> DriftReport:
+    def drift_report(self, snap: Snapshot | None = None) -> DriftReport:
         """Drift over the current window, evaluated now (all traffic; ``.segments`` per
-        segment)."""
-        snap = self.snapshot()
+        segment); on ``snap`` when given (a report that also shows its distributions)."""
+        snap = self.snapshot() if snap is None else snap
         plan = snap.plan
         keys = segment_keys(snap)
         if ALL_SEGMENTS not in keys:

@@ -68,7 +68,8 @@ class OutcomeReadout:
             reference=dict(self._reference), fairness=self._fairness(win),
             concept_drift=self._concept.report(), error_by_bin=self._bins.report(win),
             attributions=attributions, attribution_drift=attribution_drift,
-            unmatched=self._stats.unmatched(), store=self._store.stats())
+            unmatched=self._stats.unmatched(), store=self._store.stats(),
+            confusion=_nested(total.confusion))
 
     def collectors(self) -> dict[str, Callable[[], Points]]:
         """Observable metric name to a function giving its points (without model attributes)."""
@@ -120,3 +121,11 @@ class OutcomeReadout:
             return []
         return [(v, {Attr.FAIRNESS_ATTRIBUTE: report.attribute, Attr.FAIRNESS_METRIC: m})
                 for m, v in report.gaps().items()]
+
+
+def _nested(confusion: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """``(predicted, actual) -> n`` as ``actual -> predicted -> n``."""
+    out: dict[str, dict[str, int]] = {}
+    for (predicted, actual), n in sorted(confusion.items()):
+        out.setdefault(actual, {})[predicted] = int(n)
+    return out

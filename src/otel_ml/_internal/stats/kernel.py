@@ -146,19 +146,19 @@ def _moments(plan: BinPlan, clean: np.ndarray, cols: list[int], col_idx: slice |
         # One pass: sums of squares of the raw values, shifted algebraically (exact enough
         # when |shift| <= 1000 std: relative error of the variance ~ 1e-16 * 1e6).
         shift = plan.shifts[col_idx]
-        squares = np.einsum("ij,ij->j", clean, clean)
+        squares = ones @ (clean * clean)  # faster than einsum's own loop on row-major blocks
         d.s1[col_idx] += sums - rows * shift
         d.s2[col_idx] += squares - 2 * shift * sums + rows * shift * shift
     elif not cat.any():
         dev = clean - plan.shifts[col_idx]
         d.s1[col_idx] += ones @ dev
-        d.s2[col_idx] += np.einsum("ij,ij->j", dev, dev)
+        d.s2[col_idx] += ones @ (dev * dev)
     elif not cat.all():
         num = np.flatnonzero(~cat)
         numeric_cols = np.asarray(cols)[num]
         dev = clean[:, num] - plan.shifts[numeric_cols]
         d.s1[numeric_cols] += ones @ dev
-        d.s2[numeric_cols] += np.einsum("ij,ij->j", dev, dev)
+        d.s2[numeric_cols] += ones @ (dev * dev)
 
 
 def _extended_bins(plan: BinPlan, clean: np.ndarray, cols: list[int],

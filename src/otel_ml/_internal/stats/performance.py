@@ -385,6 +385,8 @@ class PerformanceReport:
         suspect_labels: Joined labels flagged as suspect (confident learning): ``count`` and
             ``share`` of the window's labelled rows, ``by_class``, and ``recent`` prediction
             ids (ids only).
+        confusion: Actual class to predicted class to labelled rows in the window (the
+            counts ``metrics`` and ``per_class`` come from).
     """
 
     model: str
@@ -405,6 +407,7 @@ class PerformanceReport:
     store: dict[str, int] = field(default_factory=dict)
     estimated: dict[str, Any] = field(default_factory=dict)
     suspect_labels: dict[str, Any] = field(default_factory=dict)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def delta(self) -> dict[str, float]:

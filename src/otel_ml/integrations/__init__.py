@@ -1,0 +1,1 @@
+"""Integrations with the places models are served and run (optional dependencies)."""
