@@ -999,7 +999,7 @@ ALERTS: tuple[AlertSpec, ...] = (
         mitigation=("Restart the service or fix the exporter endpoint; if the model was retired "
                     "on purpose, silence the alert for an hour.",)),
     *SEGMENT_ALERTS,
-    *(AlertSpec(**spec) for spec in rules_estimation.ALERTS),
+    *(AlertSpec(**spec) for spec in rules_estimation.alerts(T)),
 )
 
 

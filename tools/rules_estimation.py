@@ -15,10 +15,9 @@ from otel_ml import contract
 from otel_ml.contract import Attr, prometheus_label
 from otel_ml.thresholds import Thresholds
 
-__all__ = ["ALERTS", "GROUP", "recording_rules"]
+__all__ = ["GROUP", "alerts", "recording_rules"]
 
 GROUP = "otel-ml.estimation"
-T = Thresholds()
 Z = 1.96
 
 M = "job, ml_model_name, ml_model_version"
@@ -108,71 +107,77 @@ def recording_rules(w: Callable[[str], str]) -> list[tuple[str, str]]:
 
 _MODEL_ID = "{{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }})"
 
-#: Keyword arguments of ``gen_rules.AlertSpec`` (``expr`` takes the profile).
-ALERTS: tuple[dict, ...] = (
-    dict(
-        name="MLEstimatedPerformanceBelowReference", severity="warning", for_="15m",
-        summary=("Estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
-                 "below its reference (before labels)"),
-        description=("Even the optimistic end of the estimated "
-                     "{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over the last "
-                     "hour is past its validation value by {{ $value | printf \"%.3f\" }} "
-                     "(accuracy: points below, threshold " + f"{T.performance_drop}" + "; MAE: "
-                     "ratio, threshold " + f"{T.regression_error_factor}" + ")."),
-        expr=lambda p: (
-            f'{REFERENCE}{{{METRIC}="accuracy"}}\n- on ({M}, {METRIC}) {UPPER}\n'
-            f"> {T.performance_drop}\nand on ({M}) {N_EST} >= {T.estimate_min_rows}\nor\n"
-            f'{LOWER}\n/ on ({M}, {METRIC}) ({REFERENCE}{{{METRIC}="mae"}} > 0)\n'
-            f"> {T.regression_error_factor}\nand on ({M}) {N_EST} >= {T.estimate_min_rows}"),
-        threshold=(f"accuracy: the upper end of the estimate's 95% band over 1h more than "
-                   f"{T.performance_drop} below the reference; MAE: the lower end above "
-                   f"{T.regression_error_factor} x the reference; with at least "
-                   f"{T.estimate_min_rows} predictions estimated in the hour, for 15m"),
-        labels=(METRIC,),
-        meaning=("Performance estimated from the model's calibrated confidence (classifiers) "
-                 "or its loss model (regressors), before any label arrives, is worse than on "
-                 "the validation data, beyond the estimate's sampling uncertainty. The "
-                 "estimate assumes the calibration still holds (covariate shift, no concept "
-                 "drift): see MLEstimateDiverges once labels arrive."),
-        diagnosis=("*Estimated vs realised* row of *otel-ml / Performance and fairness*: which "
-                   "segments' estimate dropped.",
-                   "Drift alerts and the drift dashboard for the same period: the inputs that "
-                   "moved into regions where the model is less sure."),
-        mitigation=("Retrain on recent data (labels permitting) or roll back; get labels for "
-                    "the affected segment first to confirm.",)),
-    dict(
-        name="MLEstimateDiverges", severity="warning", for_="30m",
-        summary=("Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
-                 "outside its estimate's band"),
-        description=("Realised {{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over "
-                     "the last hour differs from the label-free estimate by "
-                     "{{ $value | printf \"%.3f\" }}, more than the estimate's 95% band for "
-                     "the labelled rows plus " + f"{T.estimate_tolerance}" + "."),
-        expr=lambda p: (
-            f'label_replace(abs(model:ml_model_accuracy:ratio1h - on ({M}) {ACC}), "{METRIC}", '
-            f'"accuracy", "{METRIC}", "")\n'
-            f"> on ({M}) group_left () ({Z} * sqrt({VAR_ACC} / on ({M}) ({OUTCOMES_1H} > 0)) + "
-            f"{T.estimate_tolerance})\n"
-            f"and on ({M}) {OUTCOMES_1H} >= {T.performance_min_outcomes}\nor\n"
-            f'label_replace(abs(model:ml_model_mae:1h - on ({M}) {MAE}) / on ({M}) ({MAE} > 0), '
-            f'"{METRIC}", "mae", "{METRIC}", "")\n'
-            f"> on ({M}) group_left () ({Z} * sqrt({VAR_MAE} / on ({M}) ({ERROR_COUNT_1H} > 0))"
-            f" / on ({M}) ({MAE} > 0) + {T.estimate_tolerance})\n"
-            f"and on ({M}) {ERROR_COUNT_1H} >= {T.performance_min_outcomes}"),
-        threshold=(f"|realised - estimated| accuracy (or relative MAE) over 1h beyond the "
-                   f"estimate's 95% band for the labelled rows plus {T.estimate_tolerance}, "
-                   f"with at least {T.performance_min_outcomes} labelled predictions, for 30m"),
-        labels=(METRIC,),
-        meaning=("The calibration fitted on the validation data no longer describes how often "
-                 "the model is right: the relationship between inputs and labels changed "
-                 "(concept drift), or the labels are biased. Estimates before labels cannot be "
-                 "trusted until the reference is refitted."),
-        diagnosis=("*Estimated vs realised* row: since when the two lines part, in which "
-                   "segments.",
-                   "Concept-drift detections and suspect labels (`ml_outcome_suspect_labels_total`)"
-                   " for the same period.",
-                   "Late labels: the realised value covers only the labelled rows; a label "
-                   "pipeline that labels one kind of row first biases it."),
-        mitigation=("Refit the reference's calibration on recent labelled data "
-                    "(`otel-ml profile --labels`), and retrain if performance dropped.",)),
-)
+def alerts(T: Thresholds) -> tuple[dict, ...]:  # noqa: N803 - the thresholds, as in gen_rules
+    """Keyword arguments of ``gen_rules.AlertSpec`` (``expr`` takes the profile), with the
+    thresholds ``T`` (``gen_rules``' own, so the mixin can mark them)."""
+    return _alerts(T)
+
+
+def _alerts(T: Thresholds) -> tuple[dict, ...]:  # noqa: N803
+    return (
+        dict(
+            name="MLEstimatedPerformanceBelowReference", severity="warning", for_="15m",
+            summary=("Estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
+                     "below its reference (before labels)"),
+            description=("Even the optimistic end of the estimated "
+                         "{{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over the last "
+                         "hour is past its validation value by {{ $value | printf \"%.3f\" }} "
+                         "(accuracy: points below, threshold " + f"{T.performance_drop}" + "; MAE: "
+                         "ratio, threshold " + f"{T.regression_error_factor}" + ")."),
+            expr=lambda p: (
+                f'{REFERENCE}{{{METRIC}="accuracy"}}\n- on ({M}, {METRIC}) {UPPER}\n'
+                f"> {T.performance_drop}\nand on ({M}) {N_EST} >= {T.estimate_min_rows}\nor\n"
+                f'{LOWER}\n/ on ({M}, {METRIC}) ({REFERENCE}{{{METRIC}="mae"}} > 0)\n'
+                f"> {T.regression_error_factor}\nand on ({M}) {N_EST} >= {T.estimate_min_rows}"),
+            threshold=(f"accuracy: the upper end of the estimate's 95% band over 1h more than "
+                       f"{T.performance_drop} below the reference; MAE: the lower end above "
+                       f"{T.regression_error_factor} x the reference; with at least "
+                       f"{T.estimate_min_rows} predictions estimated in the hour, for 15m"),
+            labels=(METRIC,),
+            meaning=("Performance estimated from the model's calibrated confidence (classifiers) "
+                     "or its loss model (regressors), before any label arrives, is worse than on "
+                     "the validation data, beyond the estimate's sampling uncertainty. The "
+                     "estimate assumes the calibration still holds (covariate shift, no concept "
+                     "drift): see MLEstimateDiverges once labels arrive."),
+            diagnosis=("*Estimated vs realised* row of *otel-ml / Performance and fairness*: which "
+                       "segments' estimate dropped.",
+                       "Drift alerts and the drift dashboard for the same period: the inputs that "
+                       "moved into regions where the model is less sure."),
+            mitigation=("Retrain on recent data (labels permitting) or roll back; get labels for "
+                        "the affected segment first to confirm.",)),
+        dict(
+            name="MLEstimateDiverges", severity="warning", for_="30m",
+            summary=("Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} "
+                     "outside its estimate's band"),
+            description=("Realised {{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over "
+                         "the last hour differs from the label-free estimate by "
+                         "{{ $value | printf \"%.3f\" }}, more than the estimate's 95% band for "
+                         "the labelled rows plus " + f"{T.estimate_tolerance}" + "."),
+            expr=lambda p: (
+                f'label_replace(abs(model:ml_model_accuracy:ratio1h - on ({M}) {ACC}), "{METRIC}", '
+                f'"accuracy", "{METRIC}", "")\n'
+                f"> on ({M}) group_left () ({Z} * sqrt({VAR_ACC} / on ({M}) ({OUTCOMES_1H} > 0)) + "
+                f"{T.estimate_tolerance})\n"
+                f"and on ({M}) {OUTCOMES_1H} >= {T.performance_min_outcomes}\nor\n"
+                f'label_replace(abs(model:ml_model_mae:1h - on ({M}) {MAE}) / on ({M}) ({MAE} > 0), '
+                f'"{METRIC}", "mae", "{METRIC}", "")\n'
+                f"> on ({M}) group_left () ({Z} * sqrt({VAR_MAE} / on ({M}) ({ERROR_COUNT_1H} > 0))"
+                f" / on ({M}) ({MAE} > 0) + {T.estimate_tolerance})\n"
+                f"and on ({M}) {ERROR_COUNT_1H} >= {T.performance_min_outcomes}"),
+            threshold=(f"|realised - estimated| accuracy (or relative MAE) over 1h beyond the "
+                       f"estimate's 95% band for the labelled rows plus {T.estimate_tolerance}, "
+                       f"with at least {T.performance_min_outcomes} labelled predictions, for 30m"),
+            labels=(METRIC,),
+            meaning=("The calibration fitted on the validation data no longer describes how often "
+                     "the model is right: the relationship between inputs and labels changed "
+                     "(concept drift), or the labels are biased. Estimates before labels cannot be "
+                     "trusted until the reference is refitted."),
+            diagnosis=("*Estimated vs realised* row: since when the two lines part, in which "
+                       "segments.",
+                       "Concept-drift detections and suspect labels (`ml_outcome_suspect_labels_total`)"
+                       " for the same period.",
+                       "Late labels: the realised value covers only the labelled rows; a label "
+                       "pipeline that labels one kind of row first biases it."),
+            mitigation=("Refit the reference's calibration on recent labelled data "
+                        "(`otel-ml profile --labels`), and retrain if performance dropped.",)),
+    )

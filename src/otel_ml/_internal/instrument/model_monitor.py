@@ -164,19 +164,15 @@ class ModelMonitor:
         from otel_ml._internal.monitor.feature_stats import FeatureStatistics
         from otel_ml._internal.monitor.payload import PayloadCapture
         from otel_ml._internal.monitor.outcome_analysis import OutcomeAnalysis
-        from otel_ml._internal.monitor.estimation import EstimationAnalysis
 
         self.reference = _load_reference(reference)
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
         self._payloads = PayloadCapture(settings, self._ingest)
-        self._estimation = EstimationAnalysis(settings, self.reference, self._ingest.batch_of)
-        self._estimating = self._estimation.active
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,
             instruments=self._instruments, switch=self.switch,
-            segment_values=self.segment_values,
-            labelled=self._estimation.labelled if self._estimating else None)
+            segment_values=self.segment_values)
         # The call path: spans, timing and tallies; it feeds each call to the analyses.
         self.recorder = CallRecorder(
             self.attributes, self.switch, self._tracer, self._instruments,
@@ -190,7 +186,7 @@ class ModelMonitor:
             **self.recorder.collectors(),
             "ml.model.info": lambda: [(1, {Attr.MODEL_TASK: self.resolved_task})],
         }
-        for component in (self._features, self._outcomes, self._estimation):
+        for component in (self._features, self._outcomes):
             for metric, collect in component.collectors().items():
                 if metric in self._collectors:
                     raise RuntimeError(f"two components collect {metric}")
@@ -228,11 +224,9 @@ class ModelMonitor:
         if self.switch.off:
             return
         try:
-            batch = self._ingest.prepare(
-                x, predictions, segment=self._segment_value(segment), output="auto")
-            self._features.observe(batch)
-            if self._estimating:
-                self._estimation.observe_call(predictions, "auto", batch.segment, batch, x)
+            self._features.observe(self._ingest.prepare(
+                x, predictions, segment=self._segment_value(segment), output="auto"))
+            self._outcomes.estimate(predictions, "auto", self._segment_value(segment), None, x)
         except Exception as exc:
             internal_error("observe", exc)
 
@@ -250,9 +244,8 @@ class ModelMonitor:
         self._outcomes.record_outcomes(y_true, y_pred, segments=segments, groups=groups)
 
     def performance_report(self) -> PerformanceReport:
-        """Windowed performance, per segment, fairness, concept drift state (and the estimate
-        without labels and suspect labels, when the reference has what they need)."""
-        return self._estimation.complete(self._outcomes.performance_report())
+        """Windowed performance, per segment, fairness and concept drift state."""
+        return self._outcomes.performance_report()
 
     def report_html(self, path: str | os.PathLike[str], *, title: str | None = None,
                     provenance: Sequence[tuple[str, str]] = ()) -> Path:
@@ -299,7 +292,6 @@ class ModelMonitor:
         self._ingest.after_fork()
         self._features.after_fork()
         self._outcomes.after_fork()
-        self._estimation.after_fork()
 
     # ------------------------------------------------------------------ collection
     def observe_metric(self, name: str) -> Points:
@@ -332,8 +324,6 @@ class ModelMonitor:
         if result is not STREAMED:
             self._outcomes.remember(call.prediction_id, batch, result, call.target.output,
                                     call.span_context, call.segment, call.own_id)
-            if self._estimating:
-                self._estimation.observe_call(result, call.target.output, call.segment, batch, call.x)
         return batch
 
     def _feed_item(self, call: Call, item: Any) -> None:
