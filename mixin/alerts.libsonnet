@@ -275,6 +275,32 @@ local f = import 'fmt.libsonnet';
             },
           },
           {
+            "alert": "MLEstimatedPerformanceBelowReference",
+            "expr": ("model:ml_model_performance_reference:max{ml_performance_metric=\"accuracy\"}\n- on (job, ml_model_name, ml_model_version, ml_performance_metric) model:ml_model_estimated_performance:upper1h\n> " + f.num(c.thresholds.performance_drop, 'float') + "\nand on (job, ml_model_name, ml_model_version) model:ml_model_estimated_rows:increase1h >= " + f.num(c.thresholds.estimate_min_rows, 'int') + "\nor\nmodel:ml_model_estimated_performance:lower1h\n/ on (job, ml_model_name, ml_model_version, ml_performance_metric) (model:ml_model_performance_reference:max{ml_performance_metric=\"mae\"} > 0)\n> " + f.num(c.thresholds.regression_error_factor, 'float') + "\nand on (job, ml_model_name, ml_model_version) model:ml_model_estimated_rows:increase1h >= " + f.num(c.thresholds.estimate_min_rows, 'int')),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} below its reference (before labels)",
+              "description": ("Even the optimistic end of the estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour is past its validation value by {{ $value | printf \"%.3f\" }} (accuracy: points below, threshold " + f.num(c.thresholds.performance_drop, 'float') + "; MAE: ratio, threshold " + f.num(c.thresholds.regression_error_factor, 'float') + ")."),
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlestimatedperformancebelowreference",
+            },
+          },
+          {
+            "alert": "MLEstimateDiverges",
+            "expr": ("label_replace(abs(model:ml_model_accuracy:ratio1h - on (job, ml_model_name, ml_model_version) model:ml_model_estimated_accuracy:ratio1h), \"ml_performance_metric\", \"accuracy\", \"ml_performance_metric\", \"\")\n> on (job, ml_model_name, ml_model_version) group_left () (1.96 * sqrt(model:ml_model_estimated_accuracy:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_outcomes:increase1h > 0)) + " + f.num(c.thresholds.estimate_tolerance, 'float') + ")\nand on (job, ml_model_name, ml_model_version) model:ml_model_outcomes:increase1h >= " + f.num(c.thresholds.performance_min_outcomes, 'int') + "\nor\nlabel_replace(abs(model:ml_model_mae:1h - on (job, ml_model_name, ml_model_version) model:ml_model_estimated_mae:1h) / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_mae:1h > 0), \"ml_performance_metric\", \"mae\", \"ml_performance_metric\", \"\")\n> on (job, ml_model_name, ml_model_version) group_left () (1.96 * sqrt(model:ml_model_estimated_mae:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_error_absolute_count:increase1h > 0)) / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_mae:1h > 0) + " + f.num(c.thresholds.estimate_tolerance, 'float') + ")\nand on (job, ml_model_name, ml_model_version) model:ml_model_error_absolute_count:increase1h >= " + f.num(c.thresholds.performance_min_outcomes, 'int')),
+            "for": c["for"]["30m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} outside its estimate's band",
+              "description": ("Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour differs from the label-free estimate by {{ $value | printf \"%.3f\" }}, more than the estimate's 95% band for the labelled rows plus " + f.num(c.thresholds.estimate_tolerance, 'float') + "."),
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlestimatediverges",
+            },
+          },
+          {
             "alert": "MLChallengerDisagreementHigh",
             "expr": ("model_challenger:ml_model_comparison_disagreement:ratio1h > " + f.num(c.thresholds.challenger_disagreement_ratio, 'float') + "\nand on (job, ml_model_name, ml_model_version, ml_model_challenger_version) model_challenger:ml_model_comparison_rows:increase1h >= " + f.num(c.thresholds.challenger_min_rows, 'int')),
             "for": c["for"]["15m"],

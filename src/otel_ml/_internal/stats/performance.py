@@ -377,6 +377,14 @@ class PerformanceReport:
         unmatched: Reason to labels that could not be scored (since start).
         store: The prediction store: ``records``, ``bytes`` held; ``evicted``, ``expired``
             since start.
+        estimated: Performance estimated without labels over the window (needs a reference
+            fitted with labels): metric name (``accuracy``, ``precision``, ``recall``,
+            ``f1`` (macro), ``roc_auc`` for a binary model; ``mae``, ``rmse`` for a regressor)
+            to ``{"value", "lower", "upper"}`` (95% sampling band for the window's rows),
+            plus ``rows`` estimated and ``by_segment``; empty when estimation is off.
+        suspect_labels: Joined labels flagged as suspect (confident learning): ``count`` and
+            ``share`` of the window's labelled rows, ``by_class``, and ``recent`` prediction
+            ids (ids only).
         confusion: Actual class to predicted class to labelled rows in the window (the
             counts ``metrics`` and ``per_class`` come from).
     """
@@ -397,6 +405,8 @@ class PerformanceReport:
     attribution_drift: dict[str, float] = field(default_factory=dict)
     unmatched: dict[str, int] = field(default_factory=dict)
     store: dict[str, int] = field(default_factory=dict)
+    estimated: dict[str, Any] = field(default_factory=dict)
+    suspect_labels: dict[str, Any] = field(default_factory=dict)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
