@@ -314,3 +314,23 @@ def test_demo_conditions_mirror_the_estimation_alerts():
                      reference_performance={"accuracy": 0.95},
                      performance={(ALL_SEGMENTS, "accuracy"): 0.95}, outcomes=400.0)
     assert "MLEstimateDiverges" not in names(agree)
+
+
+def test_class_values_on_the_estimation_metrics_are_capped(multiclass, monkeypatch):
+    """Beyond the cap, classes are summed as "__other__" (as ml.model.outcomes caps them):
+    no more series than the cap allows, and no expected count lost."""
+    from otel_ml._internal.stats import estimation
+
+    model, ref, Xte, yte = multiclass
+    monitor, reader = _monitor(ref, "capped")
+    monitor.observe(Xte, model.predict_proba(Xte))
+    full = _points(reader, "ml.model.expected.confusion")
+    monkeypatch.setattr(estimation, "MAX_EXPORTED_CLASSES", 5)
+    monitor, reader = _monitor(ref, "capped")
+    monitor.observe(Xte, model.predict_proba(Xte))
+    capped = _points(reader, "ml.model.expected.confusion")
+    values = {a[k] for _, a in capped for k in ("ml.class.predicted", "ml.class.actual")}
+    assert len(values) == 5 and "__other__" in values
+    assert len({a["ml.class.actual"] for _, a in full}) == 10
+    assert sum(v for v, _ in capped) == pytest.approx(sum(v for v, _ in full), rel=1e-12)
+    assert sum(v for v, _ in full) == pytest.approx(len(Xte), rel=1e-9)

@@ -34,7 +34,7 @@ from otel_ml._internal.monitor.estimation_fold import Pending, class_rows, reg_r
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.monitor.suspect_labels import SuspectLabels
 from otel_ml._internal.reference.profile import Reference
-from otel_ml._internal.stats.estimation import ClassAcc, RegAcc
+from otel_ml._internal.stats.estimation import ClassAcc, RegAcc, exported_classes
 from otel_ml._internal.stats.ring import SlotRing
 from otel_ml.contract import NO_SEGMENT, Attr
 
@@ -300,11 +300,15 @@ class EstimationAnalysis:
         self.fold()
         with self._lock:
             items = [(seg, acc.conf.copy()) for seg, acc in self._total.items()]
-        names = self._classes
-        return [(float(conf[i, j]), {Attr.SEGMENT: seg, Attr.CLASS_PREDICTED: names[i],
-                                     Attr.CLASS_ACTUAL: names[j]})
-                for seg, conf in items for i in range(len(names)) for j in range(len(names))
-                if conf[i].sum() > 0]
+        names = exported_classes(self._classes)  # capped: the rest summed as "__other__"
+        sums: dict[tuple[str, str, str], float] = {}
+        for seg, conf in items:
+            for i in np.flatnonzero(conf.sum(axis=1) > 0).tolist():
+                for j, actual in enumerate(names):
+                    key = (seg, names[i], actual)
+                    sums[key] = sums.get(key, 0.0) + float(conf[i, j])
+        return [(v, {Attr.SEGMENT: seg, Attr.CLASS_PREDICTED: p, Attr.CLASS_ACTUAL: a})
+                for (seg, p, a), v in sums.items()]
 
     def _class_variance_points(self) -> Points:
         """Sum over rows of ``c (1 - c)`` (``c``: the probability the row is right)."""

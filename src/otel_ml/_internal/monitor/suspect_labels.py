@@ -25,8 +25,9 @@ from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.calibration import Calibration
 from otel_ml._internal.reference.estimation_fit import label_key
+from otel_ml._internal.stats.estimation import exported_classes
 from otel_ml._internal.stats.ring import SlotRing
-from otel_ml.contract import Attr
+from otel_ml.contract import OTHER, Attr
 
 __all__ = ["RECENT_IDS", "SuspectLabels", "suspect_rows"]
 
@@ -63,6 +64,8 @@ class SuspectLabels:
         self._settings = settings
         self._cal = calibration
         self._index = {c: i for i, c in enumerate(calibration.classes)}
+        self._exported = dict(zip(map(str, calibration.classes),
+                                  exported_classes(calibration.classes)))
         self._clock = clock
         self.reset()
 
@@ -110,6 +113,7 @@ class SuspectLabels:
                 self._window[place, 1] += int(mask.sum())
                 for c, bad in zip(kept, mask.tolist()):
                     if bad:
+                        c = self._exported.get(str(c), OTHER)
                         self._by_class[c] = self._by_class.get(c, 0) + 1
                 if mask.any() and prediction_id is not None:
                     self._recent.append(prediction_id)

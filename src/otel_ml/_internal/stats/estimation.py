@@ -21,9 +21,27 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["MAX_BAND_CLASSES", "Z", "ClassAcc", "RegAcc", "band"]
+from otel_ml.contract import OTHER
+
+__all__ = ["MAX_BAND_CLASSES", "MAX_EXPORTED_CLASSES", "Z", "ClassAcc", "RegAcc", "band",
+           "exported_classes"]
+
+#: Class values the estimation metrics carry at most (as ``ml.model.outcomes`` does): the
+#: reference's first classes as they are, the others together as ``"__other__"``.
+MAX_EXPORTED_CLASSES = 50
+
+
+def exported_classes(classes: Sequence[str]) -> list[str]:
+    """The attribute value of each class: itself, or ``"__other__"`` beyond the cap."""
+    names = [str(c) for c in classes]
+    if len(names) <= MAX_EXPORTED_CLASSES:
+        return names
+    keep = MAX_EXPORTED_CLASSES - 1
+    return names[:keep] + [OTHER] * (len(names) - keep)
 
 #: Classes up to which the bands of precision/recall/F1 are computed (second moments: k^3).
 MAX_BAND_CLASSES = 16
