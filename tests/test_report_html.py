@@ -382,3 +382,30 @@ def test_regression_labels_joined_by_id_show_the_error_per_reference_bin(tmp_pat
     card = re.search(r'<section class="card"><h3>bmi</h3>(.*?)</section>', section, re.S)
     values = [float(v) for v in re.findall(r'data-value="([^"]+)"', card.group(1))]
     assert values == pytest.approx([b["error"] for b in expected.values()])
+
+
+def test_estimated_performance_is_shown_with_its_band(tmp_path):
+    """A reference fitted with labels: the page shows the estimate (before any label) with the
+    numbers of ``performance_report().estimated``."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_breast_cancer(return_X_y=True)
+    model = LogisticRegression(max_iter=5000).fit(x[:200], y[:200])
+    reference = otel_ml.Reference.from_data(x[200:400], predictions=model.predict_proba(x[200:400]),
+                                            labels=y[200:400])
+    monitor = _monitor(reference, name="cancer")
+    monitor.observe(x[400:], model.predict_proba(x[400:]))
+    estimated = monitor.performance_report().estimated
+    text = monitor.report_html(tmp_path / "estimated.html").read_text()
+    row = re.search(r'<tr data-metric="accuracy"><td>accuracy</td><td class="n">([^<]+)</td>'
+                    r'<td class="n">([^<]+) &ndash; ([^<]+)</td><td class="n">-</td>', text)
+    assert row is not None
+    acc = estimated["accuracy"]
+    assert [float(v) for v in row.groups()] == pytest.approx(
+        [acc["value"], acc["lower"], acc["upper"]], abs=5e-4)
+    assert 'data-metric="roc_auc"' in text
+    blind = _monitor(otel_ml.Reference.from_data(x[200:400]), name="blind")
+    blind.observe(x[400:])
+    assert "needs a reference fitted with labels" in blind.report_html(
+        tmp_path / "blind.html").read_text()
