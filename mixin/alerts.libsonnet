@@ -188,7 +188,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Feature {{ $labels.ml_feature_name }} of {{ $labels.ml_model_name }} drifted in segment {{ $labels.ml_segment }}",
               "description": ("PSI over the last hour of feature \"{{ $labels.ml_feature_name }}\" of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }} (threshold " + f.num(c.thresholds.segment_psi, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide PSI)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentfeaturedrift",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -202,7 +202,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Predictions of {{ $labels.ml_model_name }} drifted in segment {{ $labels.ml_segment }}",
               "description": ("PSI over the last hour of the prediction distribution of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }} (threshold " + f.num(c.thresholds.segment_psi, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide PSI)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentpredictiondrift",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -216,7 +216,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} below its reference in segment {{ $labels.ml_segment }}",
               "description": ("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} over the last hour is {{ $value | printf \"%.3f\" }} below its validation value (threshold " + f.num(c.thresholds.performance_drop, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide drop)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentperformancebelowreference",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -230,7 +230,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} above its reference in segment {{ $labels.ml_segment }}",
               "description": ("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} over the last hour is {{ $value | humanizePercentage }} above its validation value (threshold " + f.percent((c.thresholds.regression_error_factor - 1)) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide increase)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmenterrorabovereference",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -244,7 +244,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_model_name }} predict calls are failing in segment {{ $labels.ml_segment }}",
               "description": ("{{ $value | humanizePercentage }} of predict calls of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} raised over the last 5 minutes (threshold " + f.percent(c.thresholds.error_ratio) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide ratio)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmenterrorratiohigh",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -258,7 +258,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Missing values surge in {{ $labels.ml_feature_name }} in segment {{ $labels.ml_segment }}",
               "description": ("{{ $value | humanizePercentage }} of the values of feature \"{{ $labels.ml_feature_name }}\" of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} were missing over the last 5 minutes (threshold " + f.percent(c.thresholds.missing_ratio) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide share)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentmissingvaluessurge",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {

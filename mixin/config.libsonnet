@@ -53,6 +53,7 @@
     "dashboardUidPrefix": "otel-ml-",
     "dashboardTags": [
       "otel-ml"
-    ]
+    ],
+    "grafanaUrl": "http://127.0.0.1:3000"
   },
 }
