@@ -81,6 +81,18 @@ class Projection:
     _bands: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a reference sent to Spark or Dask workers) without its lock and caches."""
+        return {f: getattr(self, f) for f in ("space", "columns", "mean", "scale",
+                                               "components", "explained", "errors",
+                                               "distances")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bands = {}
+        self._lock = threading.Lock()
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
