@@ -188,7 +188,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Feature {{ $labels.ml_feature_name }} of {{ $labels.ml_model_name }} drifted in segment {{ $labels.ml_segment }}",
               "description": ("PSI over the last hour of feature \"{{ $labels.ml_feature_name }}\" of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }} (threshold " + f.num(c.thresholds.segment_psi, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide PSI)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentfeaturedrift",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -202,7 +202,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Predictions of {{ $labels.ml_model_name }} drifted in segment {{ $labels.ml_segment }}",
               "description": ("PSI over the last hour of the prediction distribution of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }} (threshold " + f.num(c.thresholds.segment_psi, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide PSI)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentpredictiondrift",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -216,7 +216,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} below its reference in segment {{ $labels.ml_segment }}",
               "description": ("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} over the last hour is {{ $value | printf \"%.3f\" }} below its validation value (threshold " + f.num(c.thresholds.performance_drop, 'float') + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide drop)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentperformancebelowreference",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -230,7 +230,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} above its reference in segment {{ $labels.ml_segment }}",
               "description": ("{{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} over the last hour is {{ $value | humanizePercentage }} above its validation value (threshold " + f.percent((c.thresholds.regression_error_factor - 1)) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide increase)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmenterrorabovereference",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -244,7 +244,7 @@ local f = import 'fmt.libsonnet';
               "summary": "{{ $labels.ml_model_name }} predict calls are failing in segment {{ $labels.ml_segment }}",
               "description": ("{{ $value | humanizePercentage }} of predict calls of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} raised over the last 5 minutes (threshold " + f.percent(c.thresholds.error_ratio) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide ratio)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmenterrorratiohigh",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -258,7 +258,7 @@ local f = import 'fmt.libsonnet';
               "summary": "Missing values surge in {{ $labels.ml_feature_name }} in segment {{ $labels.ml_segment }}",
               "description": ("{{ $value | humanizePercentage }} of the values of feature \"{{ $labels.ml_feature_name }}\" of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} were missing over the last 5 minutes (threshold " + f.percent(c.thresholds.missing_ratio) + ", and at least " + f.num(c.thresholds.segment_factor, 'float') + " times the fleet-wide share)."),
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlsegmentmissingvaluessurge",
-              "dashboard_url": "http://127.0.0.1:3000/d/otel-ml-drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
+              "dashboard_url": (c.grafanaUrl + "/d/" + c.dashboardUidPrefix) + "drift/?var-service={{ $labels.job | urlquery }}&var-model={{ $labels.ml_model_name | urlquery }}&var-version={{ $labels.ml_model_version | urlquery }}&var-segment={{ $labels.ml_segment | urlquery }}",
             },
           },
           {
@@ -272,6 +272,32 @@ local f = import 'fmt.libsonnet';
               "summary": "Joint distribution of the {{ $labels.ml_multivariate_space }} of {{ $labels.ml_model_name }} drifted (segment {{ $labels.ml_segment }})",
               "description": "The mean PCA reconstruction error of the {{ $labels.ml_multivariate_space }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) in segment {{ $labels.ml_segment }} is {{ $value | printf \"%.3f\" }}, above the upper bound of reference windows of the same size, over the drift window.",
               "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlmultivariatedrift",
+            },
+          },
+          {
+            "alert": "MLEstimatedPerformanceBelowReference",
+            "expr": ("model:ml_model_performance_reference:max{ml_performance_metric=\"accuracy\"}\n- on (job, ml_model_name, ml_model_version, ml_performance_metric) model:ml_model_estimated_performance:upper1h\n> " + f.num(c.thresholds.performance_drop, 'float') + "\nand on (job, ml_model_name, ml_model_version) model:ml_model_estimated_rows:increase1h >= " + f.num(c.thresholds.estimate_min_rows, 'int') + "\nor\nmodel:ml_model_estimated_performance:lower1h\n/ on (job, ml_model_name, ml_model_version, ml_performance_metric) (model:ml_model_performance_reference:max{ml_performance_metric=\"mae\"} > 0)\n> " + f.num(c.thresholds.regression_error_factor, 'float') + "\nand on (job, ml_model_name, ml_model_version) model:ml_model_estimated_rows:increase1h >= " + f.num(c.thresholds.estimate_min_rows, 'int')),
+            "for": c["for"]["15m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} below its reference (before labels)",
+              "description": ("Even the optimistic end of the estimated {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour is past its validation value by {{ $value | printf \"%.3f\" }} (accuracy: points below, threshold " + f.num(c.thresholds.performance_drop, 'float') + "; MAE: ratio, threshold " + f.num(c.thresholds.regression_error_factor, 'float') + ")."),
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlestimatedperformancebelowreference",
+            },
+          },
+          {
+            "alert": "MLEstimateDiverges",
+            "expr": ("label_replace(abs(model:ml_model_accuracy:ratio1h - on (job, ml_model_name, ml_model_version) model:ml_model_estimated_accuracy:ratio1h), \"ml_performance_metric\", \"accuracy\", \"ml_performance_metric\", \"\")\n> on (job, ml_model_name, ml_model_version) group_left () (1.96 * sqrt(model:ml_model_estimated_accuracy:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_outcomes:increase1h > 0)) + " + f.num(c.thresholds.estimate_tolerance, 'float') + ")\nand on (job, ml_model_name, ml_model_version) model:ml_model_outcomes:increase1h >= " + f.num(c.thresholds.performance_min_outcomes, 'int') + "\nor\nlabel_replace(abs(model:ml_model_mae:1h - on (job, ml_model_name, ml_model_version) model:ml_model_estimated_mae:1h) / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_mae:1h > 0), \"ml_performance_metric\", \"mae\", \"ml_performance_metric\", \"\")\n> on (job, ml_model_name, ml_model_version) group_left () (1.96 * sqrt(model:ml_model_estimated_mae:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_error_absolute_count:increase1h > 0)) / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_mae:1h > 0) + " + f.num(c.thresholds.estimate_tolerance, 'float') + ")\nand on (job, ml_model_name, ml_model_version) model:ml_model_error_absolute_count:increase1h >= " + f.num(c.thresholds.performance_min_outcomes, 'int')),
+            "for": c["for"]["30m"],
+            "labels": {
+              "severity": "warning",
+            },
+            "annotations": {
+              "summary": "Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} outside its estimate's band",
+              "description": ("Realised {{ $labels.ml_performance_metric }} of {{ $labels.ml_model_name }} {{ $labels.ml_model_version }} ({{ $labels.job }}) over the last hour differs from the label-free estimate by {{ $value | printf \"%.3f\" }}, more than the estimate's 95% band for the labelled rows plus " + f.num(c.thresholds.estimate_tolerance, 'float') + "."),
+              "runbook_url": "https://github.com/otel-ml/otel-ml/blob/main/docs/runbooks.md#mlestimatediverges",
             },
           },
           {

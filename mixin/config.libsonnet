@@ -28,6 +28,8 @@
       "segment_min_rows": 300,
       "segment_min_outcomes": 500,
       "segment_min_calls": 100,
+      "estimate_min_rows": 500,
+      "estimate_tolerance": 0.01,
       "multivariate_min_rows": 100,
       "challenger_disagreement_ratio": 0.1,
       "challenger_min_rows": 500,
@@ -51,6 +53,7 @@
     "dashboardUidPrefix": "otel-ml-",
     "dashboardTags": [
       "otel-ml"
-    ]
+    ],
+    "grafanaUrl": "http://127.0.0.1:3000"
   },
 }

@@ -2630,7 +2630,7 @@ local f = import 'fmt.libsonnet';
         {
           "id": 12,
           "type": "row",
-          "title": "Fairness and concept drift",
+          "title": "Estimated vs realised",
           "collapsed": false,
           "gridPos": {
             "x": 0,
@@ -2643,6 +2643,143 @@ local f = import 'fmt.libsonnet';
         {
           "id": 13,
           "type": "timeseries",
+          "title": "Estimated vs realised ($segment, 1h)",
+          "description": "One panel per segment: accuracy and macro F1 (classifiers) or MAE (regressors) estimated from calibrated confidence or the loss model as predictions arrive, and realised once labels are joined. Lines that part mean the calibration no longer holds (MLEstimateDiverges).",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 0,
+            "y": 35,
+            "w": 12,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_performance_metric) (model_segment:ml_model_estimated_performance:1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\"})",
+              "legendFormat": "estimated {{ml_performance_metric}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_performance_metric) (model_segment:ml_model_performance:1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_segment=~\"$segment\", ml_performance_metric=~\"accuracy|f1_macro|mae\"})",
+              "legendFormat": "realised {{ml_performance_metric}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+          "repeat": "segment",
+          "repeatDirection": "h",
+        },
+        {
+          "id": 14,
+          "type": "timeseries",
+          "title": "Estimated accuracy band and reference (1h)",
+          "description": "",
+          "datasource": {
+            "type": "prometheus",
+            "uid": "prometheus",
+          },
+          "gridPos": {
+            "x": 12,
+            "y": 35,
+            "w": 12,
+            "h": 8,
+          },
+          "fieldConfig": {
+            "defaults": {
+              "unit": "short",
+            },
+            "overrides": [],
+          },
+          "options": {},
+          "targets": [
+            {
+              "refId": "A",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_estimated_accuracy:ratio1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "estimated {{ml_model_name}} {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "B",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_estimated_performance:upper1h{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"})",
+              "legendFormat": "upper 95% {{ml_model_name}} {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "C",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": "max by (ml_model_name, ml_model_version) (model:ml_model_performance_reference:max{job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\", ml_performance_metric=\"accuracy\"})",
+              "legendFormat": "reference {{ml_model_name}} {{ml_model_version}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+            {
+              "refId": "D",
+              "datasource": {
+                "type": "prometheus",
+                "uid": "prometheus",
+              },
+              "expr": ("sum by (ml_reason) (increase(ml_model_estimation_excluded_total{" + f.selectorIn(c.selector) + "job=~\"$service\", ml_model_name=~\"$model\", ml_model_version=~\"$version\"}[1h]))"),
+              "legendFormat": "left out: {{ml_reason}}",
+              "exemplar": false,
+              "instant": false,
+              "range": true,
+            },
+          ],
+        },
+        {
+          "id": 15,
+          "type": "row",
+          "title": "Fairness and concept drift",
+          "collapsed": false,
+          "gridPos": {
+            "x": 0,
+            "y": 43,
+            "w": 24,
+            "h": 1,
+          },
+          "panels": [],
+        },
+        {
+          "id": 16,
+          "type": "timeseries",
           "title": "Fairness gaps (worst replica)",
           "description": ("Limits: differences above " + f.num(c.thresholds.fairness_difference, 'float') + ", disparate impact below " + f.num(c.thresholds.fairness_impact_ratio, 'float') + "."),
           "datasource": {
@@ -2651,7 +2788,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 0,
-            "y": 35,
+            "y": 44,
             "w": 12,
             "h": 8,
           },
@@ -2678,7 +2815,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 14,
+          "id": 17,
           "type": "table",
           "title": "Group rates",
           "description": "",
@@ -2688,7 +2825,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 12,
-            "y": 35,
+            "y": 44,
             "w": 12,
             "h": 8,
           },
@@ -2722,7 +2859,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 15,
+          "id": 18,
           "type": "timeseries",
           "title": "Concept drift detections (30m)",
           "description": "",
@@ -2732,7 +2869,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 0,
-            "y": 43,
+            "y": 52,
             "w": 12,
             "h": 8,
           },
@@ -2771,7 +2908,7 @@ local f = import 'fmt.libsonnet';
           ],
         },
         {
-          "id": 16,
+          "id": 19,
           "type": "table",
           "title": "Error rate by reference bin",
           "description": "Which feature ranges the model gets wrong most.",
@@ -2781,7 +2918,7 @@ local f = import 'fmt.libsonnet';
           },
           "gridPos": {
             "x": 12,
-            "y": 43,
+            "y": 52,
             "w": 12,
             "h": 8,
           },

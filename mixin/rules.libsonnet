@@ -525,6 +525,99 @@ local f = import 'fmt.libsonnet';
           },
         ],
       },
+      {
+        "name": "otel-ml.estimation",
+        "rules": [
+          {
+            "record": "model_segment_class:ml_model_expected_confusion:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_segment, ml_class_predicted, ml_class_actual) (increase(ml_model_expected_confusion_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_segment_class:ml_model_expected_confusion_correct:increase1h",
+            "expr": "model_segment_class:ml_model_expected_confusion:increase1h\nand on (job, ml_model_name, ml_model_version, ml_segment, ml_class_predicted, ml_class_actual)\n  label_replace(sum without (ml_class_predicted) (model_segment_class:ml_model_expected_confusion:increase1h), \"ml_class_predicted\", \"$1\", \"ml_class_actual\", \"(.*)\")",
+          },
+          {
+            "record": "model_segment:ml_model_expected_confusion:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version, ml_segment) (model_segment_class:ml_model_expected_confusion:increase1h)",
+          },
+          {
+            "record": "model:ml_model_expected_confusion:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version) (model_segment_class:ml_model_expected_confusion:increase1h)",
+          },
+          {
+            "record": "model_segment:ml_model_estimated_accuracy:ratio1h",
+            "expr": "(sum by (job, ml_model_name, ml_model_version, ml_segment) (model_segment_class:ml_model_expected_confusion_correct:increase1h) or model_segment:ml_model_expected_confusion:increase1h * 0)\n/ (model_segment:ml_model_expected_confusion:increase1h > 0)",
+          },
+          {
+            "record": "model:ml_model_estimated_accuracy:ratio1h",
+            "expr": "(sum by (job, ml_model_name, ml_model_version) (model_segment_class:ml_model_expected_confusion_correct:increase1h) or model:ml_model_expected_confusion:increase1h * 0)\n/ (model:ml_model_expected_confusion:increase1h > 0)",
+          },
+          {
+            "record": "model_segment_class:ml_model_estimated_predicted:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version, ml_segment, ml_class) (label_replace(model_segment_class:ml_model_expected_confusion:increase1h, \"ml_class\", \"$1\", \"ml_class_predicted\", \"(.*)\"))",
+          },
+          {
+            "record": "model_segment_class:ml_model_estimated_actual:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version, ml_segment, ml_class) (label_replace(model_segment_class:ml_model_expected_confusion:increase1h, \"ml_class\", \"$1\", \"ml_class_actual\", \"(.*)\"))",
+          },
+          {
+            "record": "model_segment_class:ml_model_estimated_true_positives:increase1h",
+            "expr": "sum by (job, ml_model_name, ml_model_version, ml_segment, ml_class) (label_replace(model_segment_class:ml_model_expected_confusion_correct:increase1h, \"ml_class\", \"$1\", \"ml_class_actual\", \"(.*)\"))\nor\nmodel_segment_class:ml_model_estimated_actual:increase1h * 0",
+          },
+          {
+            "record": "model_segment_class:ml_model_estimated_f1:ratio1h",
+            "expr": "2 * model_segment_class:ml_model_estimated_true_positives:increase1h\n/ (((model_segment_class:ml_model_estimated_predicted:increase1h or model_segment_class:ml_model_estimated_actual:increase1h * 0) + model_segment_class:ml_model_estimated_actual:increase1h) > 0)",
+          },
+          {
+            "record": "model_segment:ml_model_estimated_f1_macro:ratio1h",
+            "expr": "avg without (ml_class) (model_segment_class:ml_model_estimated_f1:ratio1h)",
+          },
+          {
+            "record": "model:ml_model_estimated_f1_macro:ratio1h",
+            "expr": "avg by (job, ml_model_name, ml_model_version) (model_segment_class:ml_model_estimated_f1:ratio1h)",
+          },
+          {
+            "record": "model:ml_model_estimated_rows:increase1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (increase(ml_model_estimated_rows_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))"),
+          },
+          {
+            "record": "model_segment:ml_model_estimated_mae:1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version, ml_segment) (rate(ml_model_estimated_error_absolute_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))\n/ (sum by (job, ml_model_name, ml_model_version, ml_segment) (rate(ml_model_estimated_rows_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "])) > 0)"),
+          },
+          {
+            "record": "model:ml_model_estimated_mae:1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (rate(ml_model_estimated_error_absolute_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))\n/ (sum by (job, ml_model_name, ml_model_version) (rate(ml_model_estimated_rows_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "])) > 0)"),
+          },
+          {
+            "record": "model:ml_model_estimated_rmse:1h",
+            "expr": ("sqrt(\n  sum by (job, ml_model_name, ml_model_version) (rate(ml_model_estimated_error_squared_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "]))\n  / (sum by (job, ml_model_name, ml_model_version) (rate(ml_model_estimated_rows_total" + f.selector(c.selector) + "[" + c["windows"]["1h"] + "])) > 0)\n)"),
+          },
+          {
+            "record": "model:ml_model_estimated_accuracy:variance_per_row1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (increase(ml_model_estimated_variance_total{" + f.selectorIn(c.selector) + "ml_performance_metric=\"accuracy\"}[" + c["windows"]["1h"] + "]))\n/ on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_rows:increase1h > 0)"),
+          },
+          {
+            "record": "model:ml_model_estimated_mae:variance_per_row1h",
+            "expr": ("sum by (job, ml_model_name, ml_model_version) (increase(ml_model_estimated_variance_total{" + f.selectorIn(c.selector) + "ml_performance_metric=\"mae\"}[" + c["windows"]["1h"] + "]))\n/ on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_rows:increase1h > 0)"),
+          },
+          {
+            "record": "model:ml_model_estimated_performance:upper1h",
+            "expr": "label_replace(model:ml_model_estimated_accuracy:ratio1h + on (job, ml_model_name, ml_model_version) 1.96 * sqrt(model:ml_model_estimated_accuracy:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_rows:increase1h > 0)), \"ml_performance_metric\", \"accuracy\", \"ml_performance_metric\", \"\")",
+          },
+          {
+            "record": "model:ml_model_estimated_performance:lower1h",
+            "expr": "label_replace(model:ml_model_estimated_mae:1h - on (job, ml_model_name, ml_model_version) 1.96 * sqrt(model:ml_model_estimated_mae:variance_per_row1h / on (job, ml_model_name, ml_model_version) (model:ml_model_estimated_rows:increase1h > 0)), \"ml_performance_metric\", \"mae\", \"ml_performance_metric\", \"\")",
+          },
+          {
+            "record": "model:ml_model_estimated_performance:1h",
+            "expr": "label_replace(model:ml_model_estimated_accuracy:ratio1h, \"ml_performance_metric\", \"accuracy\", \"ml_performance_metric\", \"\")\nor\nlabel_replace(model:ml_model_estimated_f1_macro:ratio1h, \"ml_performance_metric\", \"f1_macro\", \"ml_performance_metric\", \"\")\nor\nlabel_replace(model:ml_model_estimated_mae:1h, \"ml_performance_metric\", \"mae\", \"ml_performance_metric\", \"\")\nor\nlabel_replace(model:ml_model_estimated_rmse:1h, \"ml_performance_metric\", \"rmse\", \"ml_performance_metric\", \"\")",
+          },
+          {
+            "record": "model_segment:ml_model_estimated_performance:1h",
+            "expr": "label_replace(model_segment:ml_model_estimated_accuracy:ratio1h, \"ml_performance_metric\", \"accuracy\", \"ml_performance_metric\", \"\")\nor\nlabel_replace(model_segment:ml_model_estimated_f1_macro:ratio1h, \"ml_performance_metric\", \"f1_macro\", \"ml_performance_metric\", \"\")\nor\nlabel_replace(model_segment:ml_model_estimated_mae:1h, \"ml_performance_metric\", \"mae\", \"ml_performance_metric\", \"\")",
+          },
+        ],
+      },
     ],
   },
 }

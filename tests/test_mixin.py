@@ -74,6 +74,7 @@ OVERRIDE = """(import 'mixin.libsonnet') + {
     'for'+: { '15m': '30m' },
     dashboardUidPrefix: 'acme-',
     dashboardTags: ['acme', 'ml'],
+    grafanaUrl: 'https://grafana.acme.test',
   },
 }"""
 
@@ -118,3 +119,7 @@ def test_an_overridden_config_renders_rules_promtool_accepts(jsonnet, tmp_path):
     assert len(shipped) >= 5
     assert {b["uid"] for b in boards.values()} == {u.replace("otel-ml-", "acme-") for u in shipped}
     assert all(b["tags"] == ["acme", "ml"] for b in boards.values())
+    # The alerts' dashboard links follow the Grafana address and the uids.
+    links = [a["annotations"]["dashboard_url"] for a in alerts.values()
+             if "dashboard_url" in a.get("annotations", {})]
+    assert links and all(u.startswith("https://grafana.acme.test/d/acme-") for u in links)

@@ -166,3 +166,16 @@ def test_projection_band_is_conservative_for_in_between_sizes():
     assert all(a > b for a, b in zip(bands, bands[1:]))  # narrower with more rows
     assert p.upper("reconstruction_error", 120) == pytest.approx(
         p.upper("reconstruction_error", 119), rel=0.05)
+
+
+def test_a_reference_with_projections_pickles_for_workers():
+    """Spark and Dask ship the reference to their workers by pickling it: the projections
+    travel without their lock and give the same errors and bounds."""
+    import pickle
+
+    x = load_breast_cancer().data
+    reference = Reference.from_data(x)
+    copy = pickle.loads(pickle.dumps(reference))
+    a, b = reference.projections["features"], copy.projections["features"]
+    np.testing.assert_array_equal(a.apply(x)[1], b.apply(x)[1])
+    assert a.upper("reconstruction_error", 64) == b.upper("reconstruction_error", 64)

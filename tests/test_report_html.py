@@ -9,6 +9,7 @@ installs it through ``tools/stack.py``).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -268,7 +269,7 @@ def test_fifty_features_by_ten_segments_stay_under_two_megabytes(tmp_path):
     assert size < 2_000_000
     text = page.read_text()
     assert text.count('class="cell') == 51 * 10  # 50 features and the predictions
-    assert text.count("<svg") == 51  # 50 features and the predictions
+    assert text.count("<svg") == 52  # 50 features, the predictions and the error distribution
     assert not re.search(r"""(src|href)\s*=|url\(|@import""", text)  # nothing to fetch
 
 
@@ -382,3 +383,56 @@ def test_regression_labels_joined_by_id_show_the_error_per_reference_bin(tmp_pat
     card = re.search(r'<section class="card"><h3>bmi</h3>(.*?)</section>', section, re.S)
     values = [float(v) for v in re.findall(r'data-value="([^"]+)"', card.group(1))]
     assert values == pytest.approx([b["error"] for b in expected.values()])
+
+
+def test_estimated_performance_is_shown_with_its_band(tmp_path):
+    """A reference fitted with labels: the page shows the estimate (before any label) with the
+    numbers of ``performance_report().estimated``."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_breast_cancer(return_X_y=True)
+    model = LogisticRegression(max_iter=5000).fit(x[:200], y[:200])
+    reference = otel_ml.Reference.from_data(x[200:400], predictions=model.predict_proba(x[200:400]),
+                                            labels=y[200:400])
+    monitor = _monitor(reference, name="cancer")
+    monitor.observe(x[400:], model.predict_proba(x[400:]))
+    estimated = monitor.performance_report().estimated
+    text = monitor.report_html(tmp_path / "estimated.html").read_text()
+    row = re.search(r'<tr data-metric="accuracy"><td>accuracy</td><td class="n">([^<]+)</td>'
+                    r'<td class="n">([^<]+) &ndash; ([^<]+)</td><td class="n">-</td>', text)
+    assert row is not None
+    acc = estimated["accuracy"]
+    assert [float(v) for v in row.groups()] == pytest.approx(
+        [acc["value"], acc["lower"], acc["upper"]], abs=5e-4)
+    assert 'data-metric="roc_auc"' in text
+    blind = _monitor(otel_ml.Reference.from_data(x[200:400]), name="blind")
+    blind.observe(x[400:])
+    assert "needs a reference fitted with labels" in blind.report_html(
+        tmp_path / "blind.html").read_text()
+
+
+def test_regression_error_distribution_counts_the_absolute_errors(tmp_path):
+    """The page's error distribution: the window's absolute errors per bucket of the
+    ``ml.model.error.absolute`` histogram, counted as numpy counts them."""
+    from sklearn.datasets import load_diabetes
+
+    from otel_ml.contract import ERROR_BUCKETS
+
+    data = load_diabetes(scaled=False)
+    x, y = data.data, data.target
+    reference = otel_ml.Reference.from_data({"bmi": x[:, 2]}, predictions=y)
+    monitor = _monitor(reference, task="regression")
+    predicted = y * 0.9 + 3.0
+    monitor.observe({"bmi": x[:, 2]}, predictions=predicted)
+    monitor.record_outcomes(y, predicted)
+    errors = monitor.performance_report().errors
+    expected = np.bincount(np.searchsorted(ERROR_BUCKETS, np.abs(predicted - y), side="left"),
+                           minlength=len(ERROR_BUCKETS) + 1)
+    assert list(errors.values()) == expected.tolist() and sum(errors.values()) == len(y)
+    page = monitor.report_html(tmp_path / "errors.html").read_text()
+    assert 'id="error-distribution"' in page
+    shown = {html.unescape(k): v for k, v in re.findall(
+        r'<tr data-bucket="([^"]+)"><td>[^<]+</td><td class="n">([^<]+)</td>', page)}
+    assert {k: int(v.replace(",", "")) for k, v in shown.items()} == {
+        k: n for k, n in errors.items() if n}

@@ -418,6 +418,7 @@ def performance() -> dict:
          f"RMSE {LEGEND_MODEL}")], w=12)
     p.add("MAE by segment (1h)", [(f"max by (ml_segment) (model_segment:ml_model_mae:1h"
                                    f"{{{SEL_SEG}}})", "{{ml_segment}}")], w=12)
+    _estimation_row(p)
     p.row("Fairness and concept drift")
     p.add("Fairness gaps (worst replica)", [
         (f"max by (ml_fairness_attribute, ml_fairness_metric) "
@@ -442,6 +443,32 @@ def performance() -> dict:
     return _dashboard("otel-ml-performance", "otel-ml / Performance and fairness",
                       "Accuracy, F1, MAE/RMSE over time and per segment, fairness gaps and "
                       "concept drift, from labels joined to predictions.", p)
+
+
+def _estimation_row(p: _Panels) -> None:
+    """Issue 17: performance estimated before labels beside the realised one, per segment."""
+    p.row("Estimated vs realised")
+    p.add("Estimated vs realised ($segment, 1h)", [
+        (f"max by (ml_performance_metric) (model_segment:ml_model_estimated_performance:1h"
+         f"{{{SEL_SEG}}})", "estimated {{ml_performance_metric}}"),
+        (f'max by (ml_performance_metric) (model_segment:ml_model_performance:1h{{{SEL_SEG}, '
+         f'ml_performance_metric=~"accuracy|f1_macro|mae"}})',
+         "realised {{ml_performance_metric}}")], w=12,
+          description="One panel per segment: accuracy and macro F1 (classifiers) or MAE "
+                      "(regressors) estimated from calibrated confidence or the loss model as "
+                      "predictions arrive, and realised once labels are joined. Lines that part "
+                      "mean the calibration no longer holds (MLEstimateDiverges).")
+    p.panels[-1]["repeat"] = "segment"
+    p.panels[-1]["repeatDirection"] = "h"
+    p.add("Estimated accuracy band and reference (1h)", [
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_estimated_accuracy:ratio1h"
+         f"{{{SEL}}})", f"estimated {LEGEND_MODEL}"),
+        (f"max by (ml_model_name, ml_model_version) (model:ml_model_estimated_performance:upper1h"
+         f"{{{SEL}}})", f"upper 95% {LEGEND_MODEL}"),
+        (f'max by (ml_model_name, ml_model_version) (model:{_m("ml.model.performance.reference")}'
+         f':max{{{SEL}, ml_performance_metric="accuracy"}})', f"reference {LEGEND_MODEL}"),
+        (f"sum by (ml_reason) (increase({_m('ml.model.estimation.excluded')}{{{SEL}}}[1h]))",
+         "left out: {{ml_reason}}")], w=12)
 
 
 def pipeline() -> dict:

@@ -20,6 +20,7 @@ default rendering is the shipped files (``tests/test_mixin.py`` checks it with t
         windows+: { '5m': '10m' },
         dashboardUidPrefix: 'acme-ml-',
         dashboardTags: ['acme', 'ml'],
+        grafanaUrl: 'https://grafana.example.com',
       },
     };
     { 'rules.yaml': std.manifestYamlDoc(mixin.prometheusRules),
@@ -52,6 +53,10 @@ _OPEN, _CLOSE = "\u27e6", "\u27e7"  # ⟦ ⟧: markers no generated text contain
 _MARK = re.compile(f"{_OPEN}([^{_CLOSE}]*){_CLOSE}")
 _UID_PREFIX = "otel-ml-"
 _TAGS = ["otel-ml"]
+#: Where the shipped alerts link to (gen_rules.GRAFANA_BASE): ``_config.grafanaUrl``.
+_GRAFANA_URL = "http://127.0.0.1:3000"
+#: A dashboard link in an annotation: Grafana's address and the uid prefix come from _config.
+_DASHBOARD_LINK = f"{_GRAFANA_URL}/d/{_UID_PREFIX}"
 
 
 # --------------------------------------------------------------------------- marked values
@@ -200,6 +205,11 @@ def _marker(body: str) -> str:
 
 
 def _string(text: str) -> str:
+    if _DASHBOARD_LINK in text:  # an alert's link: to the user's Grafana and dashboard uids
+        head, _, tail = text.partition(_DASHBOARD_LINK)
+        link = '(c.grafanaUrl + "/d/" + c.dashboardUidPrefix)'
+        return " + ".join([*([_string(head)] if head else []), link,
+                           *([_string(tail)] if tail else [])])
     parts, pos = [], 0
     for m in _MARK.finditer(text):
         if m.start() > pos:
@@ -285,6 +295,7 @@ def _config(windows: _MarkedWindows, for_: _MarkedWindows, rules: Any) -> str:
         "for": {k: shipped.f(k) for k in sorted(for_.used)},
         "dashboardUidPrefix": _UID_PREFIX,
         "dashboardTags": _TAGS,
+        "grafanaUrl": _GRAFANA_URL,
     }
     doc = ("// selector: PromQL matchers added to every raw otel-ml metric the rules and dashboards\n"
            "//   read (e.g. 'namespace=\"ml\"'); thresholds: otel_ml.thresholds; windows: the range\n"

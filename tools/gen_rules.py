@@ -33,6 +33,7 @@ from otel_ml import contract  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _generated  # noqa: E402
+import rules_estimation  # noqa: E402
 from otel_ml.contract import Attr, prometheus_label  # noqa: E402
 from otel_ml.thresholds import Thresholds  # noqa: E402
 
@@ -497,6 +498,8 @@ def recording_groups(p: Profile = DEFAULT) -> list[dict]:
          "rules": performance + fairness + _segment_performance_rules(p)},
         {"name": "otel-ml.root-cause", "rules": _root_cause_rules(p)},
         {"name": "otel-ml.versions", "rules": version_rules(p)},
+        {"name": rules_estimation.GROUP,
+         "rules": [_rec(r, e) for r, e in rules_estimation.recording_rules(p.w)]},
     ]
 
 
@@ -1051,6 +1054,7 @@ ALERTS: tuple[AlertSpec, ...] = (
                     "on purpose, silence the alert for an hour.",)),
     *SEGMENT_ALERTS,
     *MULTIVARIATE_ALERTS,
+    *(AlertSpec(**spec) for spec in rules_estimation.alerts(T)),
 )
 
 

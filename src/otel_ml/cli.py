@@ -109,8 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "'images' extra)")
     profile.add_argument("-o", "--output", required=True, metavar="REFERENCE",
                          help="where to write the profile (JSON)")
-    profile.add_argument("--predictions", metavar="COLUMN",
-                         help="column holding the model's predictions (profiled separately)")
+    profile.add_argument("--predictions", type=_columns, default=[], metavar="COLUMNS",
+                         help="column holding the model's predictions (profiled separately), "
+                              "or comma-separated probability columns, one per class in order")
+    profile.add_argument("--labels", metavar="COLUMN",
+                         help="column of true labels (validation data): fits the calibration "
+                              "or loss model that estimates performance before labels arrive, "
+                              "and stores the realised performance")
     profile.add_argument("--categorical", type=_columns, default=[], metavar="COLS",
                          help="comma-separated columns to treat as categorical")
     profile.add_argument("--exclude", type=_columns, default=[], metavar="COLS",
@@ -284,13 +289,26 @@ def _profile(args: argparse.Namespace) -> int:
         return _write_profile(reference, args)
     if args.workers is not None or os.path.isdir(args.data) or any(c in args.data for c in "*?["):
         return _profile_files(args)
+    predictions = args.predictions
+    if args.labels is not None and not predictions:
+        raise _UsageError("argument --labels: needs --predictions (the model's outputs)")
+    exclude = [*args.exclude, *([args.labels] if args.labels else []),
+               *(predictions if len(predictions) > 1 else [])]
     require_file(args.data, "data file")
     with _progress(f"profiling {args.data}", quiet=args.quiet) as progress:
         try:
             reference = Reference.from_file(
-                args.data, prediction_column=args.predictions, exclude=args.exclude,
-                categorical=args.categorical, bins=args.bins, chunk_rows=args.chunk_rows,
-                progress=progress)
+                args.data, prediction_column=predictions[0] if len(predictions) == 1 else None,
+                exclude=exclude, categorical=args.categorical, bins=args.bins,
+                chunk_rows=args.chunk_rows, progress=progress)
+            if args.labels is not None:
+                from otel_ml._internal.reference.estimation_file import estimation_from_file
+
+                reference.estimation, realised = estimation_from_file(
+                    args.data, labels=args.labels, predictions=predictions,
+                    features=list(reference.feature_names), chunk_rows=args.chunk_rows,
+                    rows=reference.rows)
+                reference.performance = {**realised, **(reference.performance or {})}
         except (DataFileError, ValueError, OSError) as exc:
             raise InputError(str(exc)) from exc
     return _write_profile(reference, args)
@@ -305,6 +323,13 @@ def _write_profile(reference: Any, args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {reference.rows} rows, {len(kinds)} features "
           f"({kinds.count('numeric')} numeric, {kinds.count('categorical')} categorical), "
           f"predictions {'profiled' if reference.prediction is not None else 'not given'}")
+    if args.labels is not None:
+        model = ("calibration" if reference.estimation is not None
+                 and reference.estimation.calibration is not None else
+                 "loss model" if reference.estimation is not None else "nothing to calibrate")
+        perf = ", ".join(f"{k} {v:.4g}" for k, v in sorted(reference.performance.items())
+                         if k != "count")
+        print(f"estimation: {model} fitted on the labels of {args.labels!r}; realised {perf}")
     return EXIT_OK
 
 
@@ -313,9 +338,13 @@ def _profile_files(args: argparse.Namespace) -> int:
     from otel_ml._internal.data.files import DataFileError
     from otel_ml.integrations.local_files import data_files, profile_files
 
+    if args.labels is not None or len(args.predictions) > 1:
+        raise _UsageError("a folder, a glob or --workers takes one --predictions column and no "
+                          "--labels (fit the calibration from one validation file)")
     try:
         paths = data_files(args.data)
-        result = profile_files(paths, workers=args.workers or 1, predictions=args.predictions,
+        result = profile_files(paths, workers=args.workers or 1,
+                               predictions=args.predictions[0] if args.predictions else None,
                                exclude=args.exclude, categorical=args.categorical,
                                bins=args.bins, chunk_rows=args.chunk_rows,
                                sample_size=1_000_000)

@@ -17,6 +17,7 @@ __all__ = [
     "Attr",
     "Check",
     "Unmatched",
+    "Excluded",
     "Kind",
     "MetricSpec",
     "METRICS",
@@ -132,6 +133,17 @@ class Unmatched:
     OUTPUT_MISMATCH = "output_mismatch"
     ALL = (UNKNOWN_ID, EXPIRED, EVICTED, DUPLICATE, WRONG_SHAPE, WRONG_TYPE, MISSING_LABEL,
            UNSEEN_CLASS, OUTPUT_MISMATCH)
+
+
+class Excluded:
+    """Values of ``ml.reason`` on ``ml.model.estimation.excluded``: prediction rows left out
+    of the performance estimate (a data-quality problem of the predictions)."""
+
+    MISSING = "missing"  # NaN or infinite probability or prediction
+    OUT_OF_RANGE = "out_of_range"  # a probability outside [0, 1]
+    NOT_NORMALISED = "not_normalised"  # a row of probabilities not summing to 1
+    WRONG_CLASS_COUNT = "wrong_class_count"  # not one column per class of the reference
+    ALL = (MISSING, OUT_OF_RANGE, NOT_NORMALISED, WRONG_CLASS_COUNT)
 
 
 #: ``ml.feature.name`` of data-quality issues about the input as a whole (e.g. its width).
@@ -316,6 +328,31 @@ METRICS: dict[str, MetricSpec] = {
         _m("ml.drift.centroid_distance.upper", OG, "{score}",
            "Upper bound of the mean centroid distance of reference windows of the same size.",
            A.SEGMENT, A.MULTIVARIATE_SPACE),
+        # --- performance without labels, suspect labels (issue 17) ----------------------
+        _m("ml.model.expected.confusion", OC, "{outcome}",
+           "Expected confusion counts before labels arrive: for each prediction, its "
+           "calibrated probability of each actual class (float counter; needs a reference "
+           "fitted with labels).", A.SEGMENT, A.CLASS_PREDICTED, A.CLASS_ACTUAL),
+        _m("ml.model.estimated.rows", OC, "{row}",
+           "Predictions in the performance estimate (estimated MAE = absolute sum / rows).",
+           A.SEGMENT),
+        _m("ml.model.estimated.error.absolute", OC, "{error}",
+           "Sum of the expected absolute errors of regression predictions (loss model).",
+           A.SEGMENT),
+        _m("ml.model.estimated.error.squared", OC, "{error}",
+           "Sum of the expected squared errors of regression predictions (loss model).",
+           A.SEGMENT),
+        _m("ml.model.estimated.variance", OC, "{score}",
+           "Sum over predictions of the variance of the per-row score (accuracy: c(1-c) of "
+           "the probability c of being right; mae: of the absolute error): the estimate's "
+           "sampling band.", A.SEGMENT, A.PERF_METRIC),
+        _m("ml.model.estimation.excluded", OC, "{row}",
+           "Prediction rows left out of the estimate (NaN, probabilities outside [0, 1] or "
+           "not summing to 1, another number of classes), by reason.", A.REASON),
+        _m("ml.outcome.suspect_labels", OC, "{outcome}",
+           "Joined labels flagged as suspect: the calibrated confidence in another class "
+           "exceeds that class's reference self-confidence (confident learning), by label.",
+           A.CLASS_ACTUAL),
         # --- the library's own health --------------------------------------------------
         MetricSpec("ml.process.gpu.memory.usage", OG, "By",
                    "GPU memory this process holds per device (torch.cuda or NVML, when present).",

@@ -60,6 +60,12 @@ class Thresholds:
     #: Predict calls of one segment in the 5m window below which its error ratio is not judged
     #: (5 failures in 100 calls is the threshold; fewer calls are noise).
     segment_min_calls: int = 100
+    # --- performance without labels (issue 17) ---------------------------------------------
+    #: Predictions estimated in the last hour below which the estimate is not judged.
+    estimate_min_rows: int = 500
+    #: Beyond the estimate's 95% sampling band, the realised accuracy (or MAE, relative) may
+    #: differ from the estimate by this much before MLEstimateDiverges fires.
+    estimate_tolerance: float = 0.01
     #: Rows in the drift window (per segment) below which multivariate drift (reconstruction
     #: error, centroid distance) is neither exported nor judged.
     multivariate_min_rows: int = 100

@@ -376,6 +376,40 @@ def test_every_recording_rule_produces_series(fast_stack, scenario):
     assert not unhealthy, unhealthy
 
 
+def test_estimated_performance_tracks_the_realised_one(fast_stack, scenario):
+    """Issue 17 through the real Collector and Prometheus: the label-free estimates the
+    recording rules compute from the expected-confusion and expected-error counters agree with
+    the realised figures once labels arrive, and MLEstimateDiverges stays quiet."""
+    stack = fast_stack
+    sel = f'job="{JOB}", ml_model_name="{{}}"'
+
+    def one(expr: str) -> float | None:
+        result = stack.prom_query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def figures() -> dict[str, float] | None:
+        scenario.check()
+        out = {
+            "est_acc": one(f"model:ml_model_estimated_accuracy:ratio1h{{{sel.format(CLASSIFIER)}}}"),
+            "acc": one(f"model:ml_model_accuracy:ratio1h{{{sel.format(CLASSIFIER)}}}"),
+            "est_mae": one(f"model:ml_model_estimated_mae:1h{{{sel.format(REGRESSOR)}}}"),
+            "mae": one(f"model:ml_model_mae:1h{{{sel.format(REGRESSOR)}}}"),
+            "suspect": one(f"sum(ml_outcome_suspect_labels_total{{{sel.format(CLASSIFIER)}}})"),
+            "excluded": one(f'sum(ml_model_estimation_excluded_total{{{sel.format(CLASSIFIER)}, '
+                            f'ml_reason="missing"}})'),
+        }
+        return out if all(v is not None for v in out.values()) else None
+
+    got = _wait(stack, figures, 90, "estimated and realised performance of both models")
+    _log(f"estimated vs realised: {got}")
+    assert abs(got["est_acc"] - got["acc"]) < 0.05, got
+    assert abs(got["est_mae"] - got["mae"]) / got["mae"] < 0.2, got
+    assert got["suspect"] > 0 and got["excluded"] > 0, got
+    bands = stack.prom_query(f'model:ml_model_estimated_performance:upper1h{{{sel.format(CLASSIFIER)}}}')
+    assert bands and float(bands[0]["value"][1]) >= got["est_acc"], bands
+    assert not _prom_alerts(stack, "MLEstimateDiverges"), _prom_alerts(stack, "MLEstimateDiverges")
+
+
 # --------------------------------------------------------------------------- contract
 
 

@@ -22,6 +22,14 @@ The scenario keeps its own tallies of what it sent to the versions (rows compare
 disagreements, labelled rows and correct ones per version): :meth:`Scenario.pause_versions`
 stops that traffic so the test can compare them with Prometheus exactly.
 
+Both references are fitted with labelled validation data too (``Reference.from_data(...,
+labels=)``), so performance is also estimated before labels arrive: the classifier returns
+the positive-class probability (its calibration is fitted on validation rows), one call in
+:data:`BAD_PROBA_EVERY` ticks an extra call returns a NaN probability (left out of the
+estimate, counted; no label), and a few labels of very confident predictions are flipped
+(suspect labels). Both draw from their own generator: the rows are those of the run without
+them.
+
 Knobs the test turns while the traffic runs: :meth:`Scenario.set_failure_rate` (the error
 burst) and :meth:`Scenario.start_drift` (shifts :data:`DRIFTED` only, by several standard
 deviations).
@@ -93,6 +101,11 @@ REG_FEATURES = ("area", "rooms", "building_age")
 #: One classifier call in this many fails even outside the error burst (so the error series
 #: exist from the start, at a ratio far below the alert threshold).
 BASELINE_ERROR_EVERY = 250
+#: Every this many ticks, an extra classifier call returns a NaN probability (no label).
+BAD_PROBA_EVERY = 50
+#: Share of the labels of very confident predictions (probability above 0.97 or below 0.03)
+#: that are flipped: suspect labels.
+FLIP_CONFIDENT = 0.01
 CALLS_PER_S = 20.0
 LABEL_DELAY_S = (1.0, 3.0)
 LABEL_SHARE = 0.8
@@ -131,6 +144,10 @@ def _classifier_scores(frame: dict[str, np.ndarray]) -> np.ndarray:
     income = np.where(np.isnan(frame["income"]), np.exp(10.5), frame["income"])
     return (frame["age"] - 40.0) / 10.0 + (np.log(income) - 10.5) / 0.4 \
         + 0.3 * (frame["gender"] == "f")
+
+
+def _probability(scores: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-scores))
 
 
 def _classifier_truth(rng: np.random.Generator, frame: dict[str, np.ndarray]) -> np.ndarray:
@@ -192,14 +209,19 @@ class Scenario:
 
         # --- classifier: reference with predictions, validation performance, attributions
         ref = _classifier_frame(self.rng, 20_000)
-        ref_pred = (_classifier_scores(ref) > 0).astype(np.int64)
+        ref_pred = _probability(_classifier_scores(ref))
         val = _classifier_frame(self.rng, 5_000)
-        val_pred = (_classifier_scores(val) > 0).astype(np.int64)
+        val_proba = _probability(_classifier_scores(val))
+        val_pred = (val_proba >= 0.5).astype(np.int64)
+        val_truth = _classifier_truth(self.rng, val)
         self.classifier_reference = Reference.from_data(
             _features_only(ref, FEATURES), predictions=ref_pred, categorical=["channel"],
-            performance=reference_performance(_classifier_truth(self.rng, val), val_pred,
-                                              task="classification"),
+            performance=reference_performance(val_truth, val_pred, task="classification"),
             attributions={"age": 0.8, "income": 0.8, "tenure": 0.05, "sessions": 0.05})
+        # Performance without labels: the calibration fitted on the validation rows.
+        self.classifier_reference.estimation = Reference.from_data(
+            _features_only(val, FEATURES), predictions=val_proba, labels=val_truth,
+            categorical=["channel"]).estimation
         self.classifier = ModelMonitor(
             CLASSIFIER, VERSION, task="classification", reference=self.classifier_reference,
             segment_by="region", sensitive_attribute="gender", positive_class=1,
@@ -211,10 +233,13 @@ class Scenario:
         rref = _regressor_frame(self.rng, 20_000)
         rval = _regressor_frame(self.rng, 5_000)
         rval_pred = _regressor_values(rval)
+        rval_truth = rval_pred + self.rng.normal(0, 15.0, 5_000)
         self.regressor_reference = Reference.from_data(
             _features_only(rref, REG_FEATURES), predictions=_regressor_values(rref),
-            performance=reference_performance(rval_pred + self.rng.normal(0, 15.0, 5_000),
-                                              rval_pred, task="regression"))
+            performance=reference_performance(rval_truth, rval_pred, task="regression"))
+        self.regressor_reference.estimation = Reference.from_data(
+            _features_only(rval, REG_FEATURES), predictions=rval_pred,
+            labels=rval_truth).estimation
         self.regressor = ModelMonitor(
             REGRESSOR, VERSION, task="regression", reference=self.regressor_reference,
             segment_by="region", drift_window_s=120.0, slot_s=10.0,
@@ -266,6 +291,8 @@ class Scenario:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="e2e-traffic", daemon=True)
         self.failure: BaseException | None = None
+        self._bad_proba = False
+        self._extra_rng = np.random.default_rng(seed + 1)
 
     # ------------------------------------------------------------------ the served models
     def _classify(self, frame: dict[str, np.ndarray], prediction_id: str | None = None
@@ -276,7 +303,7 @@ class Scenario:
         n = len(frame["age"])
         with _STAGE["load"] as stage:
             stage.rows_in = n
-            if self._fail_now():
+            if not self._bad_proba and self._fail_now():
                 raise FeatureStoreTimeout("feature store did not answer within 50 ms")
             stage.rows_out = n
         with _STAGE["preprocess"] as stage:
@@ -289,9 +316,11 @@ class Scenario:
             stage.rows_out = n
         with _STAGE["predict"] as stage:
             stage.rows_in = n
-            labels = (scores > 0).astype(np.int64)
+            proba = _probability(scores)
+            if self._bad_proba:
+                proba[0] = np.nan  # a model that sometimes outputs NaN: left out, counted
             stage.rows_out = n
-        return labels
+        return proba
 
     def _estimate(self, frame: dict[str, np.ndarray], prediction_id: str | None = None
                   ) -> np.ndarray:
@@ -363,6 +392,12 @@ class Scenario:
             frame = _classifier_frame(rng, rows, drift=drift, regions=regions, missing=0.03,
                                       unseen=0.004)
             truth = _classifier_truth(rng, frame)
+            # Suspect labels and bad probabilities draw from their own generator, so the
+            # traffic above is the same stream of rows as without them.
+            proba = _probability(_classifier_scores(frame))
+            flip = ((proba > 0.97) | (proba < 0.03)) & (self._extra_rng.random(rows)
+                                                        < FLIP_CONFIDENT)
+            truth = np.where(flip, 1 - truth, truth)
             pid = f"c-{tick}"
             try:
                 self.predict(frame, prediction_id=pid)
@@ -371,6 +406,13 @@ class Scenario:
                     self.errors += 1
             else:
                 self._schedule(now, self.classifier, pid, truth)
+            if tick % BAD_PROBA_EVERY == 0:  # an extra call with a NaN probability, no label
+                self._bad_proba = True
+                try:
+                    self.predict(_classifier_frame(self._extra_rng, 2, regions=regions),
+                                 prediction_id=f"nan-{tick}")
+                finally:
+                    self._bad_proba = False
             if tick % 4 == 0:
                 rframe = _regressor_frame(rng, 8, regions=regions)
                 rpid = f"r-{tick}"

@@ -239,6 +239,47 @@ def _challenger_test(s: Snapshot, better: bool) -> str | None:
     return ", ".join(hits) or None
 
 
+def _estimates(s: Snapshot) -> dict[str, tuple[float, float, float]]:
+    """Estimated ``accuracy`` / ``mae`` since start: ``(value, per-row variance, rows)``."""
+    out = {}
+    conf = s.expected_confusion
+    rows = sum(conf.values())
+    if rows > 0:
+        right = sum(v for (p, a), v in conf.items() if p == a)
+        out["accuracy"] = (right / rows, s.estimated.get("variance:accuracy", 0.0) / rows, rows)
+    n = s.estimated.get("rows", 0.0)
+    if not conf and n > 0 and "absolute" in s.estimated:
+        out["mae"] = (s.estimated["absolute"] / n, s.estimated.get("variance:mae", 0.0) / n, n)
+    return out
+
+
+def _estimated_below(s: Snapshot) -> str | None:
+    hits = []
+    for metric, (value, var, n) in _estimates(s).items():
+        ref = s.reference_performance.get(metric)
+        if ref is None or n < T.estimate_min_rows:
+            continue
+        half = 1.96 * (var / n) ** 0.5
+        if metric == "accuracy" and ref - (value + half) > T.performance_drop:
+            hits.append(f"estimated accuracy {value:.3f} (reference {ref:.3f})")
+        if metric == "mae" and ref > 0 and (value - half) / ref > T.regression_error_factor:
+            hits.append(f"estimated MAE {value:.3g} (reference {ref:.3g})")
+    return ", ".join(hits) or None
+
+
+def _estimate_diverges(s: Snapshot) -> str | None:
+    hits = []
+    for metric, (value, var, _) in _estimates(s).items():
+        realised = s.performance.get((ALL_SEGMENTS, metric))
+        if realised is None or s.outcomes < T.performance_min_outcomes:
+            continue
+        band = 1.96 * (var / s.outcomes) ** 0.5
+        scale = value if metric == "mae" and value > 0 else 1.0
+        if abs(realised - value) / scale > band / scale + T.estimate_tolerance:
+            hits.append(f"{metric} realised {realised:.3g}, estimated {value:.3g}")
+    return ", ".join(hits) or None
+
+
 #: The conditions, in the order of the rules file.
 ALERTS: tuple[AlertCondition, ...] = (
     AlertCondition("MLFeatureDriftWarning", f"a feature's PSI > {T.psi_warning}",
@@ -295,6 +336,12 @@ ALERTS: tuple[AlertCondition, ...] = (
                    f"and {T.segment_factor}x the fleet's share", _segment_missing),
     AlertCondition("MLMultivariateDrift",
                    "a segment's reconstruction error above its reference bound", _multivariate),
+    AlertCondition("MLEstimatedPerformanceBelowReference",
+                   f"accuracy estimated before labels (upper band) more than "
+                   f"{T.performance_drop} below validation", _estimated_below),
+    AlertCondition("MLEstimateDiverges",
+                   f"realised accuracy or MAE outside the estimate's band + "
+                   f"{T.estimate_tolerance}", _estimate_diverges),
     AlertCondition("MLChallengerDisagreementHigh",
                    f"a shadow challenger disagrees on more than "
                    f"{T.challenger_disagreement_ratio:.0%} of rows", _disagreement),

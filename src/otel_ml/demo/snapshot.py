@@ -101,6 +101,10 @@ class Snapshot:
         pairs: ``(champion version, challenger version)`` compared (``ml.model.comparison.info``).
         version_performance: ``version -> {metric: value}`` over every segment, for every
             version (the windowed ``ml.model.performance``, ``count`` included).
+        expected_confusion: ``(predicted, actual) -> expected count`` so far, every segment
+            (``ml.model.expected.confusion``; performance estimated without labels).
+        estimated: ``rows``, ``absolute`` (expected absolute errors) and ``variance:<metric>``
+            sums so far (``ml.model.estimated.*``).
     """
 
     at: float = 0.0
@@ -152,6 +156,8 @@ class Snapshot:
     def agreement(self) -> float | None:
         """Share of compared rows where the challenger agrees with the model, or ``None``."""
         return 1.0 - self.disagreements / self.compared_rows if self.compared_rows else None
+    expected_confusion: dict[tuple[str, str], float] = field(default_factory=dict)
+    estimated: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_errors(self) -> float:
@@ -297,6 +303,17 @@ class Snapshot:
         for p in get("ml.concept_drift.detections"):
             detector = str(p.attributes.get(Attr.DETECTOR))
             snap.detections[detector] = snap.detections.get(detector, 0.0) + p.value
+        for p in get("ml.model.expected.confusion"):
+            key = (str(p.attributes.get(Attr.CLASS_PREDICTED)),
+                   str(p.attributes.get(Attr.CLASS_ACTUAL)))
+            snap.expected_confusion[key] = snap.expected_confusion.get(key, 0.0) + p.value
+        for name, key in (("ml.model.estimated.rows", "rows"),
+                          ("ml.model.estimated.error.absolute", "absolute"),
+                          ("ml.model.estimated.variance", "variance")):
+            for p in get(name):
+                if key == "variance":
+                    key = f"variance:{p.attributes.get(Attr.PERF_METRIC)}"
+                snap.estimated[key] = snap.estimated.get(key, 0.0) + p.value
 
         base = previous if previous is not None else cls()
         dt = at - base.at if previous is not None else 0.0

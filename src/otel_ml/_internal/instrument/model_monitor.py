@@ -233,10 +233,12 @@ class ModelMonitor(MonitorReports):
         if self.switch.off:
             return
         try:
-            batch = self._ingest.prepare(x, predictions, segment=self._segment_value(segment),
-                                         output="auto", embeddings=embeddings)
+            segment_value = self._segment_value(segment)
+            batch = self._ingest.prepare(x, predictions, segment=segment_value, output="auto",
+                                         embeddings=embeddings)
             self._features.observe(batch)
             self._multivariate.observe(batch)
+            self._outcomes.estimate(predictions, "auto", segment_value, None, x)
         except Exception as exc:
             internal_error("observe", exc)
 

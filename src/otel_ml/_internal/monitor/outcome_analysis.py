@@ -23,6 +23,7 @@ from otel_ml._internal.monitor.analysis import Collector
 from otel_ml._internal.monitor.attributions import Attributions
 from otel_ml._internal.monitor.concept_drift import ConceptDrift
 from otel_ml._internal.monitor.error_bins import ErrorBins
+from otel_ml._internal.monitor.estimation import EstimationAnalysis
 from otel_ml._internal.monitor.outcome_join import OutcomeJoin
 from otel_ml._internal.monitor.outcome_readout import OutcomeReadout
 from otel_ml._internal.monitor.outcome_state import OutcomeState
@@ -104,6 +105,11 @@ class OutcomeAnalysis:
         #: Keep what scoring the call's label will need (the hot path; O(1), never raises):
         #: ``remember(prediction_id, batch, result, output, span_context, segment, own_id)``.
         self.remember = self._store.remember
+        #: Performance without labels: its own analysis, fed the calls this side remembers
+        #: (off, and not on the call path, without a reference fitted with labels).
+        self._estimation = EstimationAnalysis(settings, reference, features.batch_of, clock)
+        if self._estimation.active:
+            self.remember = self._remember_and_estimate
         self._build()
 
     def _build(self) -> None:
@@ -125,12 +131,14 @@ class OutcomeAnalysis:
         self._join = OutcomeJoin(s, self._tracer, self._attributes, self._switch,
                                  self._segment_values, self._task, self._outputs, self._store,
                                  stats,
-                                 bins if reference is not None else None, self._clock)
+                                 bins if reference is not None else None, self._clock,
+                                 self._estimation.labelled if self._estimation.active
+                                 else None)
         self._readout = OutcomeReadout(s, _floats(reference.performance
                                                   if reference is not None else None),
                                        self._task, self._store, window, stats, concept, bins,
                                        self._attributions)
-        self._points = self._readout.collectors()
+        self._points = {**self._readout.collectors(), **self._estimation.collectors()}
         self._stats = stats
 
     # ------------------------------------------------------------------ Analysis protocol
@@ -154,6 +162,7 @@ class OutcomeAnalysis:
         """In a forked child: start empty (the parent's predictions are the parent's)."""
         self._task.reset()
         self._store.reset()
+        self._estimation.after_fork()
         self._build()
 
     # ------------------------------------------------------------------ labels and more
@@ -177,8 +186,23 @@ class OutcomeAnalysis:
         self._rejected.record(reason)
 
     def performance_report(self) -> PerformanceReport:
-        """Windowed performance, per segment, fairness, concept drift, error bins."""
-        return self._readout.performance_report()
+        """Windowed performance, per segment, fairness, concept drift, error bins; the
+        estimate without labels and suspect labels when the reference has what they need."""
+        return self._estimation.complete(self._readout.performance_report())
+
+    def _remember_and_estimate(self, prediction_id: str, batch: Any, result: Any, output: str,
+                               span_context: Any, segment: str | None,
+                               own_id: bool = False) -> None:
+        self._store.remember(prediction_id, batch, result, output, span_context, segment,
+                             own_id)
+        self._estimation.observe_call(result, output, segment, batch,
+                                      None if batch is None else batch.input)
+
+    def estimate(self, predictions: Any, output: str, segment: str | None, batch: Any,
+                 x: Any) -> None:
+        """Feed predictions of code that is not decorated to the estimate (never raises)."""
+        if predictions is not None:
+            self._estimation.observe_call(predictions, output, segment, batch, x)
 
     def state(self) -> OutcomeState:
         """Everything scored so far as mergeable state (see :class:`OutcomeState`; the error

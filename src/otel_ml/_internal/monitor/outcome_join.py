@@ -62,7 +62,8 @@ class OutcomeJoin:
                  switch: Switch, segment_values: Callable[[Any], str], task: TaskGuess,
                  outputs: OutputReading, store: PredictionStore, stats: OutcomeStats,
                  bins: ErrorBins | None,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 labelled: Callable[[Any, Any, str | None], None] | None = None) -> None:
         self._settings = settings
         self._tracer = tracer
         self._attributes = dict(attributes)
@@ -74,6 +75,8 @@ class OutcomeJoin:
         self._stats = stats
         self._bins = bins
         self._clock = clock
+        #: Told of every scored label with its raw predictions (the suspect-label check).
+        self._labelled = labelled
         self._declared = tuple(label_str(c) for c in settings.classes or ())
         self._positive = label_str(settings.positive_class)
         self._groups = CappedValues("fairness group", MAX_GROUPS)
@@ -116,6 +119,8 @@ class OutcomeJoin:
                     if self._bins is not None:
                         row_bins = self._bins.bins_of(rec.batch, pred.n)
                 self._stats.score(pred, truth, segments, groups, row_bins, now, provisional)
+                if self._labelled is not None:
+                    self._labelled(rec.pred, truth, pid)
         except Exception as exc:
             internal_error("outcomes.record", exc)
 
@@ -161,6 +166,8 @@ class OutcomeJoin:
                                                        Attr.BATCH_SIZE: pred.n})
             with trace.use_span(span, end_on_exit=True):
                 self._stats.score(pred, truth, seg, grp, None, self._clock(), provisional)
+                if self._labelled is not None:
+                    self._labelled(pred_arr, truth, None)
         except Exception as exc:
             internal_error("outcomes.record", exc)
 

@@ -69,7 +69,7 @@ class OutcomeReadout:
             concept_drift=self._concept.report(), error_by_bin=self._bins.report(win),
             attributions=attributions, attribution_drift=attribution_drift,
             unmatched=self._stats.unmatched(), store=self._store.stats(),
-            confusion=_nested(total.confusion))
+            confusion=_nested(total.confusion), errors=total.error_distribution())
 
     def collectors(self) -> dict[str, Callable[[], Points]]:
         """Observable metric name to a function giving its points (without model attributes)."""

@@ -51,6 +51,9 @@ def encode(reference: Reference) -> dict[str, Any]:
         "metadata": reference.metadata,
         **({"projections": [p.to_dict() for p in reference.projections.values()]}
            if reference.projections else {}),
+        # Only when fitted: a profile without it is byte-for-byte the previous format.
+        **({"estimation": reference.estimation.to_dict()}
+           if getattr(reference, "estimation", None) is not None else {}),
     }
 
 
@@ -129,7 +132,19 @@ def decode(data: Any, *, source: str = "reference") -> dict[str, Any]:
     return {"projections": projections,"features": features, "prediction": prediction, "rows": rows,
             "performance": v.float_dict("performance", data.get("performance")),
             "attributions": v.float_dict("attributions", data.get("attributions")),
-            "metadata": meta, "created": created if isinstance(created, str) else None}
+            "metadata": meta, "created": created if isinstance(created, str) else None,
+            "estimation": _estimation_from(v, data.get("estimation"))}
+
+
+def _estimation_from(v: _Validator, item: Any) -> Any:
+    if item is None:
+        return None
+    from otel_ml._internal.reference.estimation_fit import Estimation
+
+    try:
+        return Estimation.from_dict(item)
+    except ValueError as exc:
+        return v.fail("estimation", str(exc))
 
 
 def _projections(v: Any, raw: Any) -> dict[str, Any]:

@@ -23,9 +23,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from otel_ml._internal.reference.estimation_fit import Estimation
 
 __all__ = [
     "CategoricalProfile",
@@ -173,13 +176,16 @@ class Reference:
         projections: Fitted projections by space (``"features"``: multivariate drift of the
             numeric features; ``"embedding"``: the embeddings' PCA), see
             ``otel_ml._internal.reference.projection``.
+        estimation: What performance estimation without labels needs (a calibration or a
+            loss model, fitted from labelled validation data), or ``None``: estimation off.
     """
 
     def __init__(self, features: Mapping[str, Profile], *, prediction: Profile | None = None,
                  rows: int = 0, performance: Mapping[str, float] | None = None,
                  attributions: Mapping[str, float] | None = None,
                  metadata: Mapping[str, str] | None = None, created: str | None = None,
-                 projections: Mapping[str, Any] | None = None) -> None:
+                 projections: Mapping[str, Any] | None = None,
+                 estimation: Estimation | None = None) -> None:
         self.features: dict[str, Profile] = dict(features)
         self.prediction = prediction
         self.rows = int(rows)
@@ -188,6 +194,7 @@ class Reference:
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         self.created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.projections: dict[str, Any] = dict(projections or {})
+        self.estimation = estimation
 
     def __repr__(self) -> str:
         kinds = [p.kind[0] for p in self.features.values()]
@@ -209,7 +216,8 @@ class Reference:
                   metadata: Mapping[str, str] | None = None, input_kind: str = "auto",
                   embeddings: Any = None, embedding_components: int = 8,
                   multivariate: bool = True, image_layout: str = "auto",
-                  pixel_range: str = "auto") -> Reference:
+                  pixel_range: str = "auto", labels: Any = None,
+                  classes: Sequence[Any] | None = None) -> Reference:
         """Profile training (or validation) data.
 
         Args:
@@ -235,6 +243,11 @@ class Reference:
                 drift (when there are at least two).
             image_layout: ``"auto"``, ``"channels_last"`` or ``"channels_first"``.
             pixel_range: ``"auto"``, ``"unit"`` or ``"byte"`` (float images).
+            labels: True labels of validation rows (with ``predictions``): fits what
+                estimating performance without labels needs (a probability calibration per
+                class, or a loss model for a regressor) and stores the realised performance
+                (a given ``performance`` wins, metric by metric).
+            classes: Class labels in probability-column order (default: the sorted labels).
 
         Returns:
             The profile. Shares are exact for up to 10 million rows per feature (a uniform
@@ -255,11 +268,21 @@ class Reference:
                        feature_names=None if prepared.derived else feature_names)
         if builder.rows == 0:
             raise ValueError("cannot build a reference from data with no rows")
+        estimation = None
+        if labels is not None:
+            if predictions is None:
+                raise ValueError("labels= needs predictions= (the model's outputs on X)")
+            from otel_ml._internal.reference.estimation_fit import fit_estimation
+
+            estimation, realised = fit_estimation(X, predictions, labels, feature_names,
+                                                  classes)
+            performance = {**realised, **(performance or {})}
         reference = builder.build(performance=performance, attributions=attributions,
                                   metadata={**prepared.metadata, **(metadata or {})})
         reference.projections.update(prepared.projections)
         if multivariate:
             prepared.fit_features(reference)
+        reference.estimation = estimation
         return reference
 
     @classmethod
@@ -326,7 +349,7 @@ class Reference:
         return Reference(features, prediction=prediction, rows=self.rows + other.rows,
                          performance=self.performance, attributions=self.attributions,
                          metadata={**other.metadata, **self.metadata},
-                         projections=self.projections)
+                         projections=self.projections, estimation=self.estimation)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form (what :meth:`save` writes)."""

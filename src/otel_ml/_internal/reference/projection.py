@@ -81,20 +81,22 @@ class Projection:
     _bands: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a reference sent to Spark or Dask workers) without its lock and caches."""
+        return {f: getattr(self, f) for f in ("space", "columns", "mean", "scale",
+                                               "components", "explained", "errors",
+                                               "distances")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bands = {}
+        self._lock = threading.Lock()
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
         self._mean_sq = float(self.mean @ self.mean)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled without its lock (a batch job ships the reference to its executors)."""
-        state = dict(self.__dict__)
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__dict__["_lock"] = threading.Lock()
 
     @property
     def dim(self) -> int:

@@ -60,7 +60,8 @@ def _environment() -> Any:
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False,
         keep_trailing_newline=True)
     env.filters.update(num=_num, num2=lambda v: _fixed(v, 2), num3=_num3, pval=_pval, pct=_pct,
-                       signed=_signed, heat=_heat, chart=_chart, error_chart=_error_chart)
+                       signed=_signed, heat=_heat, chart=_chart, error_chart=_error_chart,
+                       histogram_chart=_histogram_chart)
     return env
 
 
@@ -114,6 +115,17 @@ def _heat(level: float, good: bool = False) -> str:
 
 def _chart(dist: Distribution) -> BarChart:
     return bar_chart(dist.labels, [dist.reference, dist.current])
+
+
+def _histogram_chart(counts: Mapping[str, int]) -> BarChart:
+    """Shares of rows per bucket (the regression error distribution), empty leading and
+    trailing buckets left out."""
+    labels = list(counts)
+    nonzero = [i for i, k in enumerate(labels) if counts[k]]
+    labels = labels[nonzero[0]: nonzero[-1] + 1] if nonzero else labels
+    total = sum(counts.values()) or 1
+    return bar_chart(labels, [[counts[k] / total for k in labels]], ("share of rows",),
+                     percent=True)
 
 
 def _error_chart(bins: Mapping[str, Mapping[str, float]]) -> BarChart:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from otel_ml.contract import ERROR_BUCKETS
+
 __all__ = [
     "PERFORMANCE_METRICS",
     "PerformanceReport",
@@ -62,6 +64,7 @@ PERFORMANCE_METRICS: dict[str, bool] = {
 }
 
 _EPS = float(np.finfo(np.float64).eps)
+_ERROR_BOUNDS = np.asarray(ERROR_BUCKETS, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------- class labels
@@ -147,7 +150,8 @@ class Tally:
     Not thread-safe by itself: the monitor holds its lock around every use.
     """
 
-    __slots__ = ("abs_sum", "brier_sum", "confusion", "log_loss_sum", "n_proba", "n_reg", "sq_sum")
+    __slots__ = ("abs_hist", "abs_sum", "brier_sum", "confusion", "log_loss_sum", "n_proba",
+                 "n_reg", "sq_sum")
 
     def __init__(self) -> None:
         self.confusion: dict[tuple[str, str], int] = {}  # (predicted, actual) -> rows
@@ -157,6 +161,9 @@ class Tally:
         self.n_reg = 0
         self.abs_sum = 0.0
         self.sq_sum = 0.0
+        #: Absolute errors per ``ERROR_BUCKETS`` bucket (``<=`` each bound, then above the
+        #: last): the same buckets as the ``ml.model.error.absolute`` histogram.
+        self.abs_hist: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -181,7 +188,11 @@ class Tally:
     def add_errors(self, errors: np.ndarray) -> None:
         """Add signed regression errors (predicted - actual)."""
         self.n_reg += len(errors)
-        self.abs_sum += float(np.sum(np.abs(errors)))
+        absolute = np.abs(errors)
+        self.abs_sum += float(np.sum(absolute))
+        counts = np.bincount(np.searchsorted(_ERROR_BOUNDS, absolute, side="left"),
+                             minlength=_ERROR_BOUNDS.size + 1)
+        self.abs_hist = counts if self.abs_hist is None else self.abs_hist + counts
         # einsum, not np.dot: a BLAS dot wakes OpenBLAS threads, ~100x slower on busy cores.
         self.sq_sum += float(np.einsum("i,i->", errors, errors))
 
@@ -195,7 +206,18 @@ class Tally:
         self.n_reg += other.n_reg
         self.abs_sum += other.abs_sum
         self.sq_sum += other.sq_sum
+        if other.abs_hist is not None:
+            self.abs_hist = other.abs_hist.copy() if self.abs_hist is None \
+                else self.abs_hist + other.abs_hist
         return self
+
+    def error_distribution(self) -> dict[str, int]:
+        """Absolute regression errors per bucket: ``"<= bound"`` (and ``"> last"``) to rows;
+        empty without regression labels."""
+        if self.abs_hist is None:
+            return {}
+        labels = [f"<= {b:g}" for b in _ERROR_BOUNDS.tolist()] + [f"> {_ERROR_BOUNDS[-1]:g}"]
+        return dict(zip(labels, self.abs_hist.tolist()))
 
     def metrics(self, positive: str | None = None,
                 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -377,8 +399,18 @@ class PerformanceReport:
         unmatched: Reason to labels that could not be scored (since start).
         store: The prediction store: ``records``, ``bytes`` held; ``evicted``, ``expired``
             since start.
+        estimated: Performance estimated without labels over the window (needs a reference
+            fitted with labels): metric name (``accuracy``, ``precision``, ``recall``,
+            ``f1`` (macro), ``roc_auc`` for a binary model; ``mae``, ``rmse`` for a regressor)
+            to ``{"value", "lower", "upper"}`` (95% sampling band for the window's rows),
+            plus ``rows`` estimated and ``by_segment``; empty when estimation is off.
+        suspect_labels: Joined labels flagged as suspect (confident learning): ``count`` and
+            ``share`` of the window's labelled rows, ``by_class``, and ``recent`` prediction
+            ids (ids only).
         confusion: Actual class to predicted class to labelled rows in the window (the
             counts ``metrics`` and ``per_class`` come from).
+        errors: Regression: the window's absolute errors per bucket of the
+            ``ml.model.error.absolute`` histogram (``"<= 0.5": rows``), empty otherwise.
     """
 
     model: str
@@ -397,7 +429,10 @@ class PerformanceReport:
     attribution_drift: dict[str, float] = field(default_factory=dict)
     unmatched: dict[str, int] = field(default_factory=dict)
     store: dict[str, int] = field(default_factory=dict)
+    estimated: dict[str, Any] = field(default_factory=dict)
+    suspect_labels: dict[str, Any] = field(default_factory=dict)
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def delta(self) -> dict[str, float]:

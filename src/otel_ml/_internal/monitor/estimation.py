@@ -1,0 +1,326 @@
+"""Performance without labels, behind the :class:`~otel_ml._internal.monitor.analysis.Analysis`
+protocol: each call's predictions are calibrated (classifiers) or run through the loss model
+(regressors) with the reference's estimation models, into cumulative counters (the expected
+confusion matrix, expected errors, their variances: PromQL computes the estimates over any
+window, per segment, across replicas) and into a ring of time slots (the in-process
+estimates and bands of ``performance_report().estimated``).
+
+The call itself only keeps a copy of its predictions (and, for the loss model, its input)
+with its time slot; the work is done when the pending calls are folded in
+(:mod:`~otel_ml._internal.monitor.estimation_fold`): at collection, for a report, or by the
+call that brings more than :data:`MAX_PENDING_ROWS` rows pending (memory stays bounded).
+
+Off (one attribute test per call) without a reference fitted with labels. Bad predictions
+(NaN, probabilities outside [0, 1] or not summing to 1, another number of classes) are counted
+in ``ml.model.estimation.excluded`` by reason and left out of the estimate; nothing raises into
+the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from otel_ml._internal.core.instruments import Points
+from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml._internal.monitor.analysis import Collector
+from otel_ml._internal.monitor.estimation_fold import Pending, class_rows, reg_rows
+from otel_ml._internal.monitor.settings import Settings
+from otel_ml._internal.monitor.suspect_labels import SuspectLabels
+from otel_ml._internal.reference.profile import Reference
+from otel_ml._internal.stats.estimation import ClassAcc, RegAcc, exported_classes
+from otel_ml._internal.stats.ring import SlotRing
+from otel_ml.contract import NO_SEGMENT, Attr
+
+__all__ = ["EstimationAnalysis", "EstimationInput"]
+
+#: Rows kept waiting to be folded in, at most (the call that passes it folds them in).
+MAX_PENDING_ROWS = 100_000
+
+
+class EstimationInput(NamedTuple):
+    """One call, as the estimation reads it.
+
+    Attributes:
+        predictions: The call's result as returned.
+        output: How the output is read (``auto``, ``proba``, ``label``, ``score``).
+        segment: The call's segment (``None``: none).
+        batch: The prepared batch (per-row segments, input columns), or ``None``.
+        x: The call's input (read when there is no batch).
+    """
+
+    predictions: Any
+    output: str
+    segment: str | None
+    batch: Any
+    x: Any
+
+
+class EstimationAnalysis:
+    """Estimates a model's performance from its predictions alone.
+
+    Args:
+        settings: The monitor's settings (window, slot, threshold).
+        reference: The reference profile (its ``estimation``), or ``None``.
+        batch_of: Makes a batch over an input (to read columns when statistics are off).
+        clock: Monotonic seconds.
+
+    Attributes:
+        active: Whether the reference carries estimation models.
+        calibration: The classifier calibration, or ``None``.
+    """
+
+    def __init__(self, settings: Settings, reference: Reference | None,
+                 batch_of: Callable[[Any], Any],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        est = getattr(reference, "estimation", None) if reference is not None else None
+        self.calibration = est.calibration if est is not None else None
+        self._loss = est.loss if est is not None else None
+        self.active = self.calibration is not None or self._loss is not None
+        if reference is not None and not self.active:
+            log_limited(f"estimation-off:{settings.name}",
+                        "otel_ml: %s: the reference was built without labels (or without "
+                        "probabilities): performance is not estimated before labels arrive",
+                        settings.name, count=False, level=logging.INFO)
+        self._settings = settings
+        self._batch_of = batch_of
+        self._clock = clock
+        cal = self.calibration
+        self._classes = cal.classes if cal is not None else ()
+        self._k = len(self._classes)
+        self._edges = cal.auc_edges if cal is not None else None
+        self._bins = 0 if self._edges is None else len(self._edges) + 1
+        self._suspects = None if cal is None else SuspectLabels(settings, cal, clock)
+        self.after_fork()
+
+    def _new(self) -> ClassAcc | RegAcc:
+        return ClassAcc(self._k, self._bins) if self.calibration is not None else RegAcc()
+
+    # ------------------------------------------------------------------ Analysis protocol
+    def observe(self, item: EstimationInput) -> None:
+        """Keep one call's predictions for the next fold (cheap; never raises)."""
+        if not self.active or item.predictions is None or item.output in ("label", "score"):
+            return
+        try:
+            pred = np.array(item.predictions, copy=True)  # the caller may reuse its array
+            if pred.dtype.kind == "O":
+                return
+            batch = None
+            if self._loss is not None:
+                batch = item.batch
+                if batch is None and item.x is not None:
+                    batch = self._batch_of(item.x)
+                if batch is not None:
+                    batch = batch.keep()
+            pending = Pending(self._ring.slot_at(self._clock()), pred, self._segments(item),
+                              batch)
+            with self._pending_lock:
+                self._pending.append(pending)
+                self._pending_rows += max(1, pred.shape[0] if pred.ndim else 1)
+                full = self._pending_rows >= MAX_PENDING_ROWS
+            if full:
+                self.fold()
+        except Exception as exc:
+            internal_error("estimation", exc)
+
+    def observe_call(self, predictions: Any, output: str, segment: str | None, batch: Any,
+                     x: Any) -> None:
+        """:meth:`observe` of one call's parts (see :class:`EstimationInput`)."""
+        self.observe(EstimationInput(predictions, output, segment, batch, x))
+
+    def fold(self) -> None:
+        """Fold the pending calls into the sums (at collection and report time; never raises)."""
+        with self._fold_lock:
+            with self._pending_lock:
+                items, self._pending, self._pending_rows = self._pending, [], 0
+            start = 0
+            while start < len(items):
+                end = start
+                slot = items[start].slot
+                while end < len(items) and items[end].slot == slot:
+                    end += 1
+                try:
+                    self._fold_slot(slot, items[start:end])
+                except Exception as exc:
+                    internal_error("estimation", exc)
+                start = end
+
+    def _fold_slot(self, slot: int, items: list[Pending]) -> None:
+        if self.calibration is not None:
+            rows = class_rows(items, self.calibration, self._settings.threshold, self._edges,
+                              self._exclude)
+            if rows is not None:
+                pred, cal, score_bin = rows.predicted, rows.calibrated, rows.score_bin
+                self._add(slot, rows.segments, lambda acc, idx: acc.add_rows(
+                    pred[idx], cal[idx], None if score_bin is None else score_bin[idx]))
+        elif self._loss is not None:
+            reg = reg_rows(items, self._loss, self._batch_of, self._exclude)
+            if reg is not None:
+                a, s = reg.absolute, reg.squared
+                self._add(slot, reg.segments, lambda acc, idx: acc.add_rows(a[idx], s[idx]))
+
+    def collectors(self) -> dict[str, Collector]:
+        """Observable metric name to a function giving its points."""
+        if not self.active:
+            return {}
+        out: dict[str, Collector] = {
+            "ml.model.estimated.rows": lambda: self._per_segment(lambda a: a.rows),
+            "ml.model.estimation.excluded": self._excluded_points,
+        }
+        if self._suspects is not None:
+            out["ml.outcome.suspect_labels"] = self._suspects.points
+        if self.calibration is not None:
+            out["ml.model.expected.confusion"] = self._confusion_points
+            out["ml.model.estimated.variance"] = self._class_variance_points
+        else:
+            out["ml.model.estimated.error.absolute"] = lambda: self._per_segment(
+                lambda a: a.sa)
+            out["ml.model.estimated.error.squared"] = lambda: self._per_segment(
+                lambda a: a.ss)
+            out["ml.model.estimated.variance"] = lambda: [
+                (v, {**attrs, Attr.PERF_METRIC: "mae"})
+                for v, attrs in self._per_segment(lambda a: a.variance_sum())]
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """``{"estimated": {...}, "suspect_labels": {...}}`` (see :meth:`estimates`)."""
+        return {"estimated": self.estimates(),
+                "suspect_labels": {} if self._suspects is None else self._suspects.report()}
+
+    def complete(self, report: Any) -> Any:
+        """Set a ``PerformanceReport``'s ``estimated`` and ``suspect_labels`` (when active)."""
+        if self.active:
+            extra = self.report()
+            report.estimated = extra["estimated"]
+            report.suspect_labels = extra["suspect_labels"]
+        return report
+
+    def labelled(self, predictions: Any, truth: Any, prediction_id: str | None) -> None:
+        """Joined labels with their predictions: the suspect-label check (never raises)."""
+        if self._suspects is not None:
+            self._suspects.labelled(predictions, truth, prediction_id)
+
+    def after_fork(self) -> None:
+        """Start from zero (also the initial state)."""
+        self._lock = threading.Lock()
+        slots = max(1, math.ceil(self._settings.drift_window_s / self._settings.slot_s))
+        self._ring = SlotRing(slots, self._settings.slot_s)
+        self._slots: list[dict[str, Any]] = [{} for _ in range(slots)]
+        self._total: dict[str, Any] = {}
+        self._excluded: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
+        self._fold_lock = threading.Lock()
+        self._pending: list[Pending] = []
+        self._pending_rows = 0
+        if getattr(self, "_suspects", None) is not None:
+            self._suspects.reset()
+
+    # ------------------------------------------------------------------ estimates
+    def estimates(self) -> dict[str, Any]:
+        """The window's estimates: metric -> ``{"value", "lower", "upper"}``, ``rows``, and
+        ``by_segment`` (segment -> the same); empty when off or before any prediction."""
+        if not self.active:
+            return {}
+        self.fold()
+        with self._lock:
+            live = self._ring.live(self._ring.slot_at(self._clock()))
+            per_seg: dict[str, Any] = {}
+            for place in np.nonzero(live)[0].tolist():
+                for seg, acc in self._slots[place].items():
+                    total = per_seg.get(seg)
+                    if total is None:
+                        total = per_seg[seg] = self._new()
+                    total.add(acc)
+        if not per_seg:
+            return {}
+        everything = self._new()
+        for acc in per_seg.values():
+            everything.add(acc)
+        out: dict[str, Any] = dict(everything.estimates())
+        out["rows"] = everything.rows
+        out["by_segment"] = {seg: {**acc.estimates(), "rows": acc.rows}
+                             for seg, acc in sorted(per_seg.items())}
+        return out
+
+    # ------------------------------------------------------------------ per call
+    def _segments(self, item: EstimationInput) -> Any:
+        batch = item.batch
+        if batch is not None and batch.segments is not None:
+            return np.asarray(batch.segments, dtype=object)
+        return NO_SEGMENT if item.segment is None else item.segment
+
+    def _exclude(self, reason: str, n: int) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self._excluded[reason] = self._excluded.get(reason, 0) + n
+        log_limited(f"estimation:{reason}", "otel_ml: %s: %d prediction row(s) left out of "
+                    "the performance estimate: %s", self._settings.name, n, reason, count=False)
+
+    def _add(self, slot: int, segments: Any, add: Callable[[Any, Any], None]) -> None:
+        """Add a slot's rows to its place in the ring and to the totals, per segment."""
+        groups: list[tuple[str, Any]]
+        if isinstance(segments, str):
+            groups = [(segments, slice(None))]
+        else:
+            keys = segments.astype(str)
+            groups = [(seg, np.nonzero(keys == seg)[0]) for seg in np.unique(keys).tolist()]
+        with self._lock:
+            newest = self._ring.ids.max()
+            if slot <= newest - len(self._ring):  # older than the window: totals only
+                place, fresh = -1, False
+            else:
+                place, fresh = self._ring.claim(slot)
+            if fresh:
+                self._slots[place] = {}
+            holders = (self._slots[place], self._total) if place >= 0 else (self._total,)
+            for seg, idx in groups:
+                part = self._new()
+                add(part, idx)
+                for holder in holders:
+                    acc = holder.get(seg)
+                    if acc is None:
+                        acc = holder[seg] = self._new()
+                    acc.add(part)
+
+    # ------------------------------------------------------------------ collection
+    def _per_segment(self, value: Callable[[Any], float]) -> Points:
+        self.fold()
+        with self._lock:
+            items = list(self._total.items())
+        return [(float(value(acc)), {Attr.SEGMENT: seg}) for seg, acc in items]
+
+    def _confusion_points(self) -> Points:
+        self.fold()
+        with self._lock:
+            items = [(seg, acc.conf.copy()) for seg, acc in self._total.items()]
+        names = exported_classes(self._classes)  # capped: the rest summed as "__other__"
+        sums: dict[tuple[str, str, str], float] = {}
+        for seg, conf in items:
+            for i in np.flatnonzero(conf.sum(axis=1) > 0).tolist():
+                for j, actual in enumerate(names):
+                    key = (seg, names[i], actual)
+                    sums[key] = sums.get(key, 0.0) + float(conf[i, j])
+        return [(v, {Attr.SEGMENT: seg, Attr.CLASS_PREDICTED: p, Attr.CLASS_ACTUAL: a})
+                for (seg, p, a), v in sums.items()]
+
+    def _class_variance_points(self) -> Points:
+        """Sum over rows of ``c (1 - c)`` (``c``: the probability the row is right)."""
+        self.fold()
+        with self._lock:
+            items = [(seg, float((np.diag(acc.conf) - np.einsum("kkk->k", acc.m2)).sum()))
+                     for seg, acc in self._total.items() if acc.m2 is not None]
+        return [(v, {Attr.SEGMENT: seg, Attr.PERF_METRIC: "accuracy"}) for seg, v in items]
+
+    def _excluded_points(self) -> Points:
+        self.fold()
+        with self._lock:
+            items = list(self._excluded.items())
+        return [(n, {Attr.REASON: r}) for r, n in items]
+
