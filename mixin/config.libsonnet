@@ -30,6 +30,7 @@
       "segment_min_calls": 100,
       "estimate_min_rows": 500,
       "estimate_tolerance": 0.01,
+      "estimate_mae_tolerance": 0.1,
       "multivariate_min_rows": 100,
       "challenger_disagreement_ratio": 0.1,
       "challenger_min_rows": 500,

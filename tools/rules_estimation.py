@@ -152,7 +152,8 @@ def _alerts(T: Thresholds) -> tuple[dict, ...]:  # noqa: N803
             description=("Realised {{ $labels.ml_performance_metric }} of " + _MODEL_ID + " over "
                          "the last hour differs from the label-free estimate by "
                          "{{ $value | printf \"%.3f\" }}, more than the estimate's 95% band for "
-                         "the labelled rows plus " + f"{T.estimate_tolerance}" + "."),
+                         "the labelled rows plus " + f"{T.estimate_tolerance}" + " (accuracy; MAE: plus "
+                         + f"{T.estimate_mae_tolerance}" + " of the estimate)."),
             expr=lambda p: (
                 f'label_replace(abs(model:ml_model_accuracy:ratio1h - on ({M}) {ACC}), "{METRIC}", '
                 f'"accuracy", "{METRIC}", "")\n'
@@ -162,10 +163,11 @@ def _alerts(T: Thresholds) -> tuple[dict, ...]:  # noqa: N803
                 f'label_replace(abs(model:ml_model_mae:1h - on ({M}) {MAE}) / on ({M}) ({MAE} > 0), '
                 f'"{METRIC}", "mae", "{METRIC}", "")\n'
                 f"> on ({M}) group_left () ({Z} * sqrt({VAR_MAE} / on ({M}) ({ERROR_COUNT_1H} > 0))"
-                f" / on ({M}) ({MAE} > 0) + {T.estimate_tolerance})\n"
+                f" / on ({M}) ({MAE} > 0) + {T.estimate_mae_tolerance})\n"
                 f"and on ({M}) {ERROR_COUNT_1H} >= {T.performance_min_outcomes}"),
             threshold=(f"|realised - estimated| accuracy (or relative MAE) over 1h beyond the "
-                       f"estimate's 95% band for the labelled rows plus {T.estimate_tolerance}, "
+                       f"estimate's 95% band for the labelled rows plus {T.estimate_tolerance} "
+                       f"(MAE: {T.estimate_mae_tolerance}), "
                        f"with at least {T.performance_min_outcomes} labelled predictions, for 30m"),
             labels=(METRIC,),
             meaning=("The calibration fitted on the validation data no longer describes how often "

@@ -275,7 +275,8 @@ def _estimate_diverges(s: Snapshot) -> str | None:
             continue
         band = 1.96 * (var / s.outcomes) ** 0.5
         scale = value if metric == "mae" and value > 0 else 1.0
-        if abs(realised - value) / scale > band / scale + T.estimate_tolerance:
+        tolerance = T.estimate_mae_tolerance if metric == "mae" else T.estimate_tolerance
+        if abs(realised - value) / scale > band / scale + tolerance:
             hits.append(f"{metric} realised {realised:.3g}, estimated {value:.3g}")
     return ", ".join(hits) or None
 
