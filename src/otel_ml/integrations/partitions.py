@@ -21,14 +21,12 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from otel_ml import Reference, ReferenceBuilder
-from otel_ml._internal.reference.profile import NumericProfile
 from otel_ml._internal.stats.performance import Tally, label_str, label_strings
 
 __all__ = ["ALL_ROWS", "PartitionError", "PartitionProfile", "ProfileSpec", "Profiles",
@@ -84,8 +82,10 @@ class ProfileSpec:
         seed = np.random.SeedSequence(
             [int(self.options.get("seed", 0)), partition, zlib.crc32(segment.encode()), salt])
         options = self._builder_options(int(seed.generate_state(1)[0]))
-        if self.segment_edges is not None and segment != ALL_ROWS:
-            options["edges_from"] = self.segment_edges.get(segment)
+        if segment != ALL_ROWS:
+            options.pop("expected_rows", None)  # a segment's rows are not known up front
+            if self.segment_edges is not None:
+                options["edges_from"] = self.segment_edges.get(segment)
         return ReferenceBuilder(**options)
 
     def _builder_options(self, seed: int) -> dict[str, Any]:
@@ -307,7 +307,8 @@ def merge_tree(profiles: Iterable[PartitionProfile],
 
 
 def profile_exactly(run: Callable[[ProfileSpec], PartitionProfile], spec: ProfileSpec, *,
-                    exact: bool = True, metadata: Mapping[str, str] | None = None) -> Profiles:
+                    exact: bool = True, metadata: Mapping[str, str] | None = None,
+                    rows: int | None = None) -> Profiles:
     """Profile with ``run`` (one pass over every partition, merged); with ``exact`` and more
     rows than the sample holds, a second pass counts the bin shares and means exactly over the
     first pass's edges (as ``Reference.from_file`` does).
@@ -317,25 +318,29 @@ def profile_exactly(run: Callable[[ProfileSpec], PartitionProfile], spec: Profil
         spec: What to profile.
         exact: Make the second pass when the data exceeds the sample.
         metadata: Free-form string pairs stored with the profiles.
+        rows: Every partition's rows together, when known up front: the partitions' samples
+            then keep only the keys that can be among the smallest (``expected_rows`` of
+            :class:`ReferenceBuilder`), checked after the merge (profiled again without the
+            bound in the rare case it did not hold).
     """
-    first = run(spec).references(metadata=metadata)
     sample = int(spec.options.get("sample_size", ReferenceBuilder().sample_size))
+    merged = None
+    if rows is not None and rows > sample and "expected_rows" not in spec.options:
+        merged = run(replace(spec, options={**spec.options, "expected_rows": rows}))
+        whole = merged.builders.get(ALL_ROWS)
+        if whole is not None and not whole.sample_complete():
+            merged = None  # fewer values than rows (missing ones): the bound dropped too many
+    if merged is None:
+        merged = run(spec)
+    first = merged.references(metadata=metadata)
     if not exact or first.reference.rows <= sample:
         return first
-    second = run(replace(spec, edges_from=first.reference, segment_edges=first.segments)
-                 ).references(metadata=metadata)
-    return Profiles(_central_of(second.reference, first.reference),
-                    {s: _central_of(r, first.segments[s]) for s, r in second.segments.items()})
-
-
-def _central_of(exact: Reference, first: Reference) -> Reference:
-    """``exact`` with the central 99% range of ``first`` (the second pass keeps no sample)."""
-    for name, profile in exact.features.items():
-        ref = first.features[name]
-        if isinstance(profile, NumericProfile) and isinstance(ref, NumericProfile):
-            exact.features[name] = dataclasses.replace(profile, p_low=ref.p_low,
-                                                       p_high=ref.p_high)
-    return exact
+    # The exact pass keeps no sample: its central range and fine bins are the first pass's
+    # (the same seeds draw the same sample again).
+    options = {k: v for k, v in spec.options.items() if k != "expected_rows"}
+    second = run(replace(spec, edges_from=first.reference, segment_edges=first.segments,
+                         options={**options, "sample": False}))
+    return second.references(metadata=metadata)
 
 
 def _update(state: PartitionProfile, spec: ProfileSpec, segment: str, cols: dict[str, Any],

@@ -7,6 +7,9 @@ replicas, or over the chunks of a large file, merge into the builder that saw ev
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +57,16 @@ class ReferenceBuilder:
         sample_size: Values kept per numeric feature for the quantile edges.
         seed: Seed of the sampling keys.
         edges_from: A reference whose feature kinds, bin edges and categories are reused.
+        sample: Keep the sample. ``False`` (only with ``edges_from``, for an exact second pass
+            over the data whose first pass gave ``edges_from``): no sample is kept, and the
+            central 99% range and the fine bins are those of ``edges_from``, which the same
+            sample would give again.
+        expected_rows: The rows that every builder merged with this one will have seen
+            together, when known up front (e.g. from Parquet metadata). Each builder then keeps
+            only values whose key can be among the ``sample_size`` smallest of that many rows
+            (a bound ten standard deviations above the expected one), so partial samples stay
+            small and merge fast. Exact unless far fewer values come (missing values):
+            :meth:`sample_complete` says whether the bound held.
 
     Raises:
         ValueError: An argument is out of range.
@@ -61,13 +74,20 @@ class ReferenceBuilder:
 
     def __init__(self, *, bins: int = 10, categorical: Iterable[str] | None = None,
                  max_categories: int = 50, sample_size: int = 100_000, seed: int = 0,
-                 edges_from: Reference | None = None) -> None:
+                 edges_from: Reference | None = None, sample: bool = True,
+                 expected_rows: int | None = None) -> None:
+        if not sample and edges_from is None:
+            raise ValueError("sample=False needs edges_from (the central range and fine bins "
+                             "come from it)")
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
         if not isinstance(max_categories, int) or max_categories < 1:
             raise ValueError(f"max_categories must be a positive integer, got {max_categories!r}")
         if not isinstance(sample_size, int) or sample_size < 100:
             raise ValueError(f"sample_size must be an integer >= 100, got {sample_size!r}")
+        if expected_rows is not None and (not isinstance(expected_rows, int)
+                                          or expected_rows < 1):
+            raise ValueError(f"expected_rows must be a positive integer, got {expected_rows!r}")
         if isinstance(categorical, str):
             categorical = [categorical]
         self.bins = bins
@@ -75,6 +95,14 @@ class ReferenceBuilder:
         self.max_categories = max_categories
         self.sample_size = sample_size
         self.edges_from = edges_from
+        self.sample = sample
+        self.expected_rows = expected_rows
+        self._bound = math.inf
+        if expected_rows is not None and expected_rows > sample_size:
+            # Keys below the bound among N uniform keys: Binomial(N, bound), whose mean exceeds
+            # sample_size by ten standard deviations (sqrt(sample_size)) and 100.
+            self._bound = min(1.0, (sample_size + 10 * math.sqrt(sample_size) + 100)
+                              / expected_rows)
         self.rows = 0
         self._rng = np.random.default_rng(seed)
         self._names: list[str] | None = None
@@ -112,7 +140,8 @@ class ReferenceBuilder:
             for i, name in enumerate(names):
                 col = self._columns.get(name)
                 if col is None:
-                    col = self._columns[name] = NumericColumn(self._rng, self.sample_size)
+                    col = self._columns[name] = NumericColumn(self._rng, self.sample_size,
+                                                                 bound=self._bound)
                 if isinstance(col, NumericColumn):
                     col.add(columns[:, i], owned=True)
                 else:
@@ -152,6 +181,13 @@ class ReferenceBuilder:
             self._prediction = self._merge(PREDICTION, -1, self._prediction, other._prediction)
         self.rows += other.rows
         return self
+
+    def sample_complete(self) -> bool:
+        """Whether every numeric column's sample is the bottom-k of its values: ``False`` only
+        when ``expected_rows`` gave a bound that dropped values the sample needed (then profile
+        again without it)."""
+        columns = [*self._columns.values(), self._prediction]
+        return all(c.sample_complete() for c in columns if isinstance(c, NumericColumn))
 
     def build(self, *, performance: Mapping[str, float] | None = None,
               attributions: Mapping[str, float] | None = None,
@@ -205,7 +241,8 @@ class ReferenceBuilder:
             categories = fixed.categories if isinstance(fixed, CategoricalProfile) else None
             return CategoricalColumn(self._max_tracked, categories)
         edges = fixed.edges if isinstance(fixed, NumericProfile) else None
-        return NumericColumn(self._rng, self.sample_size, edges)
+        return NumericColumn(self._rng, self.sample_size if self.sample else 0, edges,
+                             bound=self._bound)
 
     def _kind_of(self, name: str, column: Any, position: int) -> str:
         fixed = self._fixed(name, position)
@@ -251,7 +288,12 @@ class ReferenceBuilder:
     def _profile(self, name: str, col: Column) -> Profile:
         if isinstance(col, CategoricalColumn):
             return col.profile(name, self.max_categories)
-        return col.profile(name, self.bins)
+        profile = col.profile(name, self.bins)
+        fixed = self._fixed(name, -1 if name == PREDICTION else 0)
+        if not self.sample and isinstance(fixed, NumericProfile):
+            profile = dataclasses.replace(profile, p_low=fixed.p_low, p_high=fixed.p_high,
+                                          fine=fixed.fine)
+        return profile
 
 
 def _names_of(table: Table, feature_names: Sequence[str] | None) -> list[str]:

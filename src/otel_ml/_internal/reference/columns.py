@@ -44,15 +44,19 @@ class NumericColumn:
 
     Args:
         rng: Source of the sampling keys (shared by the builder's columns).
-        sample_size: Values kept for the quantile edges.
+        sample_size: Values kept for the quantile edges (0: none; then the profile's central
+            range is NaN and it has no fine bins).
         edges: Fixed interior bin edges: count shares and bin sums exactly over all values.
+        bound: Keys at or above it are dropped at once (keys are then drawn for every value):
+            a bound on the bottom-k key of all the rows merged together, which keeps partial
+            samples small. :meth:`sample_complete` says whether it held.
     """
 
     __slots__ = ("count", "edges", "fixed_counts", "fixed_means", "keys", "m2", "max", "mean",
-                 "min", "missing", "n", "rng", "sample", "sample_size", "exp")
+                 "min", "missing", "n", "rng", "sample", "sample_size", "exp", "tau", "bound")
 
     def __init__(self, rng: np.random.Generator, sample_size: int,
-                 edges: np.ndarray | None = None) -> None:
+                 edges: np.ndarray | None = None, bound: float = math.inf) -> None:
         self.rng = rng
         self.sample_size = sample_size
         self.edges = edges
@@ -64,8 +68,14 @@ class NumericColumn:
         self.exp = 0
         self.min = math.inf
         self.max = -math.inf
+        # Parts of the sample; once it overflowed, ``keys`` holds their keys part by part and
+        # the parts may hold up to a quarter more than ``sample_size`` (see :meth:`_settle`).
         self.sample: list[np.ndarray] = []
-        self.keys: np.ndarray | None = None  # assigned at the first overflow
+        self.keys: list[np.ndarray] | None = None  # assigned at the first overflow
+        self.tau = bound  # keys at or above it can no longer enter the sample
+        self.bound = bound
+        if bound < math.inf:
+            self.keys = []
         self.fixed_counts: np.ndarray | None = None
         self.fixed_means: np.ndarray | None = None
 
@@ -122,13 +132,16 @@ class NumericColumn:
         self._moments(other.n, other.mean, other.m2, other.exp)
         if other.fixed_counts is not None and other.fixed_means is not None:
             self._add_fixed(other.fixed_counts.copy(), other.fixed_means.copy())
+        self.bound = min(self.bound, other.bound)
         if other.sample:
             values = np.concatenate(other.sample)
-            keys = other.keys if other.keys is not None else self.rng.random(values.shape[0])
-            self._sample_add(values, keys)
+            keys = (np.concatenate(other.keys) if other.keys is not None
+                    else self.rng.random(values.shape[0]))
+            self._sample_add(values, keys, owned=True)
 
     def profile(self, name: str, bins: int) -> NumericProfile:
         """The profile of everything added, with about ``bins`` bins (or the fixed edges)."""
+        self._settle()
         if len(self.sample) == 1:
             sample = np.ascontiguousarray(self.sample[0])
             sample.sort()  # in place: the column owns its sample; a sorted sample is as good
@@ -139,7 +152,10 @@ class NumericColumn:
         if self.n == 0:
             return NumericProfile(name, self.count, self.missing, np.empty(0), np.zeros(1),
                                   np.full(1, nan), nan, nan, nan, nan, nan, nan)
-        p_low, p_high = (float(v) for v in sorted_quantiles(sample, CENTRAL))
+        if sample.shape[0]:
+            p_low, p_high = (float(v) for v in sorted_quantiles(sample, CENTRAL))
+        else:  # no sample kept (sample_size 0)
+            p_low = p_high = nan
         # A population standard deviation is at most half the range.
         std = min(_unscaled(math.sqrt(max(self.m2 / self.n, 0.0)), self.exp),
                   self.max / 2 - self.min / 2)
@@ -189,25 +205,72 @@ class NumericColumn:
                                     np.where(self.fixed_counts == 0, means, merged))
         self.fixed_counts = total
 
+    def sample_complete(self) -> bool:
+        """Whether the sample is the bottom-k of every value added: ``False`` only when a
+        ``bound`` dropped values the bottom-k needed (fewer than ``sample_size`` keys below it,
+        and values left out)."""
+        if self.bound == math.inf or self.sample_size == 0:
+            return True
+        held = sum(a.shape[0] for a in self.sample)
+        return held >= self.sample_size or held == self.n
+
+    def __getstate__(self) -> dict[str, object]:
+        self._settle()  # a pickled column ships at most ``sample_size`` values
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def _sample_add(self, values: np.ndarray, keys: np.ndarray | None = None,
                     owned: bool = False) -> None:
+        """Fold ``values`` (with their keys, or keys drawn now) into the bottom-k sample.
+
+        Once the sample has overflowed, only values whose key is below ``tau`` (the largest
+        key kept at the last settle) can belong to the bottom-k of everything seen: the others
+        are dropped with one comparison, and the survivors are appended until the parts hold a
+        quarter more than ``sample_size``, when :meth:`_settle` keeps the smallest keys. Cost:
+        O(values) per call, not O(sample_size); the kept set is the bottom-k exactly as if it
+        were recomputed on every call.
+        """
+        if self.sample_size == 0:
+            return
         held = sum(a.shape[0] for a in self.sample)
         if self.keys is None and keys is None and held + values.shape[0] <= self.sample_size:
             # Keep a copy, never the caller's array (``owned``: already a private copy).
             self.sample.append(values if owned else np.array(values, dtype=np.float64))
             return
-        current = np.concatenate(self.sample) if self.sample else np.empty(0)
         if self.keys is None:
-            self.keys = self.rng.random(current.shape[0])
+            # The first overflow: the values held so far get their keys (one draw, in order).
+            if len(self.sample) > 1:
+                self.sample = [np.concatenate(self.sample)]
+            self.keys = [self.rng.random(held)] if held else []
         if keys is None:
             keys = self.rng.random(values.shape[0])
-        all_values = np.concatenate([current, values])
-        all_keys = np.concatenate([self.keys, keys])
-        if all_values.shape[0] > self.sample_size:
-            keep = np.argpartition(all_keys, self.sample_size - 1)[: self.sample_size]
-            all_values, all_keys = all_values[keep], all_keys[keep]
-        self.sample = [all_values]
-        self.keys = all_keys
+        if self.tau < math.inf:
+            below = keys < self.tau
+            if not below.all():
+                values, keys, owned = values[below], keys[below], True
+        if values.shape[0]:
+            self.sample.append(values if owned else np.array(values, dtype=np.float64))
+            self.keys.append(keys)
+        if held + values.shape[0] > self.sample_size + max(self.sample_size // 4, 1):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Keep exactly the ``sample_size`` values of smallest key (one part)."""
+        if self.keys is None:
+            return
+        held = sum(a.shape[0] for a in self.sample)
+        if held <= self.sample_size and len(self.sample) <= 1:
+            return
+        values = np.concatenate(self.sample) if len(self.sample) > 1 else self.sample[0]
+        keys = np.concatenate(self.keys) if len(self.keys) > 1 else self.keys[0]
+        if held > self.sample_size:
+            keep = np.argpartition(keys, self.sample_size - 1)[: self.sample_size]
+            values, keys = values[keep], keys[keep]
+            self.tau = float(keys.max())
+        self.sample, self.keys = [values], [keys]
 
 
 class CategoricalColumn:

@@ -12,7 +12,7 @@ from typing import Any
 
 from otel_ml._internal.data.files import DataFileError, read_table, table_rows
 from otel_ml._internal.reference.builder import ReferenceBuilder
-from otel_ml._internal.reference.profile import NumericProfile, Reference
+from otel_ml._internal.reference.profile import Reference
 
 __all__ = ["reference_from_file"]
 
@@ -41,15 +41,10 @@ def reference_from_file(path: str | os.PathLike, *, prediction_column: str | Non
     if rows <= sample_size:
         return first
     reader.second_pass(rows)
-    exact = ReferenceBuilder(**options, edges_from=first)
+    # No sample in the exact pass: the central range and fine bins are the first pass's.
+    exact = ReferenceBuilder(**options, edges_from=first, sample=False)
     reader.feed(exact)
-    result = exact.build(performance=performance, attributions=attributions)
-    # Quantiles of the central range come from the first pass's sample.
-    for name, profile in result.features.items():
-        ref = first.features[name]
-        if isinstance(profile, NumericProfile) and isinstance(ref, NumericProfile):
-            result.features[name] = _with_central_of(profile, ref)
-    return result
+    return exact.build(performance=performance, attributions=attributions)
 
 
 class _Reader:
@@ -97,9 +92,3 @@ def _chunk_rows(chunk: Mapping[str, Any]) -> int:
     for column in chunk.values():
         return len(column)
     return 0
-
-
-def _with_central_of(profile: NumericProfile, first: NumericProfile) -> NumericProfile:
-    return NumericProfile(profile.name, profile.count, profile.missing, profile.edges,
-                          profile.shares, profile.centroids, profile.min, profile.max,
-                          profile.mean, profile.std, first.p_low, first.p_high, profile.fine)
