@@ -10,11 +10,15 @@ one (counts, min/max, moments; the edges come from each way's merged uniform sam
 values per feature for the CLI, as for one file, 100,000 for Spark and Dask, so they agree
 within sampling error and the table says when they differ),
 and prints rows/s and the ratio to one process. Target (issue 20): >= 1.6x with 2 workers.
+For Spark and Dask the table adds a floor measured in the same session: two passes that only
+bring every row into the Python workers (Spark) or read every partition (Dask), computing
+nothing; a profile cannot be faster than its floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import resource
 import subprocess
@@ -69,7 +73,16 @@ def cli(folder: Path, workers: int, out: Path) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def spark(folder: Path) -> tuple[float, object]:
+def _rows_in(batches):  # noqa: ANN001, ANN202 - a mapInPandas function
+    import pandas as pd
+
+    yield pd.DataFrame({"n": [sum(len(b) for b in batches)]})
+
+
+def spark(folder: Path) -> tuple[float, object, float]:
+    """The profile's seconds and reference, and the floor: the seconds of two passes that only
+    move every row into the Python workers (``mapInPandas`` counting rows), which any
+    Python-side profile pays."""
     from pyspark.sql import SparkSession
 
     from otel_ml.integrations import spark as otel_spark
@@ -83,24 +96,46 @@ def spark(folder: Path) -> tuple[float, object]:
         df = session.read.parquet(str(folder))
         df.count()  # session and JVM warm: timed is the profile, not Spark's start
         start = time.perf_counter()
-        reference = otel_spark.profile(df, exact_shares=True)
-        return time.perf_counter() - start, reference
+        # The row count (from the Parquet metadata) bounds the partitions' samples.
+        reference = otel_spark.profile(df, exact_shares=True, expected_rows=df.count())
+        took = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(2):
+            df.mapInPandas(_rows_in, schema="n long").collect()
+        return took, reference, time.perf_counter() - start
     finally:
         session.stop()
 
 
-def dask(folder: Path) -> tuple[float, object]:
+def _warm() -> None:
+    importlib.import_module("otel_ml.integrations.partitions")
+
+
+def _materialise(part):  # noqa: ANN001, ANN202 - a map_partitions function
+    return int(part.to_numpy().shape[0])
+
+
+def dask(folder: Path) -> tuple[float, object, float]:
+    """The profile's seconds and reference, and the floor: two passes that only read every
+    partition into the workers as a pandas frame and turn it into one numpy array (``len``
+    alone would be answered from the Parquet metadata)."""
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     from otel_ml.integrations import dask as otel_dask
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        # Workers warm (as Spark's session): timed is the profile, not the imports.
+        client.run(_warm)
         ddf = dd.read_parquet(str(folder / "*.parquet"))
         start = time.perf_counter()
-        reference = otel_dask.profile(ddf, exact_shares=True)
-        return time.perf_counter() - start, reference
+        reference = otel_dask.profile(ddf, exact_shares=True, expected_rows=len(ddf))
+        took = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(2):
+            ddf.map_partitions(_materialise, meta=(None, "int64")).compute()
+        return took, reference, time.perf_counter() - start
 
 
 def compare(got: object, expected: object) -> str:
@@ -120,12 +155,51 @@ def compare(got: object, expected: object) -> str:
             "features from another uniform sample")
 
 
+def costs() -> None:
+    """Per-partition costs behind docs/distributed.md's 1 B-row estimate (CPU time, so that
+    the figures hold on a loaded machine): one in-memory pass, a state's bytes with and without
+    ``expected_rows``, one merge, and the final build."""
+    from otel_ml.integrations.partitions import ProfileSpec, profile_partition
+
+    rng = np.random.default_rng(1)
+    frame = {f"f{j}": rng.normal(j, 1 + j, 1_000_000) for j in range(FEATURES)}
+    spec = ProfileSpec()  # the builder's default sample, 100,000 values per feature
+    bounded = ProfileSpec(options={"expected_rows": 1_000_000_000})  # 1 B rows in all
+
+    def cpu(fn):  # noqa: ANN001, ANN202
+        start = time.process_time()
+        out = fn()
+        return time.process_time() - start, out
+
+    quarter = {k: v[:250_000] for k, v in frame.items()}
+    t_pass, _ = cpu(lambda: profile_partition(quarter, spec, 0))
+    _, a = cpu(lambda: profile_partition(frame, spec, 0))
+    _, b = cpu(lambda: profile_partition(frame, spec, 1))
+    _, c = cpu(lambda: profile_partition(frame, bounded, 2))
+    blob_a, blob_b = a.to_bytes(), b.to_bytes()
+    t_merge, merged = cpu(lambda: type(a).from_bytes(blob_a).merge(type(b).from_bytes(blob_b)))
+    t_build, _ = cpu(lambda: merged.references())
+    print(f"\nper-partition costs (CPU time; {FEATURES} numeric features, sample 100,000)")
+    print(f"{'quantity':58} {'measured':>14}")
+    print(f"{'one pass in memory, 250,000 rows':58} {0.25 / t_pass:10.2f} M rows/CPU-s")
+    print(f"{'state of a 1 M-row partition':58} {len(blob_a) / 1e6:11.1f} MB")
+    print(f"{'  the same with expected_rows = 1 B (1,000 such partitions)':58} "
+          f"{len(c.to_bytes()) / 1e6:11.2f} MB")
+    print(f"{'one merge of two 1 M-row states (decode included)':58} {t_merge:12.3f} s")
+    print(f"{'building the reference from the merged state':58} {t_build:12.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/otel-ml-bench-distributed"))
     parser.add_argument("--skip", default="", help="comma-separated: spark,dask,cli2")
+    parser.add_argument("--costs", action="store_true",
+                        help="only the per-partition costs behind docs/distributed.md")
     args = parser.parse_args()
+    if args.costs:
+        costs()
+        return
     skip = set(filter(None, args.skip.split(",")))
     folder = write_data(args.data, args.rows)
     from otel_ml import Reference
@@ -140,11 +214,13 @@ def main() -> None:
         rows.append(("otel-ml profile --workers 2", t, cpu,
                      compare(Reference.load(two_path), one)))
     if "spark" not in skip:
-        t, ref = spark(folder)
-        rows.append(("Spark local[2] (session warm)", t, None, compare(ref, one)))
+        t, ref, floor = spark(folder)
+        rows.append(("Spark local[2], expected_rows=count()", t, None, compare(ref, one)))
+        rows.append(("  floor: rows into Python, 2 passes", floor, None, "nothing computed"))
     if "dask" not in skip:
-        t, ref = dask(folder)
-        rows.append(("Dask LocalCluster 2 workers", t, None, compare(ref, one)))
+        t, ref, floor = dask(folder)
+        rows.append(("Dask 2 workers, expected_rows=len(ddf)", t, None, compare(ref, one)))
+        rows.append(("  floor: read partitions, 2 passes", floor, None, "nothing computed"))
     cores = os.cpu_count()
     print(f"\nprofiling {args.rows:,} rows x {FEATURES} features, {FILES} Parquet files, "
           f"two passes (exact shares); {cores} cores, load average {os.getloadavg()[0]:.1f}")

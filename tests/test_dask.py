@@ -126,11 +126,13 @@ def test_exact_shares_beyond_the_sample(client: Any) -> None:
 
     values = np.random.default_rng(9).lognormal(size=4_000)
     ddf = dd.from_pandas(pd.DataFrame({"x": values}), npartitions=4)
-    got = otel_dask.profile(ddf, sample_size=300, exact_shares=True).features["x"]
-    counts = np.diff(np.concatenate(([0], np.searchsorted(np.sort(values), got.edges),
-                                     [4_000])))
-    assert got.shares.tolist() == (counts / 4_000).tolist()
-    assert got.count == 4_000 and got.max == values.max()
+    for options in ({}, {"expected_rows": len(ddf)}):  # the row count bounds the samples
+        got = otel_dask.profile(ddf, sample_size=300, exact_shares=True, **options).features["x"]
+        counts = np.diff(np.concatenate(([0], np.searchsorted(np.sort(values), got.edges),
+                                         [4_000])))
+        assert got.shares.tolist() == (counts / 4_000).tolist()
+        assert got.count == 4_000 and got.max == values.max()
+        assert got.p_low <= np.quantile(values, 0.05) and got.fine is not None
 
 
 def test_batch_scoring_with_labels_on_dask_equals_one_process(client: Any) -> None:

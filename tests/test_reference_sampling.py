@@ -119,3 +119,11 @@ def test_a_bound_that_drops_too_much_is_detected_and_profiled_again() -> None:
     got = profile_exactly(_run(frames), spec, rows=len(frame))
     expected = profile_exactly(_run(frames), spec)  # no bound at all
     assert_same_reference(got.reference, expected.reference)
+
+
+def test_an_overstated_expected_rows_option_falls_back_to_the_plain_profile() -> None:
+    frames = _partitions(diabetes().drop(columns=["sex_group"]), 3)
+    spec = ProfileSpec(options={"sample_size": 100})
+    overstated = ProfileSpec(options={"sample_size": 100, "expected_rows": 10**9})
+    got = profile_exactly(_run(frames), overstated)
+    assert_same_reference(got.reference, profile_exactly(_run(frames), spec).reference)

@@ -318,27 +318,30 @@ def profile_exactly(run: Callable[[ProfileSpec], PartitionProfile], spec: Profil
         spec: What to profile.
         exact: Make the second pass when the data exceeds the sample.
         metadata: Free-form string pairs stored with the profiles.
-        rows: Every partition's rows together, when known up front: the partitions' samples
-            then keep only the keys that can be among the smallest (``expected_rows`` of
-            :class:`ReferenceBuilder`), checked after the merge (profiled again without the
-            bound in the rare case it did not hold).
+        rows: Every partition's rows together, when known up front (or the builder option
+            ``expected_rows``): the partitions' samples then keep only the keys that can be
+            among the smallest (see :class:`ReferenceBuilder`), checked after the merge
+            (profiled again without the bound in the rare case it did not hold).
     """
     sample = int(spec.options.get("sample_size", ReferenceBuilder().sample_size))
+    options = {k: v for k, v in spec.options.items() if k != "expected_rows"}
+    plain = replace(spec, options=options)
+    if rows is None:
+        rows = spec.options.get("expected_rows")  # given as a builder option
     merged = None
-    if rows is not None and rows > sample and "expected_rows" not in spec.options:
-        merged = run(replace(spec, options={**spec.options, "expected_rows": rows}))
+    if rows is not None and rows > sample:
+        merged = run(replace(plain, options={**options, "expected_rows": rows}))
         whole = merged.builders.get(ALL_ROWS)
         if whole is not None and not whole.sample_complete():
             merged = None  # fewer values than rows (missing ones): the bound dropped too many
     if merged is None:
-        merged = run(spec)
+        merged = run(plain)
     first = merged.references(metadata=metadata)
     if not exact or first.reference.rows <= sample:
         return first
     # The exact pass keeps no sample: its central range and fine bins are the first pass's
     # (the same seeds draw the same sample again).
-    options = {k: v for k, v in spec.options.items() if k != "expected_rows"}
-    second = run(replace(spec, edges_from=first.reference, segment_edges=first.segments,
+    second = run(replace(plain, edges_from=first.reference, segment_edges=first.segments,
                          options={**options, "sample": False}))
     return second.references(metadata=metadata)
 
