@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 __all__ = ["KS_ASYMPTOTIC_FROM", "FineReference", "FineScores", "fine_scores", "ks_pvalue"]
 
@@ -39,6 +39,8 @@ def ks_pvalue(d: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
         out[large] = special.kolmogorov((root + 0.12 + 0.11 / root) * d[large])
     small = (n_eff > 0) & ~large
     if small.any():
+        from scipy import stats  # half a second to import: only when a window is that small
+
         out[small] = stats.kstwo.sf(d[small], n_eff[small])
     return out
 
