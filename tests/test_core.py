@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import inspect
 import subprocess
 import sys
@@ -661,3 +662,13 @@ def test_calls_and_errors_are_counted_per_segment(providers, metric_reader):
                      (CALLS, 1)]
     assert points(metric_reader, "ml.model.predict.errors") == [
         ({**MODEL, "ml.segment": "B", "error.type": "KeyError"}, 2)]
+
+
+def test_importing_otel_ml_does_not_import_scipy_stats():
+    """scipy.stats takes about half a second to import; a monitor needs it only for KS
+    p-values of very small windows, so application start-up and worker processes skip it."""
+    code = ("import sys, otel_ml; m = otel_ml.ModelMonitor('m'); "
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=True)
+    assert out.stdout.split() == ["False"]
