@@ -97,6 +97,9 @@ class Projection:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
         self._mean_sq = float(self.mean @ self.mean)
+        # Embeddings: the coordinates and x.m (for |x - m|^2) from one matrix product.
+        self._fused = np.ascontiguousarray(np.column_stack((self._basis, self.mean))) \
+            if self.space == EMBEDDING else self._basis
 
     @property
     def dim(self) -> int:
@@ -114,26 +117,48 @@ class Projection:
         reconstruction error and distance to the centroid ``(n,)``. Non-finite values are
         imputed with the reference mean (``finite=True``: the caller checked there are none).
         One matrix product; the squared norms come from ``x`` itself (no centred copy)."""
+        return self.apply_checked(x, finite=finite)[:3]
+
+    def apply_checked(self, x: np.ndarray, *, finite: bool = False,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`apply` and which rows held non-finite values (``None``: none did), found
+        from the rows' squared norms (a NaN or infinity makes them non-finite), not from
+        another pass over ``x``. ``z`` is C-contiguous."""
         with np.errstate(all="ignore"):  # never a warning into the host: huge rows give inf
             return self._apply(np.asarray(x), finite)
 
-    def _apply(self, x: np.ndarray, finite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _apply(self, x: np.ndarray, finite: bool,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
-        if not finite and not np.isfinite(x).all():
-            x = np.where(np.isfinite(x), x, self.mean)
-        z = x @ self._basis
-        z -= self._shift
+        bad = None
         if self.space == FEATURES:
+            if not finite and not np.isfinite(x).all():
+                ok = np.isfinite(x)
+                bad = ~ok.all(axis=1)
+                x = np.where(ok, x, self.mean)
+            z = x @ self._basis
+            z -= self._shift
             c = (x - self.mean) / self.scale
-            sq = np.einsum("ij,ij->i", c, c)
+            sq = _row_dots(c)
         else:  # |x - m|^2 = |x|^2 - 2 x.m + |m|^2
-            sq = np.einsum("ij,ij->i", x, x)
-            sq -= 2.0 * (x @ self.mean)
+            xx = _row_dots(x)
+            if not finite and not np.isfinite(xx).all():  # NaN/inf inside, or overflow
+                ok = np.isfinite(x)
+                rows_ok = ok.all(axis=1)
+                if not rows_ok.all():
+                    bad = ~rows_ok
+                    x = np.where(ok, x, self.mean)
+                    xx = _row_dots(x)
+            zm = x @ self._fused  # (n, k + 1): coordinates, then x.m
+            k = self._basis.shape[1]
+            z = np.subtract(zm[:, :k], self._shift)
+            sq = xx
+            sq -= 2.0 * zm[:, k]
             sq += self._mean_sq
             np.maximum(sq, 0.0, out=sq)
-        err = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", z, z), 0.0))
-        return z, err, np.sqrt(sq)
+        err = np.sqrt(np.maximum(sq - _row_dots(z), 0.0))
+        return z, err, np.sqrt(sq), bad
 
     def upper(self, quantity: str, rows: int) -> float:
         """Upper bound of the mean ``quantity`` (``"reconstruction_error"`` or
@@ -188,6 +213,17 @@ class Projection:
         return cls(data["space"], columns, mean, scale, comp, float(data.get("explained", 0)),
                    np.asarray(data.get("errors") or [], dtype=np.float64),
                    np.asarray(data.get("distances") or [], dtype=np.float64))
+
+
+def _row_dots(a: np.ndarray) -> np.ndarray:
+    """``(a * a).sum(axis=1)`` of an ``(n, d)`` float array: numpy 2's ``vecdot`` (a BLAS-speed
+    loop), else ``einsum``."""
+    if _VECDOT is not None:
+        return _VECDOT(a, a)
+    return np.einsum("ij,ij->i", a, a)
+
+
+_VECDOT = getattr(np, "vecdot", None)
 
 
 def _size_class(rows: int) -> int:
