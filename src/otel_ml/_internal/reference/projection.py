@@ -97,6 +97,8 @@ class Projection:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
         self._mean_sq = float(self.mean @ self.mean)
+        self._inv_var = 1.0 / (self.scale * self.scale)
+        self._tiles = np.empty(0)  # the mean tiled over a block (features space)
         # Embeddings: the coordinates and x.m (for |x - m|^2) from one matrix product.
         self._fused = np.ascontiguousarray(np.column_stack((self._basis, self.mean))) \
             if self.space == EMBEDDING else self._basis
@@ -133,14 +135,13 @@ class Projection:
             x = x.astype(np.float64)
         bad = None
         if self.space == FEATURES:
-            if not finite and not np.isfinite(x).all():
+            z, sq = self._centred(x)
+            if not finite and not np.isfinite(sq).all():  # NaN/inf inside, or overflow
                 ok = np.isfinite(x)
-                bad = ~ok.all(axis=1)
-                x = np.where(ok, x, self.mean)
-            z = x @ self._basis
-            z -= self._shift
-            c = (x - self.mean) / self.scale
-            sq = _row_dots(c)
+                rows_ok = ok.all(axis=1)
+                if not rows_ok.all():
+                    bad = ~rows_ok
+                    z, sq = self._centred(np.where(ok, x, self.mean))
         else:  # |x - m|^2 = |x|^2 - 2 x.m + |m|^2
             xx = _row_dots(x)
             if not finite and not np.isfinite(xx).all():  # NaN/inf inside, or overflow
@@ -159,6 +160,24 @@ class Projection:
             np.maximum(sq, 0.0, out=sq)
         err = np.sqrt(np.maximum(sq - _row_dots(z), 0.0))
         return z, err, np.sqrt(sq), bad
+
+    def _centred(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates ``((x - mean) / scale) @ components.T`` and the squared norms
+        ``|(x - mean) / scale|^2`` of the rows, from the centred rows ``t = x - mean`` (no
+        cancellation): ``z = t @ basis``, ``|t / scale|^2 = t^2 @ scale^-2``. Narrow rows are
+        centred flat against the mean tiled to the block (numpy broadcasting a short row over
+        many rows is several times slower than an elementwise operation)."""
+        n, d = x.shape
+        if d >= _WIDE or n < 2 or n * d > _MAX_TILED or not x.flags.c_contiguous:
+            t = np.subtract(x, self.mean)
+        else:
+            tiled = self._tiles
+            if tiled.shape[0] < n * d:
+                tiled = self._tiles = np.tile(self.mean, max(n, 256))
+            t = np.subtract(x.reshape(-1), tiled[:n * d]).reshape(n, d)
+        z = t @ self._basis
+        np.square(t, out=t)
+        return z, t @ self._inv_var
 
     def upper(self, quantity: str, rows: int) -> float:
         """Upper bound of the mean ``quantity`` (``"reconstruction_error"`` or
@@ -216,14 +235,20 @@ class Projection:
 
 
 def _row_dots(a: np.ndarray) -> np.ndarray:
-    """``(a * a).sum(axis=1)`` of an ``(n, d)`` float array: numpy 2's ``vecdot`` (a BLAS-speed
-    loop), else ``einsum``."""
+    """``(a * a).sum(axis=1)`` of an ``(n, d)`` float array: narrow rows as a matrix-vector
+    product of the squares, wide ones with numpy 2's ``vecdot`` (else ``einsum``)."""
+    if a.shape[1] < _WIDE:
+        return np.square(a) @ np.ones(a.shape[1])
     if _VECDOT is not None:
         return _VECDOT(a, a)
     return np.einsum("ij,ij->i", a, a)
 
 
 _VECDOT = getattr(np, "vecdot", None)
+#: Rows at least this wide are standardised by broadcasting (long inner loops already).
+_WIDE = 64
+#: Values of the largest block standardised against tiled constants (bounds the tiles).
+_MAX_TILED = 1 << 16
 
 
 def _size_class(rows: int) -> int:
