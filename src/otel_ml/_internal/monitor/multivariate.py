@@ -32,6 +32,7 @@ import numpy as np
 from otel_ml._internal.core.log import internal_error, log_limited
 from otel_ml._internal.monitor.analysis import Collector, Points
 from otel_ml._internal.monitor.batch import Batch
+from otel_ml._internal.monitor.feature_stats import FeatureStatistics, buffers_rows
 from otel_ml._internal.monitor.multivariate_buffer import MIN_ROWS, PendingRows, Taken, run_sums
 from otel_ml._internal.monitor.multivariate_state import MultivariateState
 from otel_ml._internal.monitor.settings import Settings
@@ -93,7 +94,26 @@ class MultivariateDrift:
                 self._spaces.append(_Space(FEATURES, features, columns))
         if projections.get(EMBEDDING) is not None:
             self._spaces.append(_Space(EMBEDDING, projections[EMBEDDING], None))
+        self._features: FeatureStatistics | None = None
         self._reset()
+
+    def rows_from(self, features: FeatureStatistics) -> None:
+        """Read the rows ``features`` buffers (single rows, small batches) from its buffer
+        when it folds them, instead of copying them again on the call: such a call costs
+        this analysis nothing. Reads (reports, collection) fold that buffer first."""
+        if self._spaces and self._spaces[0].name == FEATURES:
+            features.add_row_sink(self._fold_rows)
+            self._features = features
+
+    def _fold_rows(self, values: np.ndarray, segments: list[str]) -> None:
+        """Project rows of the features' buffer (plan order), each with its segment."""
+        space = self._spaces[0]
+        rows = values if space.columns is None else values[:, space.columns]
+        _, err, dist = space.projection.apply(rows)
+        if len(set(segments)) == 1:
+            self._add(space, err, dist, segments[0], None)
+        else:
+            self._add(space, err, dist, NO_SEGMENT, np.array(segments, dtype=object))
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -129,6 +149,8 @@ class MultivariateDrift:
                         batch.segments.shape[0] == err.shape[0] else None
                     self._add(space, err, dist, seg, segs)
                 continue
+            if self._features is not None and buffers_rows(batch):
+                continue  # read from the features' row buffer when it is folded
             m = batch.matrix
             if m is not None and m.values is not None:
                 # A systematic sample of at most _SAMPLE_ROWS rows per batch: the window's
@@ -167,7 +189,9 @@ class MultivariateDrift:
             self._pending.recycle(taken.buffer)
 
     def flush(self) -> None:
-        """Project the buffered rows now."""
+        """Project the buffered rows now (the features' row buffer too, when read from)."""
+        if self._features is not None:
+            self._features.flush()
         taken = self._pending.take()
         if taken is not None:
             self._fold(taken)
