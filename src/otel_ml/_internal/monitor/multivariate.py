@@ -109,7 +109,7 @@ class MultivariateDrift:
         """Project rows of the features' buffer (plan order), each with its segment."""
         space = self._spaces[0]
         rows = values if space.columns is None else values[:, space.columns]
-        _, err, dist = space.projection.apply(rows)
+        err, dist = space.projection.row_errors(rows)
         if len(set(segments)) == 1:
             self._add(space, err, dist, segments[0], None)
         else:
@@ -121,8 +121,8 @@ class MultivariateDrift:
         for space in self._spaces:
             space.sums = {}
         first = self._spaces[0] if self._spaces else None
-        width = first.projection.dim if first is not None and first.name == FEATURES else 0
-        self._pending = PendingRows(width)
+        self._pending = PendingRows(first.projection.dim if first is not None
+                                    and first.name == FEATURES else 0)
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -161,7 +161,7 @@ class MultivariateDrift:
                 if space.columns is not None:
                     values = values[:, space.columns]
                 if batch.segments is not None:  # per-row segments: projected now
-                    _, err, dist = space.projection.apply(values)
+                    err, dist = space.projection.row_errors(values)
                     self._add(space, err, dist, seg, batch.segments[::step])
                 else:
                     self._buffer(values, seg)
@@ -182,7 +182,7 @@ class MultivariateDrift:
         space = self._spaces[0]
         try:
             if taken.rows.shape[0]:
-                _, err, dist = space.projection.apply(taken.rows)
+                err, dist = space.projection.row_errors(taken.rows, overwrite=True)
                 for (slot, key), (c, e, d) in run_sums(taken.runs, err, dist).items():
                     self._add_parts(space, [(key, c, e, d)], slot)
         finally:

@@ -26,7 +26,7 @@ class Taken(NamedTuple):
     """Rows taken out of the buffer to be projected.
 
     Attributes:
-        rows: ``(n, width)`` rows (a view of ``buffer``).
+        rows: ``(n, width)`` rows (a view of ``buffer``, free to overwrite).
         runs: ``[start, stop, segment key, slot]`` of consecutive rows of one segment and slot.
         buffer: The array the rows live in (given back with :meth:`PendingRows.recycle`).
     """

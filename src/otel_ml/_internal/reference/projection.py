@@ -102,6 +102,14 @@ class Projection:
         # Embeddings: the coordinates and x.m (for |x - m|^2) from one matrix product.
         self._fused = np.ascontiguousarray(np.column_stack((self._basis, self.mean))) \
             if self.space == EMBEDDING else self._basis
+        # Features: the discarded directions, when fewer than the kept ones (the residual
+        # |W c| of a row then takes the smaller matrix product; W: the orthonormal
+        # complement of the components, from a complete QR).
+        d, k = self.components.shape[1], self.components.shape[0]
+        self._perp: np.ndarray | None = None
+        if self.space == FEATURES and 0 < d - k < k:
+            q = np.linalg.qr(self.components.T, mode="complete")[0]
+            self._perp = np.ascontiguousarray(q[:, k:] / self.scale[:, None])  # (d, d - k)
 
     @property
     def dim(self) -> int:
@@ -161,7 +169,51 @@ class Projection:
         err = np.sqrt(np.maximum(sq - _row_dots(z), 0.0))
         return z, err, np.sqrt(sq), bad
 
-    def _centred(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def row_errors(self, x: np.ndarray, *, overwrite: bool = False,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``(error, distance)`` of each row of ``x``, as :meth:`apply` gives them, without
+        the coordinates (what multivariate drift sums). ``overwrite``: ``x`` (a C-contiguous
+        float64 block of the caller's) may be overwritten, saving a copy."""
+        with np.errstate(all="ignore"):
+            x = np.asarray(x)
+            if self.space != FEATURES:
+                return self._apply(x, False)[1:3]
+            n, d = x.shape
+            if not (overwrite and x.dtype == np.float64 and x.flags.c_contiguous):
+                return self._centred_errors(np.subtract(x, self.mean))
+            if d >= _WIDE or n * d > _MAX_TILED:
+                np.subtract(x, self.mean, out=x)
+            else:  # narrow rows: flat against the mean tiled to the block (see _centred)
+                flat = x.reshape(-1)
+                np.subtract(flat, self._tiled(n * d), out=flat)
+            return self._centred_errors(x)
+
+    def _tiled(self, size: int) -> np.ndarray:
+        """The mean repeated over ``size`` values (rows of a block, flat)."""
+        tiled = self._tiles
+        if tiled.shape[0] < size:
+            rows = max(-(-size // self.mean.shape[0]), 256)
+            tiled = self._tiles = np.tile(self.mean, rows)
+        return tiled[:size]
+
+    def _centred_errors(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # The residual from the discarded directions when they are fewer than the kept ones
+        # (|W c|, no cancellation), else |c|^2 - |z|^2 from the kept ones.
+        basis = self._basis if self._perp is None else self._perp
+        r = t @ basis
+        if not np.isfinite(r).all():  # NaN/inf in t (or overflow): impute, found via r
+            bad = ~np.isfinite(t)
+            if bad.any():
+                t[bad] = 0.0
+                r = t @ basis
+        rr = _row_dots(r)
+        np.square(t, out=t)
+        sq = t @ self._inv_var
+        err2 = rr if self._perp is not None else np.maximum(sq - rr, 0.0)
+        return np.sqrt(err2), np.sqrt(sq)
+
+    def _centred(self, x: np.ndarray, basis: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates ``((x - mean) / scale) @ components.T`` and the squared norms
         ``|(x - mean) / scale|^2`` of the rows, from the centred rows ``t = x - mean`` (no
         cancellation): ``z = t @ basis``, ``|t / scale|^2 = t^2 @ scale^-2``. Narrow rows are
@@ -171,11 +223,8 @@ class Projection:
         if d >= _WIDE or n < 2 or n * d > _MAX_TILED or not x.flags.c_contiguous:
             t = np.subtract(x, self.mean)
         else:
-            tiled = self._tiles
-            if tiled.shape[0] < n * d:
-                tiled = self._tiles = np.tile(self.mean, max(n, 256))
-            t = np.subtract(x.reshape(-1), tiled[:n * d]).reshape(n, d)
-        z = t @ self._basis
+            t = np.subtract(x.reshape(-1), self._tiled(n * d)).reshape(n, d)
+        z = t @ (self._basis if basis is None else basis)
         np.square(t, out=t)
         return z, t @ self._inv_var
 
