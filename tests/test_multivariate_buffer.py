@@ -13,7 +13,7 @@ from sklearn.datasets import load_breast_cancer
 from otel_ml import Reference
 from otel_ml._internal.monitor.feature_ingest import FeatureIngest
 from otel_ml._internal.monitor.multivariate import MultivariateDrift
-from otel_ml._internal.monitor.multivariate_buffer import PendingRows
+from otel_ml._internal.monitor.multivariate_buffer import PendingRows, run_sums
 from otel_ml._internal.monitor.settings import Settings
 
 COLUMNS = ["mean radius", "mean area", "mean texture", "mean smoothness", "mean symmetry"]
@@ -79,3 +79,13 @@ def test_the_buffer_is_bounded_and_reused():
     assert len(buffers) <= 2  # the buffer and its spare, reused
     with pytest.raises(ValueError, match="features"):
         pending.put(np.ones(4), "s", 0)
+
+
+def test_run_sums_group_by_slot_and_segment_and_leave_out_non_finite_rows():
+    err = np.array([1.0, 2.0, np.inf, 4.0, 5.0, 6.0])
+    dist = np.array([1.0, 1.0, 1.0, np.nan, 1.0, 1.0])
+    runs = [[0, 2, "A", 7], [2, 4, "B", 7], [4, 5, "A", 7], [5, 6, "A", 8]]
+    parts = run_sums(runs, err, dist)
+    assert parts == {(7, "A"): [3, 8.0, 3.0], (8, "A"): [1, 6.0, 1.0]}  # B: both rows out
+    assert run_sums([[0, 2, "A", 1]], err[:2], dist[:2]) == {(1, "A"): [2, 3.0, 2.0]}
+    assert run_sums([[0, 3, "A", 1]], err[:3], dist[:3]) == {(1, "A"): [2, 3.0, 2.0]}

@@ -9,6 +9,7 @@ kept as the spare the next fill uses while the first is being projected.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, NamedTuple
 
@@ -116,6 +117,11 @@ def run_sums(runs: list[list[Any]], err: np.ndarray, dist: np.ndarray,
              ) -> dict[tuple[int, str], list[float]]:
     """``(slot, segment) -> [rows, error sum, distance sum]`` of projected rows, by run;
     rows whose error or distance is not finite (beyond the float range) are left out."""
+    if len(runs) == 1:
+        e, d = float(err.sum()), float(dist.sum())
+        if math.isfinite(e) and math.isfinite(d):  # every row finite: the usual case
+            counts, es, ds = [err.shape[0]], [e], [d]
+            return _by_slot(runs, counts, es, ds)
     ok = np.isfinite(err) & np.isfinite(dist)
     if not ok.all():
         err, dist = np.where(ok, err, 0.0), np.where(ok, dist, 0.0)
@@ -126,6 +132,11 @@ def run_sums(runs: list[list[Any]], err: np.ndarray, dist: np.ndarray,
         counts = np.add.reduceat(ok.astype(np.int64), starts).tolist()
         es = np.add.reduceat(err, starts).tolist()
         ds = np.add.reduceat(dist, starts).tolist()
+    return _by_slot(runs, counts, es, ds)
+
+
+def _by_slot(runs: list[list[Any]], counts: list[int], es: list[float], ds: list[float],
+             ) -> dict[tuple[int, str], list[float]]:
     parts: dict[tuple[int, str], list[float]] = {}
     for (_, _, key, slot), c, e, d in zip(runs, counts, es, ds):
         if c:
