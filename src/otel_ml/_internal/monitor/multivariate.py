@@ -10,11 +10,13 @@ collection the window's mean is compared with the upper bound of reference windo
 same size (bootstrap, :meth:`Projection.upper`). The embeddings' projection (space
 ``"embedding"``) is watched the same way, from the errors the feature ingest computed.
 
-The features space costs a call almost nothing: a call's sampled rows (a single row, or at
-most :data:`_SAMPLE_ROWS` of a batch) are copied into a preallocated buffer with their segment
-and time slot, and projected together (one matrix product) when the buffer is full and at
-every read (collection, reports, state). Rows land in the slot of the call that brought them.
-Batches with per-row segments are projected on the call.
+The features space costs a call little: a batch's sampled rows (at most
+:data:`_SAMPLE_ROWS`) are copied into a preallocated buffer with their segment and time slot,
+and projected together (one matrix product) when the buffer is full and at every read
+(collection, reports, state); they land in the slot of the call that brought them. Single
+rows and small batches are not copied again: they are read from the feature statistics' own
+row buffer when it is folded (:meth:`MultivariateDrift.rows_from`). Batches with per-row
+segments are projected on the call.
 
 Memory: ``slots x segments x spaces x 3`` floats, independent of traffic and of the width.
 """
