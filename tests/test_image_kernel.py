@@ -89,5 +89,8 @@ def test_kernel_scratch_is_reused_and_bounded():
     assert kernel._scratch is scratch  # same shape: the same buffers
     for x, y in zip(first, again):
         assert np.array_equal(x, y)
+    fewer = kernel.stats(None, a[:2])  # a smaller batch of the same images: the same set
+    assert kernel._scratch is scratch
+    assert np.array_equal(fewer[0], first[0][:2])
     kernel.stats(None, rng.integers(0, 256, (2, 48, 40, 3), dtype=np.uint8))
     assert kernel._scratch is not scratch  # a new shape replaces it: one set per kernel

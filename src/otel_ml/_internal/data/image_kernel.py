@@ -59,8 +59,9 @@ class _Scratch:
 class Uint8Kernel:
     """Sums of a uint8 batch's luma, clipping, Laplacian and saturation, chunk by chunk.
 
-    Keeps one scratch set (a few MB, sized for the last image shape) and reuses it; a call
-    that finds it in use by another thread allocates its own. Never shared state otherwise.
+    Keeps one scratch set (about 19 bytes per pixel of a chunk: ~5 MB, sized for the last
+    image shape) and reuses it; a call that finds it in use by another thread allocates its
+    own. Never shared state otherwise.
     """
 
     def __init__(self) -> None:
@@ -69,8 +70,8 @@ class Uint8Kernel:
 
     def _take(self, k: int, h: int, w: int, colour: bool) -> tuple[_Scratch, bool]:
         if self._lock.acquire(blocking=False):
-            s = self._scratch
-            if s is None or s.key != (k, h, w, colour):
+            s = self._scratch  # reused for smaller chunks of the same images too
+            if s is None or s.key[1:] != (h, w, colour) or s.key[0] < k:
                 s = self._scratch = _Scratch(k, h, w, colour)
             return s, True
         return _Scratch(k, h, w, colour), False
