@@ -5,7 +5,10 @@ Prints Markdown tables, each against baselines measured in the same run:
 1. Image properties on 64 RGB uint8 224x224 images (target >= 150 M pixels/s, one thread),
    against a copy of the batch (the memory-bandwidth floor) and the float32 path of the same
    properties; and the per-call overhead of the tabular path with ``input_kind="auto"`` (the
-   default) against ``input_kind="tabular"`` (target: within 3%).
+   default) against ``input_kind="tabular"`` (target: within 3%); and the cost of the
+   multivariate (features-space) drift on that path: the same calls with a reference that has
+   the multivariate projection against one built with ``multivariate=False`` (target: the
+   1,000 x 20 call within 3%).
 2. Embeddings, 384-d, batches of 256, through ``ModelMonitor.observe`` (projection, binning of
    ``embedding.pc1..8``, reconstruction error; target >= 1 M rows/s), against the projection's
    matrix product alone and scikit-learn's ``PCA.transform``.
@@ -19,6 +22,7 @@ Run: ``.venv/bin/python benchmarks/input_kinds.py [--repeat 20]``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import tracemalloc
 
@@ -82,6 +86,49 @@ def tabular_overhead(repeat: int) -> None:
     for i, label in enumerate(("1 row", "1,000 x 20")):
         a, b = out["tabular"][i], out["auto"][i]
         print(f"| {label} | {a * 1e6:.2f} | {b * 1e6:.2f} | {b / a:.3f} |")
+
+
+def _interleaved(fns: dict[str, object], x: np.ndarray, calls: int, repeat: int,
+                 ) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds per call of each function, the repeats going round-robin
+    (so that load from other processes spreads over all of them alike)."""
+    for fn in fns.values():
+        for _ in range(calls):
+            fn(x)
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    keys = list(fns)
+    for r in range(repeat):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            fn = fns[key]
+            w, c = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                fn(x)
+            wall[key].append((time.perf_counter() - w) / calls)
+            cpu[key].append((time.process_time() - c) / calls)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def multivariate_overhead(repeat: int) -> None:
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(5000, 20))
+    refs = {"without": Reference.from_data(data, multivariate=False),
+            "with": Reference.from_data(data)}
+    fns = {}
+    for label, ref in refs.items():
+        monitor = ModelMonitor(f"mv-{label}", reference=ref, meter_provider=MeterProvider())
+        fns[label] = monitor(lambda x: x[..., 0])
+    assert "features" in refs["with"].projections and not refs["without"].projections
+    print("\n### Tabular calls: the reference's multivariate projection vs none (same run)\n")
+    print("| call | without µs | with µs | ratio (wall) | ratio (CPU) | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, x, calls in (("1 row x 20", rng.normal(size=20), 2000),
+                            ("1,000 x 20", rng.normal(size=(1000, 20)), 100)):
+        out = _interleaved(fns, x, calls, max(repeat, 15))
+        (aw, ac), (bw, bc) = out["without"], out["with"]
+        target = "<= 1.03x" if x.ndim == 2 else ""
+        print(f"| {label} | {aw * 1e6:.1f} | {bw * 1e6:.1f} | {bw / aw:.3f} | {bc / ac:.3f} "
+              f"| {target} |")
 
 
 def embeddings(repeat: int) -> None:
@@ -171,6 +218,7 @@ def main() -> None:
     with threadpool_limits(1):
         images(args.repeat)
         tabular_overhead(args.repeat)
+        multivariate_overhead(args.repeat)
         embeddings(args.repeat)
         memory()
         detection(args.windows)

@@ -11,6 +11,10 @@ batch on intensities scaled to ``[0, 1]``:
 - ``image.overexposed`` / ``image.underexposed``: share of pixels at or above 250/255, at or
   below 5/255.
 
+uint8 batches take an integer path (8-bit luma ``(77 R + 150 G + 29 B + 128) >> 8``, exact sums)
+in cache-sized chunks: :mod:`otel_ml._internal.data.image_kernel`. Other dtypes are read as
+``float32`` intensities here.
+
 How an array is read (decided once per reader, never guessed differently between batches):
 
 - **Layout.** ``(N, H, W)`` is a batch of grey images. ``(N, A, B, C)`` is channels-last when
@@ -36,6 +40,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from otel_ml._internal.data.image_kernel import Uint8Kernel
 
 __all__ = ["GREY_PROPERTIES", "IMAGE_LAYOUTS", "IMAGE_PROPERTIES", "PIXEL_RANGES",
            "ImageReader", "ImageResult", "image_properties", "is_image_batch"]
@@ -120,6 +126,7 @@ class ImageReader:
         self.float_scale: float | None = {"auto": None, "unit": 1.0, "byte": 255.0}[pixel_range]
         self.colour: bool | None = None  # fixed by the first batch
         self.ambiguous = False  # an ambiguous shape was read before the layout was fixed
+        self._kernel = Uint8Kernel()  # uint8 batches: integer maths in reused scratch
 
     def fix_colour(self, colour: bool) -> None:
         """Fix the channel kind (e.g. from a reference built on colour images)."""
@@ -219,7 +226,8 @@ class ImageReader:
                 else:
                     grey = src
         if src.dtype == np.uint8:
-            brightness, contrast, sharpness, over, under, saturation = _uint8_stats(grey, colour)
+            brightness, contrast, sharpness, over, under, saturation = self._kernel.stats(
+                grey, colour)
         else:
             brightness, contrast, sharpness, over, under, saturation = _float_stats(
                 grey, colour, np.float32(1.0 / scale))
@@ -272,56 +280,6 @@ class ImageReader:
 
 
 _Stats = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-
-
-def _uint8_stats(grey: np.ndarray | None, colour: np.ndarray | None) -> _Stats:
-    """The properties of uint8 images with integer arithmetic: an 8-bit luma
-    ``(77 R + 150 G + 29 B + 128) >> 8``, a 256-bin histogram per image (brightness, contrast,
-    clipping) and an int16 Laplacian."""
-    if colour is not None:
-        r, g, b = colour[..., 0], colour[..., 1], colour[..., 2]
-        luma = np.multiply(r, 77, dtype=np.uint16)
-        luma += np.multiply(g, 150, dtype=np.uint16)
-        luma += np.multiply(b, 29, dtype=np.uint16)
-        luma += 128  # rounded: at most 255 * 256 + 128, within uint16
-        luma >>= 8
-        l8 = luma.astype(np.uint8)
-        hi = np.maximum(np.maximum(r, g), b)
-        lo = np.minimum(np.minimum(r, g), b)
-        sat = np.divide(hi - lo, hi, dtype=np.float32, out=np.zeros(hi.shape, np.float32),
-                        where=hi > 0)
-        saturation = sat.reshape(sat.shape[0], -1).mean(axis=1, dtype=np.float64)
-    else:
-        assert grey is not None
-        l8 = np.ascontiguousarray(grey)
-        saturation = None
-    n, h, w = l8.shape
-    hist = np.empty((n, 256), dtype=np.float64)
-    for i in range(n):
-        hist[i] = np.bincount(l8[i].reshape(-1), minlength=256)
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    pixels = float(h * w)
-    brightness = hist @ levels / pixels
-    contrast = np.sqrt(np.maximum(hist @ (levels * levels) / pixels - brightness ** 2, 0.0))
-    over = hist[:, 250:].sum(axis=1) / pixels
-    under = hist[:, :6].sum(axis=1) / pixels
-    if h >= 3 and w >= 3:
-        g16 = l8.astype(np.int16)
-        lap = g16[:, 1:-1, :-2] + g16[:, 1:-1, 2:]
-        lap += g16[:, :-2, 1:-1]
-        lap += g16[:, 2:, 1:-1]
-        lap -= 4 * g16[:, 1:-1, 1:-1]
-        flat = lap.reshape(n, -1)
-        cells = float(flat.shape[1])
-        lap_hist = np.empty((n, 2041), dtype=np.float64)
-        for i in range(n):
-            lap_hist[i] = np.bincount(flat[i] + 1020, minlength=2041)
-        v = np.arange(-1020, 1021, dtype=np.float64) / 255.0
-        m = lap_hist @ v / cells
-        sharpness = np.maximum(lap_hist @ (v * v) / cells - m * m, 0.0)
-    else:
-        sharpness = np.full(n, np.nan)
-    return brightness, contrast, sharpness, over, under, saturation
 
 
 def _float_stats(grey: np.ndarray | None, colour: np.ndarray | None, inv: np.float32) -> _Stats:

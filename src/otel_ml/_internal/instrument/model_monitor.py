@@ -177,6 +177,7 @@ class ModelMonitor(MonitorReports):
         self._ingest = FeatureIngest(settings, self.reference, self.segment_values)
         self._features = FeatureStatistics(settings, self._ingest)
         self._multivariate = MultivariateDrift(settings, self.reference, self._ingest.plan)
+        self._multivariate.rows_from(self._features)  # single rows: copied once, not twice
         self._payloads = PayloadCapture(settings, self._ingest)
         self._outcomes = OutcomeAnalysis(
             settings, reference=self.reference, features=self._ingest, tracer=self._tracer,

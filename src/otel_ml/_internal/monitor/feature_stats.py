@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from otel_ml._internal.core.log import internal_error
 from otel_ml._internal.monitor.analysis import Collector
 from otel_ml._internal.monitor.batch import Batch, FeatureMatrix, SchemaIssue
 from otel_ml._internal.monitor.feature_ingest import HUGE, FeatureIngest
@@ -39,12 +40,27 @@ from otel_ml._internal.stats.kernel import delta
 from otel_ml._internal.stats.ring import Delta, SegmentStats, SlotRing, Window
 from otel_ml.contract import ALL_SEGMENTS, NO_SEGMENT
 
-__all__ = ["BUFFER_ROWS", "SMALL_BATCH", "FeatureStatistics"]
+__all__ = ["BUFFER_ROWS", "SMALL_BATCH", "FeatureStatistics", "RowSink", "buffers_rows"]
 
 #: Single rows are buffered and processed this many at a time.
 BUFFER_ROWS = 256
 #: Batches of at most this many rows go through the buffer; larger ones are processed at once.
 SMALL_BATCH = 16
+#: What receives the buffered rows when they are folded: ``(values, segments)``, the rows in
+#: plan order (``(n, n_features)``) and each row's segment key.
+RowSink = Callable[[np.ndarray, list[str]], None]
+
+
+def buffers_rows(batch: Batch) -> bool:
+    """Whether :class:`FeatureStatistics` takes ``batch``'s rows through its row buffer: a
+    single row taken the short way, or a small batch of one segment with no absent or
+    mismatched values (the rows another analysis may then read from the buffer, see
+    :meth:`FeatureStatistics.add_row_sink`)."""
+    if batch.row_prediction is not None:
+        return True
+    m = batch.matrix
+    return m is not None and m.values is not None and batch.rows <= SMALL_BATCH \
+        and batch.segments is None and m.mismatch is None and not m.absent
 #: A collection reuses one snapshot of the statistics for at most this long.
 SNAPSHOT_TTL_S = 1.0
 
@@ -58,6 +74,14 @@ class _BufferedRows:
         self.values = values
         self.predictions = predictions
         self.segments = segments
+
+
+def _feed_sinks(sinks: list[RowSink], taken: _BufferedRows) -> None:
+    for sink in sinks:
+        try:
+            sink(taken.values, taken.segments)
+        except Exception as exc:
+            internal_error("row sink", exc)
 
 
 class FeatureStatistics:
@@ -79,7 +103,12 @@ class FeatureStatistics:
         self._window_s = settings.drift_window_s
         self._drift = settings.drift
         self._plan: BinPlan | None = None
+        self._sinks: list[RowSink] = []
         self._reset()
+
+    def add_row_sink(self, sink: RowSink) -> None:
+        """Give the buffered rows (see :func:`buffers_rows`) to ``sink`` too when folded."""
+        self._sinks.append(sink)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -164,8 +193,7 @@ class FeatureStatistics:
         plan = self._current_plan()
         assert plan is not None
         issues = batch.issues or ()
-        if m.values is not None and batch.rows <= SMALL_BATCH and batch.segments is None \
-                and m.mismatch is None and not m.absent:
+        if buffers_rows(batch):
             self._buffer_rows(plan, m, seg, issues)
             return
         rate = self._fold(plan, m, seg, batch.segments, issues)
@@ -224,6 +252,7 @@ class FeatureStatistics:
                     d.add(delta(plan, predictions[has_prediction].reshape(-1, 1),
                                 [plan.n_features], outliers=False)[0])
             self._merge(key, d)
+        _feed_sinks(self._sinks, taken)
 
     def _fold(self, plan: BinPlan, m: FeatureMatrix, seg: str, segments: np.ndarray | None,
               issues: Iterable[SchemaIssue]) -> float | None:

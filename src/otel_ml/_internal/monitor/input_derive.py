@@ -145,13 +145,16 @@ class InputDerivation:
     def _coordinates(self, x: Any, issues: list[SchemaIssue]) -> DerivedInput:
         """Embedding input of a reference of components only: the coordinates as a matrix."""
         columns: dict[str, Any] = {}
-        projected = self._project(x, columns, issues)
-        z = np.column_stack([columns[name] for name in self._pcs])
+        out: list[np.ndarray] = []
+        projected = self._project(x, columns, issues, out)
+        z = out[0] if out else np.column_stack([columns[name] for name in self._pcs])
         return DerivedInput(z, z.shape[0], issues, projected)
 
     def _project(self, vectors: Any, columns: dict[str, Any], issues: list[SchemaIssue],
+                 coordinates: list[np.ndarray] | None = None,
                  ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Add ``embedding.pc*`` to ``columns``; the rows' error and distance."""
+        """Add ``embedding.pc*`` to ``columns`` (and the ``(n, k)`` coordinates to
+        ``coordinates``, when given); the rows' error and distance."""
         proj = self._projection
         if proj is None:
             log_limited(f"emb-ref:{self._name}", "otel_ml: %s: embeddings were given but the "
@@ -171,21 +174,18 @@ class InputDerivation:
             for name in self._pcs:
                 columns[name] = np.full(n, np.nan)
             return None
-        finite = np.isfinite(matrix.sum(axis=1))  # one pass: NaN and inf propagate
-        clean = bool(finite.all())
-        if not clean:
-            finite = np.isfinite(matrix).all(axis=1)
-            bad = int((~finite).sum())
+        z, err, dist, bad = proj.apply_checked(matrix)  # bad: rows with NaN or infinity
+        if bad is not None:
             log_limited(f"emb-nan:{self._name}", "otel_ml: %s: %d embeddings with NaN or "
-                        "infinite values", self._name, bad, count=False)
-            issues.append(SchemaIssue(EMBEDDING_FEATURE, Check.NON_FINITE, bad))
-        z, err, dist = proj.apply(matrix, finite=clean)
-        if not clean:
-            z[~finite] = np.nan
-            err = err[finite]
-            dist = dist[finite]
+                        "infinite values", self._name, int(bad.sum()), count=False)
+            issues.append(SchemaIssue(EMBEDDING_FEATURE, Check.NON_FINITE, int(bad.sum())))
+            z[bad] = np.nan
+            err = err[~bad]
+            dist = dist[~bad]
         for i, name in enumerate(self._pcs):
             columns[name] = z[:, i]
+        if coordinates is not None:
+            coordinates.append(z)
         return err, dist
 
 

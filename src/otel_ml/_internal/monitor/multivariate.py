@@ -10,6 +10,14 @@ collection the window's mean is compared with the upper bound of reference windo
 same size (bootstrap, :meth:`Projection.upper`). The embeddings' projection (space
 ``"embedding"``) is watched the same way, from the errors the feature ingest computed.
 
+The features space costs a call little: a batch's sampled rows (at most
+:data:`_SAMPLE_ROWS`) are copied into a preallocated buffer with their segment and time slot,
+and projected together (one matrix product) when the buffer is full and at every read
+(collection, reports, state); they land in the slot of the call that brought them. Single
+rows and small batches are not copied again: they are read from the feature statistics' own
+row buffer when it is folded (:meth:`MultivariateDrift.rows_from`). Batches with per-row
+segments are projected on the call.
+
 Memory: ``slots x segments x spaces x 3`` floats, independent of traffic and of the width.
 """
 
@@ -26,6 +34,8 @@ import numpy as np
 from otel_ml._internal.core.log import internal_error, log_limited
 from otel_ml._internal.monitor.analysis import Collector, Points
 from otel_ml._internal.monitor.batch import Batch
+from otel_ml._internal.monitor.feature_stats import FeatureStatistics, buffers_rows
+from otel_ml._internal.monitor.multivariate_buffer import MIN_ROWS, PendingRows, Taken, run_sums
 from otel_ml._internal.monitor.multivariate_state import MultivariateState
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.reference.profile import Reference
@@ -39,10 +49,9 @@ __all__ = ["QUANTITIES", "MultivariateDrift"]
 
 #: The two per-row quantities, as named in reports and metrics.
 QUANTITIES = ("reconstruction_error", "centroid_distance")
-#: Single rows are buffered and folded this many at a time (and at every collection).
-_BUFFER_ROWS = 256
-#: Rows of one batch the feature space reads at most (every k-th row beyond).
-_SAMPLE_ROWS = 256
+#: Rows of one batch the feature space reads at most (every k-th row beyond; a batch's
+#: sample always fits the buffer).
+_SAMPLE_ROWS = MIN_ROWS
 
 
 class _Space:
@@ -87,7 +96,26 @@ class MultivariateDrift:
                 self._spaces.append(_Space(FEATURES, features, columns))
         if projections.get(EMBEDDING) is not None:
             self._spaces.append(_Space(EMBEDDING, projections[EMBEDDING], None))
+        self._features: FeatureStatistics | None = None
         self._reset()
+
+    def rows_from(self, features: FeatureStatistics) -> None:
+        """Read the rows ``features`` buffers (single rows, small batches) from its buffer
+        when it folds them, instead of copying them again on the call: such a call costs
+        this analysis nothing. Reads (reports, collection) fold that buffer first."""
+        if self._spaces and self._spaces[0].name == FEATURES:
+            features.add_row_sink(self._fold_rows)
+            self._features = features
+
+    def _fold_rows(self, values: np.ndarray, segments: list[str]) -> None:
+        """Project rows of the features' buffer (plan order), each with its segment."""
+        space = self._spaces[0]
+        rows = values if space.columns is None else values[:, space.columns]
+        err, dist = space.projection.row_errors(rows)
+        if len(set(segments)) == 1:
+            self._add(space, err, dist, segments[0], None)
+        else:
+            self._add(space, err, dist, NO_SEGMENT, np.array(segments, dtype=object))
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -95,10 +123,8 @@ class MultivariateDrift:
         for space in self._spaces:
             space.sums = {}
         first = self._spaces[0] if self._spaces else None
-        width = first.projection.dim if first is not None and first.name == FEATURES else 0
-        self._rows = np.zeros((_BUFFER_ROWS, width))
-        self._row_segments: list[str] = [NO_SEGMENT] * _BUFFER_ROWS
-        self._count = 0
+        self._pending = PendingRows(first.projection.dim if first is not None
+                                    and first.name == FEATURES else 0)
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -107,7 +133,7 @@ class MultivariateDrift:
 
     # ------------------------------------------------------------------ Analysis
     def observe(self, batch: Batch) -> None:
-        """Fold one call's rows (single rows through a buffer). Never raises."""
+        """Fold one call's rows (the features space's through the buffer). Never raises."""
         if not self._spaces or batch is None:
             return
         try:
@@ -125,55 +151,52 @@ class MultivariateDrift:
                         batch.segments.shape[0] == err.shape[0] else None
                     self._add(space, err, dist, seg, segs)
                 continue
+            if self._features is not None and buffers_rows(batch):
+                continue  # read from the features' row buffer when it is folded
             m = batch.matrix
             if m is not None and m.values is not None:
                 # A systematic sample of at most _SAMPLE_ROWS rows per batch: the window's
                 # mean stays unbiased and its band is that of the rows used.
                 n = m.values.shape[0]
                 step = -(-n // _SAMPLE_ROWS) if n > _SAMPLE_ROWS else 1
-                values = m.values[::step] if space.columns is None \
-                    else m.values[::step, space.columns]
-                segments = batch.segments[::step] if batch.segments is not None else None
-                _, err, dist = space.projection.apply(values)
-                self._add(space, err, dist, seg, segments)
+                values = m.values[::step] if step > 1 else m.values
+                if space.columns is not None:
+                    values = values[:, space.columns]
+                if batch.segments is not None:  # per-row segments: projected now
+                    err, dist = space.projection.row_errors(values)
+                    self._add(space, err, dist, seg, batch.segments[::step])
+                else:
+                    self._buffer(values, seg)
             elif batch.row_prediction is not None and batch.input is not None:
-                self._buffer(space, batch.input, seg)
+                row = batch.input
+                if type(row) is not np.ndarray or row.ndim != 1:
+                    row = np.asarray(row, dtype=np.float64).reshape(-1)
+                self._buffer(row if space.columns is None else row[space.columns], seg)
 
-    def _buffer(self, space: _Space, row: Any, seg: str) -> None:
-        full = None
-        with self._lock:
-            i = self._count
-            v = np.asarray(row, dtype=np.float64).reshape(-1)
-            self._rows[i] = v if space.columns is None else v[space.columns]
-            self._row_segments[i] = seg
-            self._count = i + 1
-            if i + 1 == _BUFFER_ROWS:
-                full = self._take()
+    def _buffer(self, values: np.ndarray, seg: str) -> None:
+        """Copy one row (``(width,)``) or a block (``(n, width)``) into the buffer."""
+        full = self._pending.put(values, seg, self._ring.slot_at(self._clock()))
         if full is not None:
-            self._fold(*full)
+            self._fold(full)
 
-    def _take(self) -> tuple[np.ndarray, list[str]]:
-        n = self._count
-        taken = (self._rows[:n].copy(), self._row_segments[:n])
-        self._row_segments = [NO_SEGMENT] * _BUFFER_ROWS
-        self._count = 0
-        return taken
-
-    def _fold(self, rows: np.ndarray, segments: list[str]) -> None:
+    def _fold(self, taken: Taken) -> None:
+        """Project taken rows together; add each run's sums into its segment and slot."""
         space = self._spaces[0]
-        _, err, dist = space.projection.apply(rows)
-        keys = set(segments)
-        if len(keys) == 1:
-            self._add(space, err, dist, segments[0], None)
-        else:
-            self._add(space, err, dist, NO_SEGMENT, np.array(segments, dtype=object))
+        try:
+            if taken.rows.shape[0]:
+                err, dist = space.projection.row_errors(taken.rows, overwrite=True)
+                for (slot, key), (c, e, d) in run_sums(taken.runs, err, dist).items():
+                    self._add_parts(space, [(key, c, e, d)], slot)
+        finally:
+            self._pending.recycle(taken.buffer)
 
     def flush(self) -> None:
-        """Fold the buffered single rows now."""
-        with self._lock:
-            taken = self._take() if self._count else None
+        """Project the buffered rows now (the features' row buffer too, when read from)."""
+        if self._features is not None:
+            self._features.flush()
+        taken = self._pending.take()
         if taken is not None:
-            self._fold(*taken)
+            self._fold(taken)
 
     def _add(self, space: _Space, err: np.ndarray, dist: np.ndarray, seg: str,
              segments: np.ndarray | None) -> None:
@@ -194,10 +217,17 @@ class MultivariateDrift:
                      for i, k in enumerate(keys)]
         self._add_parts(space, parts)
 
-    def _add_parts(self, space: _Space, parts: list[tuple[str, float, float, float]]) -> None:
-        """Add ``(segment, rows, error sum, distance sum)`` into the current slot."""
+    def _add_parts(self, space: _Space, parts: list[tuple[str, float, float, float]],
+                   slot: int | None = None) -> None:
+        """Add ``(segment, rows, error sum, distance sum)`` into the slot ``slot`` (default:
+        the current one; a slot that has left the ring is dropped)."""
         with self._lock:
-            place, fresh = self._ring.claim(self._ring.slot_at(self._clock()))
+            now = self._ring.slot_at(self._clock())
+            slot = now if slot is None else slot
+            ids = self._ring.ids
+            if slot <= now - ids.shape[0] or ids[slot % ids.shape[0]] > slot:
+                return  # out of the window already
+            place, fresh = self._ring.claim(slot)
             if fresh:
                 for other in self._spaces:
                     for sums in other.sums.values():

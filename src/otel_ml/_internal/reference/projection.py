@@ -97,6 +97,19 @@ class Projection:
         self._basis = np.ascontiguousarray((self.components / self.scale).T)  # (d, k)
         self._shift = (self.mean / self.scale) @ self.components.T  # (k,)
         self._mean_sq = float(self.mean @ self.mean)
+        self._inv_var = 1.0 / (self.scale * self.scale)
+        self._tiles = np.empty(0)  # the mean tiled over a block (features space)
+        # Embeddings: the coordinates and x.m (for |x - m|^2) from one matrix product.
+        self._fused = np.ascontiguousarray(np.column_stack((self._basis, self.mean))) \
+            if self.space == EMBEDDING else self._basis
+        # Features: the discarded directions, when fewer than the kept ones (the residual
+        # |W c| of a row then takes the smaller matrix product; W: the orthonormal
+        # complement of the components, from a complete QR).
+        d, k = self.components.shape[1], self.components.shape[0]
+        self._perp: np.ndarray | None = None
+        if self.space == FEATURES and 0 < d - k < k:
+            q = np.linalg.qr(self.components.T, mode="complete")[0]
+            self._perp = np.ascontiguousarray(q[:, k:] / self.scale[:, None])  # (d, d - k)
 
     @property
     def dim(self) -> int:
@@ -114,26 +127,106 @@ class Projection:
         reconstruction error and distance to the centroid ``(n,)``. Non-finite values are
         imputed with the reference mean (``finite=True``: the caller checked there are none).
         One matrix product; the squared norms come from ``x`` itself (no centred copy)."""
+        return self.apply_checked(x, finite=finite)[:3]
+
+    def apply_checked(self, x: np.ndarray, *, finite: bool = False,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`apply` and which rows held non-finite values (``None``: none did), found
+        from the rows' squared norms (a NaN or infinity makes them non-finite), not from
+        another pass over ``x``. ``z`` is C-contiguous."""
         with np.errstate(all="ignore"):  # never a warning into the host: huge rows give inf
             return self._apply(np.asarray(x), finite)
 
-    def _apply(self, x: np.ndarray, finite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _apply(self, x: np.ndarray, finite: bool,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
-        if not finite and not np.isfinite(x).all():
-            x = np.where(np.isfinite(x), x, self.mean)
-        z = x @ self._basis
-        z -= self._shift
+        bad = None
         if self.space == FEATURES:
-            c = (x - self.mean) / self.scale
-            sq = np.einsum("ij,ij->i", c, c)
+            z, sq = self._centred(x)
+            if not finite and not np.isfinite(sq).all():  # NaN/inf inside, or overflow
+                ok = np.isfinite(x)
+                rows_ok = ok.all(axis=1)
+                if not rows_ok.all():
+                    bad = ~rows_ok
+                    z, sq = self._centred(np.where(ok, x, self.mean))
         else:  # |x - m|^2 = |x|^2 - 2 x.m + |m|^2
-            sq = np.einsum("ij,ij->i", x, x)
-            sq -= 2.0 * (x @ self.mean)
+            xx = _row_dots(x)
+            if not finite and not np.isfinite(xx).all():  # NaN/inf inside, or overflow
+                ok = np.isfinite(x)
+                rows_ok = ok.all(axis=1)
+                if not rows_ok.all():
+                    bad = ~rows_ok
+                    x = np.where(ok, x, self.mean)
+                    xx = _row_dots(x)
+            zm = x @ self._fused  # (n, k + 1): coordinates, then x.m
+            k = self._basis.shape[1]
+            z = np.subtract(zm[:, :k], self._shift)
+            sq = xx
+            sq -= 2.0 * zm[:, k]
             sq += self._mean_sq
             np.maximum(sq, 0.0, out=sq)
-        err = np.sqrt(np.maximum(sq - np.einsum("ij,ij->i", z, z), 0.0))
-        return z, err, np.sqrt(sq)
+        err = np.sqrt(np.maximum(sq - _row_dots(z), 0.0))
+        return z, err, np.sqrt(sq), bad
+
+    def row_errors(self, x: np.ndarray, *, overwrite: bool = False,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``(error, distance)`` of each row of ``x``, as :meth:`apply` gives them, without
+        the coordinates (what multivariate drift sums). ``overwrite``: ``x`` (a C-contiguous
+        float64 block of the caller's) may be overwritten, saving a copy."""
+        with np.errstate(all="ignore"):
+            x = np.asarray(x)
+            if self.space != FEATURES:
+                return self._apply(x, False)[1:3]
+            n, d = x.shape
+            if not (overwrite and x.dtype == np.float64 and x.flags.c_contiguous):
+                return self._centred_errors(np.subtract(x, self.mean))
+            if d >= _WIDE or n * d > _MAX_TILED:
+                np.subtract(x, self.mean, out=x)
+            else:  # narrow rows: flat against the mean tiled to the block (see _centred)
+                flat = x.reshape(-1)
+                np.subtract(flat, self._tiled(n * d), out=flat)
+            return self._centred_errors(x)
+
+    def _tiled(self, size: int) -> np.ndarray:
+        """The mean repeated over ``size`` values (rows of a block, flat)."""
+        tiled = self._tiles
+        if tiled.shape[0] < size:
+            rows = max(-(-size // self.mean.shape[0]), 256)
+            tiled = self._tiles = np.tile(self.mean, rows)
+        return tiled[:size]
+
+    def _centred_errors(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # The residual from the discarded directions when they are fewer than the kept ones
+        # (|W c|, no cancellation), else |c|^2 - |z|^2 from the kept ones.
+        basis = self._basis if self._perp is None else self._perp
+        r = t @ basis
+        if not np.isfinite(r).all():  # NaN/inf in t (or overflow): impute, found via r
+            bad = ~np.isfinite(t)
+            if bad.any():
+                t[bad] = 0.0
+                r = t @ basis
+        rr = _row_dots(r)
+        np.square(t, out=t)
+        sq = t @ self._inv_var
+        err2 = rr if self._perp is not None else np.maximum(sq - rr, 0.0)
+        return np.sqrt(err2), np.sqrt(sq)
+
+    def _centred(self, x: np.ndarray, basis: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates ``((x - mean) / scale) @ components.T`` and the squared norms
+        ``|(x - mean) / scale|^2`` of the rows, from the centred rows ``t = x - mean`` (no
+        cancellation): ``z = t @ basis``, ``|t / scale|^2 = t^2 @ scale^-2``. Narrow rows are
+        centred flat against the mean tiled to the block (numpy broadcasting a short row over
+        many rows is several times slower than an elementwise operation)."""
+        n, d = x.shape
+        if d >= _WIDE or n < 2 or n * d > _MAX_TILED or not x.flags.c_contiguous:
+            t = np.subtract(x, self.mean)
+        else:
+            t = np.subtract(x.reshape(-1), self._tiled(n * d)).reshape(n, d)
+        z = t @ (self._basis if basis is None else basis)
+        np.square(t, out=t)
+        return z, t @ self._inv_var
 
     def upper(self, quantity: str, rows: int) -> float:
         """Upper bound of the mean ``quantity`` (``"reconstruction_error"`` or
@@ -188,6 +281,23 @@ class Projection:
         return cls(data["space"], columns, mean, scale, comp, float(data.get("explained", 0)),
                    np.asarray(data.get("errors") or [], dtype=np.float64),
                    np.asarray(data.get("distances") or [], dtype=np.float64))
+
+
+def _row_dots(a: np.ndarray) -> np.ndarray:
+    """``(a * a).sum(axis=1)`` of an ``(n, d)`` float array: narrow rows as a matrix-vector
+    product of the squares, wide ones with numpy 2's ``vecdot`` (else ``einsum``)."""
+    if a.shape[1] < _WIDE:
+        return np.square(a) @ np.ones(a.shape[1])
+    if _VECDOT is not None:
+        return _VECDOT(a, a)
+    return np.einsum("ij,ij->i", a, a)
+
+
+_VECDOT = getattr(np, "vecdot", None)
+#: Rows at least this wide are standardised by broadcasting (long inner loops already).
+_WIDE = 64
+#: Values of the largest block standardised against tiled constants (bounds the tiles).
+_MAX_TILED = 1 << 16
 
 
 def _size_class(rows: int) -> int:
