@@ -132,28 +132,41 @@ def _binary_scores(arr: np.ndarray, exclude: Exclude) -> tuple[np.ndarray, np.nd
 
 def fold_binary(items: Sequence[Pending], table: ScoreTable, exclude: Exclude,
                 scratch: Scratch, new: NewAcc) -> Parts:
-    """Validate the pending calls of one slot of a binary model and sum them per segment."""
+    """Validate the pending calls of one slot of a binary model and sum them per segment
+    (positive-class scores, the usual output, are checked a chunk at a time)."""
     scores, segs = [], []
     for item in items:
-        read = _binary_scores(item.predictions, exclude)
-        if read is None:
-            continue
-        p, ok = read
-        seg = item.segments
-        if ok is not None:
-            p = p[ok]
-            if not isinstance(seg, str):
-                seg = np.asarray(seg, dtype=object).reshape(-1)[ok]
+        arr = item.predictions
+        if arr.dtype.kind == "f" and arr.ndim <= 1:
+            p, seg = arr.reshape(-1), item.segments
+        else:
+            read = _binary_scores(arr, exclude)
+            if read is None:
+                continue
+            p, ok = read
+            seg = item.segments
+            if ok is not None:
+                p = p[ok]
+                if not isinstance(seg, str):
+                    seg = np.asarray(seg, dtype=object).reshape(-1)[ok]
         if len(p):
-            scores.append(p.astype(np.float64, copy=False))
+            scores.append(p)
             segs.append(seg)
     accs: dict[str, Any] = {}
     for group in _chunks([len(p) for p in scores], CHUNK_ROWS):
         rows = sum(b - a for _, a, b in group)
         p = scratch.get("fold.scores", (rows,), np.float64)
         np.concatenate([scores[i][a:b] for i, a, b in group], out=p)
-        names, codes = segment_codes(row_segments([_piece(segs[i], a, b) for i, a, b in group],
-                                                  [b - a for _, a, b in group]))
+        segments = row_segments([_piece(segs[i], a, b) for i, a, b in group],
+                                [b - a for _, a, b in group])
+        if not (p.min() >= 0.0 and p.max() <= 1.0):  # NaN fails too
+            p, good = _binary_scores(p, exclude)  # type: ignore[misc]
+            p = p[good]
+            if not isinstance(segments, str):
+                segments = segments[good]
+            if not len(p):
+                continue
+        names, codes = segment_codes(segments)
         sums = table.fold(p, codes, len(names), scratch)
         if codes is None:
             sums = type(sums)(*(None if s is None else s[None] for s in sums))

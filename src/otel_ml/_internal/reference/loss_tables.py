@@ -85,11 +85,9 @@ class LossTables:
             else:
                 pair = (gs[0], gs[0] + 1) if gs[0] + 1 < n else (gs[0] - 1, gs[0])
             self._add_term(tables[pair], pair, term, sizes, cells)
-        # All tables as one: table t's cell of codes (g, h) is at offset_t + g * width_t + h.
-        self._table = np.concatenate([tables[pair] for pair in pairs] or [np.zeros(1, complex)])
-        offsets = np.cumsum([0] + [len(tables[pair]) for pair in pairs[:-1]])
-        self._lookups = [(g, h, int(cells[h]) if h >= 0 else 1, int(o))
-                         for (g, h), o in zip(pairs, offsets)]
+        # Table (g, h)'s cell of group codes (cg, ch) is at cg * width + ch.
+        self._lookups = [(g, h, int(cells[h]) if h >= 0 else 1, tables[(g, h)])
+                         for g, h in pairs]
 
     def _add_term(self, table: np.ndarray, pair: tuple[int, int], term: Any,
                   sizes: list[int], cells: list[int]) -> None:
@@ -182,18 +180,22 @@ class LossTables:
             return total
         part = scratch.get("loss.part", (rows,), np.complex128)
         idx = scratch.get("loss.idx", (rows,), np.intp)
-        for i, (g, h, width, offset) in enumerate(self._lookups):
+        scaled: dict[tuple[int, int], np.ndarray] = {}
+        for i, (g, h, width, table) in enumerate(self._lookups):
             if h >= 0:
-                np.multiply(codes[g], width, out=idx)
-                idx += codes[h]
+                base = scaled.get((g, width))
+                if base is None:  # group g's code times the width, once per width
+                    base = scratch.get(f"loss.scaled{len(scaled)}", (rows,), np.intp)
+                    np.multiply(codes[g], width, out=base)
+                    scaled[(g, width)] = base
+                np.add(base, codes[h], out=idx)
+                index = idx
             else:
-                np.copyto(idx, codes[g])
-            if offset:
-                idx += offset
+                index = codes[g]
             if i == 0:
-                self._table.take(idx, out=total, mode="clip")
+                table.take(index, out=total, mode="clip")
             else:
-                self._table.take(idx, out=part, mode="clip")
+                table.take(index, out=part, mode="clip")
                 total += part
         return total
 

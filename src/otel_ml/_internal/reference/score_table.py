@@ -156,6 +156,8 @@ def _grouper(group: np.ndarray, groups: int):
     """``(segments, intervals)`` sums -> ``(segments, groups)`` sums by each interval's group."""
     def by(values: np.ndarray) -> np.ndarray:
         s = values.shape[0]
+        if s == 1:
+            return np.bincount(group, weights=values[0], minlength=groups)[None]
         flat = (group + (np.arange(s) * groups)[:, None]).reshape(-1)
         return np.bincount(flat, weights=values.reshape(-1),
                            minlength=s * groups).reshape(s, groups)
