@@ -70,6 +70,14 @@ class LossTables:
                 step *= sizes[c]
         self._radix = radix
         self._sizes = sizes
+        #: Leading groups that are the column pairs (0, 1), (2, 3)...: their codes are
+        #: computed together (the rest group by group).
+        self._pairs = 0
+        while (self._pairs < len(self._groups)
+               and self._groups[self._pairs] == [2 * self._pairs, 2 * self._pairs + 1]):
+            self._pairs += 1
+        self._second_sizes = np.array([sizes[2 * i + 1] for i in range(self._pairs)],
+                                      dtype=np.int8)[:, None]
         cells = [int(np.prod([sizes[c] for c in g])) for g in self._groups]
         n = len(self._groups)
         pairs = [(g, h) for g in range(n) for h in range(g + 1, n)] or ([(0, -1)] if n else [])
@@ -148,8 +156,9 @@ class LossTables:
             for k in range(self.edges.shape[1]):
                 np.greater_equal(block, self.edges[:, k:k + 1], out=above)
                 np.add(counted, above.view(np.int8), out=counted)
+            flat = block.reshape(-1)
             with np.errstate(invalid="ignore", over="ignore"):
-                finite = np.isfinite(block.sum())
+                finite = np.isfinite(np.dot(flat, flat))  # NaN and inf propagate (fast)
             if not finite:  # non-finite values (NaN: absent or missing) to the unknown bin
                 np.isfinite(block, out=above)
                 np.logical_not(above, out=above)
@@ -169,7 +178,13 @@ class LossTables:
         """Sum of every term's (absolute + 1j * squared) log factor per row (complex)."""
         rows = bins.shape[1]
         codes = scratch.get("loss.codes", (len(self._groups), rows), np.intp)
-        for code, g in zip(codes, self._groups):
+        pairs = self._pairs
+        if pairs and bins.dtype == np.int8:  # the usual: columns paired, codes fit int8
+            small = scratch.get("loss.codes8", (pairs, rows), np.int8)
+            np.multiply(bins[0:2 * pairs:2], self._second_sizes, out=small)
+            np.add(small, bins[1:2 * pairs:2], out=small)
+            np.copyto(codes[:pairs], small)
+        for code, g in zip(codes[pairs:], self._groups[pairs:]):
             np.copyto(code, bins[g[0]])
             for c in g[1:]:  # mixed radix: code * size + bin
                 code *= self._sizes[c]
