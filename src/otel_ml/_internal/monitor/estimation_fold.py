@@ -114,7 +114,8 @@ def _accumulate(accs: dict[str, Any], new: NewAcc, names: list[str],
 
 
 # ---------------------------------------------------------------------- binary
-def _binary_scores(arr: np.ndarray, exclude: Exclude) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _binary_scores(arr: np.ndarray, exclude: Exclude,
+                   ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """``(positive-class scores, usable rows or None for all)`` of one binary call, checked
     as :func:`_proba` checks it; ``None``: the call is unusable."""
     if arr.dtype.kind == "f" and arr.ndim <= 1:

@@ -49,14 +49,14 @@ class LossColumns:
         self._plan_of = plan_of
         self._batch_of = batch_of
         self._features = [n for n in model.numeric_names if n != PREDICTION]
-        self._plan: Any = None
-        self._index: np.ndarray | None = None
+        #: ``(plan, the features' plan columns or None)``, replaced as one (calls race).
+        self._cached: tuple[Any, np.ndarray | None] = (None, None)
 
     def read(self, n: int, batch: Any, x: Any) -> LossInput:
         """The loss input of one call of ``n`` rows (the predictions' count)."""
-        matrix = self._matrix(batch, x, n)
-        if matrix is not None and self._index is not None:
-            block = matrix.T[self._index]  # one gather: (features, rows), C-ordered
+        matrix, index = self._matrix(batch, n)
+        if matrix is not None and index is not None:
+            block = matrix.T[index]  # one gather: (features, rows), C-ordered
         else:
             if batch is None and x is not None:
                 batch = self._batch_of(x)
@@ -73,16 +73,18 @@ class LossColumns:
             cats.append(np.array(values, copy=True) if values is not None else None)
         return LossInput(block, cats)
 
-    def _matrix(self, batch: Any, x: Any, n: int) -> np.ndarray | None:
-        """The batch's float matrix in plan order when every model feature is a numeric plan
-        column (``None``: read the columns one by one)."""
+    def _matrix(self, batch: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The batch's float matrix in plan order and the features' columns in it, when every
+        model feature is a numeric plan column (``(None, None)``: read column by column)."""
         plan = self._plan_of()
         if plan is None:
-            return None
-        if plan is not self._plan:
-            self._plan, self._index = plan, self._index_in(plan)
-        if self._index is None or batch is None:
-            return None
+            return None, None
+        cached = self._cached
+        if cached[0] is not plan:
+            cached = self._cached = (plan, self._index_in(plan))
+        index = cached[1]
+        if index is None or batch is None:
+            return None, None
         matrix = getattr(batch, "matrix", None)
         values = None if matrix is None else matrix.values
         if values is None:
@@ -90,11 +92,11 @@ class LossColumns:
             values = batch.input if batch.matrix is None and batch.rows == 1 else None
             if type(values) is not np.ndarray or values.dtype.kind not in "fiub" \
                     or values.size != plan.n_features:
-                return None
+                return None, None
             values = values.reshape(1, -1).astype(np.float64, copy=False)
         if values.ndim != 2 or values.shape != (n, plan.n_features):
-            return None
-        return values
+            return None, None
+        return values, index
 
     def _index_in(self, plan: Any) -> np.ndarray | None:
         index = []
