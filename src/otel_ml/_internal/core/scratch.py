@@ -22,18 +22,30 @@ __all__ = ["Scratch"]
 class Scratch:
     """Named scratch arrays (see the module docs)."""
 
+    #: Views remembered by (name, shape, dtype) at most (chunks of varying length).
+    MAX_VIEWS = 64
+
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
+        self._views: dict[tuple[str, tuple[int, ...], Any], np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined) that stays
         valid until the next :meth:`get` of the same name."""
+        key = (name, shape, dtype)
+        view = self._views.get(key)
+        if view is not None:  # the usual: the same chunk shape as before
+            return view
         size = math.prod(shape)
-        dtype = np.dtype(dtype)
         held = self._arrays.get(name)
-        if held is None or held.dtype != dtype or held.size < size:
+        if held is None or held.dtype != np.dtype(dtype) or held.size < size:
             held = self._arrays[name] = np.empty(max(size, 1), dtype=dtype)
-        return held[:size].reshape(shape)
+            self._views = {k: v for k, v in self._views.items() if k[0] != name}
+        view = held[:size].reshape(shape)
+        if len(self._views) >= self.MAX_VIEWS:
+            self._views.clear()
+        self._views[key] = view
+        return view
 
     @property
     def nbytes(self) -> int:

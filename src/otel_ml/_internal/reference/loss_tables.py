@@ -56,6 +56,7 @@ class LossTables:
         self.edges = np.full((len(self.numeric), most), np.inf)
         for r, i in enumerate(self.numeric):
             self.edges[r, : len(binnings[i].edges)] = binnings[i].edges
+        self._edges3 = self.edges[:, :, None]
         self._unknown = np.array([b.bins for b in binnings], dtype=np.intp)
         #: Bins fit int8 (the usual: up to 127 a column), else int16.
         self._dtype = np.int8 if int(self._unknown.max(initial=0)) < 127 else np.int16
@@ -151,15 +152,22 @@ class LossTables:
         if self.numeric:
             counted = out if not self.categorical else scratch.get(
                 "loss.counted", block.shape, self._dtype)
-            counted.fill(0)
-            above = scratch.get("loss.above", block.shape, np.bool_)
-            for k in range(self.edges.shape[1]):
-                np.greater_equal(block, self.edges[:, k:k + 1], out=above)
-                np.add(counted, above.view(np.int8), out=counted)
+            edges = self.edges.shape[1]
+            if counted.dtype == np.int8:  # every edge compared at once, counted per value
+                above3 = scratch.get("loss.above3", (block.shape[0], edges, rows), np.bool_)
+                np.greater_equal(block[:, None, :], self._edges3, out=above3)
+                np.add.reduce(above3.view(np.int8), axis=1, out=counted)
+            else:
+                counted.fill(0)
+                above1 = scratch.get("loss.above1", block.shape, np.bool_)
+                for k in range(edges):
+                    np.greater_equal(block, self.edges[:, k:k + 1], out=above1)
+                    np.add(counted, above1.view(np.int8), out=counted)
             flat = block.reshape(-1)
             with np.errstate(invalid="ignore", over="ignore"):
                 finite = np.isfinite(np.dot(flat, flat))  # NaN and inf propagate (fast)
             if not finite:  # non-finite values (NaN: absent or missing) to the unknown bin
+                above = scratch.get("loss.above", block.shape, np.bool_)
                 np.isfinite(block, out=above)
                 np.logical_not(above, out=above)
                 np.copyto(counted, self._unknown8[self.numeric][:, None], where=above)
