@@ -289,9 +289,11 @@ def fold_regression(items: Sequence[Pending], model: LossModel, exclude: Exclude
             continue
         names, codes = segment_codes(segments)
         if codes is None:
+            square = scratch.get("fold.square", (len(a_err),), np.float64)
             sums = [np.array([float(len(a_err))]), np.array([a_err.sum()]),
-                    np.array([s_err.sum()]), np.array([np.dot(a_err, a_err)]),
-                    np.array([np.dot(s_err, s_err)])]
+                    np.array([s_err.sum()]),
+                    np.array([np.multiply(a_err, a_err, out=square).sum()]),
+                    np.array([np.multiply(s_err, s_err, out=square).sum()])]
         else:
             s = len(names)
             sums = [np.bincount(codes, minlength=s).astype(np.float64),

@@ -163,9 +163,10 @@ class LossTables:
                 for k in range(edges):
                     np.greater_equal(block, self.edges[:, k:k + 1], out=above1)
                     np.add(counted, above1.view(np.int8), out=counted)
-            flat = block.reshape(-1)
             with np.errstate(invalid="ignore", over="ignore"):
-                finite = np.isfinite(np.dot(flat, flat))  # NaN and inf propagate (fast)
+                # NaN and inf propagate to the sum (not a BLAS call: its threads would spin
+                # on a loaded machine).
+                finite = np.isfinite(block.sum())
             if not finite:  # non-finite values (NaN: absent or missing) to the unknown bin
                 above = scratch.get("loss.above", block.shape, np.bool_)
                 np.isfinite(block, out=above)
