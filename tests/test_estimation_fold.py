@@ -210,3 +210,21 @@ def test_fold_scratch_is_bounded_by_the_chunk(binary):
     fn(np.tile(big_x, (2, 1)), np.tile(big_p, (2, 1)))
     monitor.performance_report()
     assert monitor._outcomes._estimation._scratch.nbytes == held
+
+
+def test_a_pickled_loss_model_travels_as_data_and_estimates_the_same(regression):
+    """A reference shipped to Spark or Dask workers carries the loss model's data, not its
+    lookup tables (rebuilt on arrival)."""
+    import pickle
+
+    ref, frame, pred = regression
+    model = ref.estimation.loss
+    data = pickle.dumps(model)
+    assert len(data) < 3 * len(str(model.to_dict()))  # about the JSON's size, no tables
+    again = pickle.loads(data)
+
+    def column(name):
+        return frame[name].to_numpy() if name in frame else None
+
+    for a, b in zip(model.expected(pred, column), again.expected(pred, column)):
+        np.testing.assert_array_equal(a, b)
