@@ -5,10 +5,14 @@ confusion matrix, expected errors, their variances: PromQL computes the estimate
 window, per segment, across replicas) and into a ring of time slots (the in-process
 estimates and bands of ``performance_report().estimated``).
 
-The call itself only keeps a copy of its predictions (and, for the loss model, its input)
-with its time slot; the work is done when the pending calls are folded in
-(:mod:`~otel_ml._internal.monitor.estimation_fold`): at collection, for a report, or by the
-call that brings more than :data:`MAX_PENDING_ROWS` rows pending (memory stays bounded).
+The call itself only keeps a copy of its predictions (and, for the loss model, the columns
+it reads: :mod:`~otel_ml._internal.monitor.loss_input`) with its time slot; the work is done
+when the pending calls are folded in (:mod:`~otel_ml._internal.monitor.estimation_fold`): at
+collection, for a report, or by the call that brings more than :data:`MAX_PENDING_ROWS` rows
+pending (memory stays bounded). Folding is vectorised over all the pending rows of a time
+slot: a binary classifier's are one lookup table and three ``bincount`` calls
+(:class:`~otel_ml._internal.reference.score_table.ScoreTable`), a regressor's a handful of
+table lookups (:class:`~otel_ml._internal.reference.loss_tables.LossTables`).
 
 Off (one attribute test per call) without a reference fitted with labels. Bad predictions
 (NaN, probabilities outside [0, 1] or not summing to 1, another number of classes) are counted
@@ -29,11 +33,15 @@ import numpy as np
 
 from otel_ml._internal.core.instruments import Points
 from otel_ml._internal.core.log import internal_error, log_limited
+from otel_ml._internal.core.scratch import Scratch
 from otel_ml._internal.monitor.analysis import Collector
-from otel_ml._internal.monitor.estimation_fold import Pending, class_rows, reg_rows
+from otel_ml._internal.monitor.estimation_fold import (Pending, fold_binary, fold_multiclass,
+                                                       fold_regression)
+from otel_ml._internal.monitor.loss_input import LossColumns
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.monitor.suspect_labels import SuspectLabels
 from otel_ml._internal.reference.profile import Reference
+from otel_ml._internal.reference.score_table import ScoreTable
 from otel_ml._internal.stats.estimation import ClassAcc, RegAcc, exported_classes
 from otel_ml._internal.stats.ring import SlotRing
 from otel_ml.contract import NO_SEGMENT, Attr
@@ -70,6 +78,8 @@ class EstimationAnalysis:
         reference: The reference profile (its ``estimation``), or ``None``.
         batch_of: Makes a batch over an input (to read columns when statistics are off).
         clock: Monotonic seconds.
+        plan_of: The feature plan of the batches' matrices (``None`` while unknown): a
+            regressor's loss model reads its columns there in one gather.
 
     Attributes:
         active: Whether the reference carries estimation models.
@@ -78,7 +88,8 @@ class EstimationAnalysis:
 
     def __init__(self, settings: Settings, reference: Reference | None,
                  batch_of: Callable[[Any], Any],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 plan_of: Callable[[], Any] = lambda: None) -> None:
         est = getattr(reference, "estimation", None) if reference is not None else None
         self.calibration = est.calibration if est is not None else None
         self._loss = est.loss if est is not None else None
@@ -89,13 +100,18 @@ class EstimationAnalysis:
                         "probabilities): performance is not estimated before labels arrive",
                         settings.name, count=False, level=logging.INFO)
         self._settings = settings
-        self._batch_of = batch_of
         self._clock = clock
         cal = self.calibration
         self._classes = cal.classes if cal is not None else ()
         self._k = len(self._classes)
         self._edges = cal.auc_edges if cal is not None else None
         self._bins = 0 if self._edges is None else len(self._edges) + 1
+        self._table = ScoreTable(cal, settings.threshold) if cal is not None and cal.k == 2 \
+            else None
+        self._columns = None if self._loss is None else LossColumns(self._loss, plan_of,
+                                                                    batch_of)
+        #: The fold's temporaries (a chunk's worth; used under the fold lock only).
+        self._scratch = Scratch()
         self._suspects = None if cal is None else SuspectLabels(settings, cal, clock)
         self.after_fork()
 
@@ -111,15 +127,14 @@ class EstimationAnalysis:
             pred = np.array(item.predictions, copy=True)  # the caller may reuse its array
             if pred.dtype.kind == "O":
                 return
-            batch = None
-            if self._loss is not None:
-                batch = item.batch
-                if batch is None and item.x is not None:
-                    batch = self._batch_of(item.x)
-                if batch is not None:
-                    batch = batch.keep()
+            inputs = None
+            if self._columns is not None and pred.dtype.kind in "fiub":
+                if pred.ndim == 2 and pred.shape[1] == 1:
+                    pred = pred[:, 0]
+                pred = pred.astype(np.float64, copy=False).reshape(-1)
+                inputs = self._columns.read(len(pred), item.batch, item.x)
             pending = Pending(self._ring.slot_at(self._clock()), pred, self._segments(item),
-                              batch)
+                              inputs)
             with self._pending_lock:
                 self._pending.append(pending)
                 self._pending_rows += max(1, pred.shape[0] if pred.ndim else 1)
@@ -152,18 +167,16 @@ class EstimationAnalysis:
                 start = end
 
     def _fold_slot(self, slot: int, items: list[Pending]) -> None:
-        if self.calibration is not None:
-            rows = class_rows(items, self.calibration, self._settings.threshold, self._edges,
-                              self._exclude)
-            if rows is not None:
-                pred, cal, score_bin = rows.predicted, rows.calibrated, rows.score_bin
-                self._add(slot, rows.segments, lambda acc, idx: acc.add_rows(
-                    pred[idx], cal[idx], None if score_bin is None else score_bin[idx]))
+        if self._table is not None:
+            parts = fold_binary(items, self._table, self._exclude, self._scratch, self._new)
+        elif self.calibration is not None:
+            parts = fold_multiclass(items, self.calibration, self._exclude, self._new)
         elif self._loss is not None:
-            reg = reg_rows(items, self._loss, self._batch_of, self._exclude)
-            if reg is not None:
-                a, s = reg.absolute, reg.squared
-                self._add(slot, reg.segments, lambda acc, idx: acc.add_rows(a[idx], s[idx]))
+            parts = fold_regression(items, self._loss, self._exclude, self._scratch, self._new)
+        else:
+            parts = []
+        if parts:
+            self._add(slot, parts)
 
     def collectors(self) -> dict[str, Collector]:
         """Observable metric name to a function giving its points."""
@@ -263,14 +276,8 @@ class EstimationAnalysis:
         log_limited(f"estimation:{reason}", "otel_ml: %s: %d prediction row(s) left out of "
                     "the performance estimate: %s", self._settings.name, n, reason, count=False)
 
-    def _add(self, slot: int, segments: Any, add: Callable[[Any, Any], None]) -> None:
-        """Add a slot's rows to its place in the ring and to the totals, per segment."""
-        groups: list[tuple[str, Any]]
-        if isinstance(segments, str):
-            groups = [(segments, slice(None))]
-        else:
-            keys = segments.astype(str)
-            groups = [(seg, np.nonzero(keys == seg)[0]) for seg in np.unique(keys).tolist()]
+    def _add(self, slot: int, parts: list[tuple[str, Any]]) -> None:
+        """Add a slot's sums (per segment) to its place in the ring and to the totals."""
         with self._lock:
             newest = self._ring.ids.max()
             if slot <= newest - len(self._ring):  # older than the window: totals only
@@ -280,9 +287,7 @@ class EstimationAnalysis:
             if fresh:
                 self._slots[place] = {}
             holders = (self._slots[place], self._total) if place >= 0 else (self._total,)
-            for seg, idx in groups:
-                part = self._new()
-                add(part, idx)
+            for seg, part in parts:
                 for holder in holders:
                     acc = holder.get(seg)
                     if acc is None:

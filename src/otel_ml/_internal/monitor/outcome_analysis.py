@@ -53,6 +53,9 @@ class FeatureSide(Protocol):
     def bin_label(self, feature: str, index: int) -> str:
         """Label of a reference bin."""
 
+    # Also read when present: ``plan``, the bin plan of the batches' matrices (the loss
+    # model of direct loss estimation reads its columns there).
+
 
 class OutcomeAnalysis:
     """The outcome side of one model.
@@ -107,7 +110,8 @@ class OutcomeAnalysis:
         self.remember = self._store.remember
         #: Performance without labels: its own analysis, fed the calls this side remembers
         #: (off, and not on the call path, without a reference fitted with labels).
-        self._estimation = EstimationAnalysis(settings, reference, features.batch_of, clock)
+        self._estimation = EstimationAnalysis(settings, reference, features.batch_of, clock,
+                                              lambda: getattr(features, "plan", None))
         if self._estimation.active:
             self.remember = self._remember_and_estimate
         self._build()

@@ -8,8 +8,10 @@ prediction and of each feature, and one per pair of bins of every two of them (n
 ``BINS`` reference-quantile bins; categorical: the reference's most frequent categories),
 stored as log factors (pairs only from ``MIN_ROWS_FOR_PAIRS`` labelled rows). Fitted by Poisson-style backfitting (``ROUNDS`` sweeps; each cell's
 factor is its rows' observed over fitted error, both with ``SHRINK`` pseudo-rows at the mean,
-so sparse cells stay near 1); evaluated vectorised per batch: one ``searchsorted`` per column
-and one gather per term. A missing value or an unseen category contributes a factor of 1.
+so sparse cells stay near 1); evaluated vectorised per batch by
+:class:`~otel_ml._internal.reference.loss_tables.LossTables`: one comparison per edge over all
+numeric columns at once and one lookup per pair of column groups, every term folded into those
+tables. A missing value or an unseen category contributes a factor of 1.
 Only numpy; NannyML's DLE uses a gradient-boosted model instead, and
 ``benchmarks/estimation_accuracy.py`` compares the two (the settings below were chosen there,
 on NannyML's car-price data: a handful of bin counts, shrinkages and sweeps).
@@ -23,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PREDICTION", "Binning", "LossModel", "LossTerm"]
+from otel_ml._internal.core.scratch import Scratch
+from otel_ml._internal.reference.loss_tables import LossTables
+
+__all__ = ["PREDICTION", "Binning", "LossModel", "LossTerm", "numeric_values"]
 
 #: Column name of the prediction in the model.
 PREDICTION = "__prediction__"
@@ -32,6 +37,8 @@ MAX_CATEGORIES = 20
 MAX_COLUMNS = 8  # the prediction and the first 7 features: pairs grow quadratically
 SHRINK = 5.0
 ROUNDS = 60
+#: Rows evaluated at once (the temporaries of a chunk stay in cache).
+CHUNK_ROWS = 8192
 #: Labelled rows below which pairs are left out (too few rows per cell: main effects only).
 MIN_ROWS_FOR_PAIRS = 5000
 
@@ -130,37 +137,34 @@ class LossModel:
             cells = int(np.prod([self._sizes[c] for c in t.columns]))
             if len(t.abs_values) != cells or len(t.sq_values) != cells:
                 raise ValueError(f"loss term {t.columns} needs {cells} values")
-        self._compile()
+        self.tables = LossTables(binnings, terms, self.abs_intercept, self.sq_intercept)
+        #: Model column names of the numeric block rows (:meth:`expected_block`).
+        self.numeric_names = [binnings[i].name for i in self.tables.numeric]
+        #: Model column names of the categorical columns (:meth:`expected_block`).
+        self.categorical_names = [binnings[i].name for i in self.tables.categorical]
 
-    def _compile(self) -> None:
-        """One flat table of every term's (abs, sq) log factors, each term's bins padded
-        with an "unknown" bin of factor 1, so a batch is one gather (see :meth:`expected`)."""
-        sizes = self._sizes
-        dummy = len(sizes)  # a column whose bin is always 0 (size 1): main effects as pairs
-        tables, offsets, first, second, stride = [], [], [], [], []
-        offset = 0
-        for t in self.terms:
-            a = t.columns[0]
-            b = t.columns[1] if len(t.columns) == 2 else dummy
-            rows_a = sizes[a] + 1
-            cols_b = sizes[b] + 1 if b != dummy else 1
-            table = np.zeros((rows_a, cols_b, 2))
-            shape = (sizes[a], sizes[b]) if b != dummy else (sizes[a], 1)
-            table[:shape[0], :shape[1], 0] = t.abs_values.reshape(shape)
-            table[:shape[0], :shape[1], 1] = t.sq_values.reshape(shape)
-            tables.append(table.reshape(-1, 2))
-            offsets.append(offset)
-            first.append(a)
-            second.append(b)
-            stride.append(cols_b)
-            offset += rows_a * cols_b
-        table = np.concatenate(tables) if tables else np.zeros((1, 2))
-        self._abs_table = np.ascontiguousarray(table[:, 0])
-        self._sq_table = np.ascontiguousarray(table[:, 1])
-        self._offsets = np.asarray(offsets, dtype=np.int64)[:, None]
-        self._first = np.asarray(first, dtype=np.int64)
-        self._second = np.asarray(second, dtype=np.int64)
-        self._stride = np.asarray(stride, dtype=np.int64)[:, None]
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a reference sent to Spark or Dask workers) as its data: the lookup
+        tables, ten times larger, are rebuilt on arrival."""
+        return {"abs_intercept": self.abs_intercept, "sq_intercept": self.sq_intercept,
+                "binnings": self.binnings, "terms": self.terms}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["abs_intercept"], state["sq_intercept"],  # type: ignore[misc]
+                      state["binnings"], state["terms"])
+
+    def expected_block(self, block: np.ndarray, categorical: list[np.ndarray | None],
+                       scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Expected absolute and squared error per row, of inputs already in block form.
+
+        Args:
+            block: ``(len(numeric_names), rows)`` float values, C-ordered (the prediction's
+                row holds the predictions; NaN: absent or missing).
+            categorical: Per :attr:`categorical_names` column, its raw values (``None``:
+                absent).
+            scratch: Reused temporaries (the results are views into it), or ``None``.
+        """
+        return self.tables.expected(block, categorical, scratch)
 
     def expected(self, predictions: np.ndarray,
                  column: Callable[[str], np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -171,27 +175,22 @@ class LossModel:
             column: Feature name -> its values for these rows (``None``: absent, factor 1).
         """
         n = len(predictions)
-        bins = np.zeros((len(self.binnings) + 1, n), dtype=np.int64)  # last: the dummy
-        for i, b in enumerate(self.binnings):
-            values = predictions if b.name == PREDICTION else column(b.name)
-            if values is None or len(values) != n:
-                bins[i] = b.bins  # unknown: factor 1
-                continue
-            row = b.bin_of(values)
-            row[row < 0] = b.bins
-            bins[i] = row
-        if len(self.terms):
-            cells = bins[self._first]
-            cells *= self._stride
-            cells += bins[self._second]
-            cells += self._offsets
-            a = self._abs_table.take(cells).sum(axis=0)
-            s = self._sq_table.take(cells).sum(axis=0)
-        else:
-            a, s = np.zeros(n), np.zeros(n)
-        a = self.abs_intercept * np.exp(a)
-        s = self.sq_intercept * np.exp(s)
-        np.maximum(s, a * a, out=s)  # E[e^2] >= E[|e|]^2
+        block = np.full((len(self.numeric_names), n), np.nan)
+        for r, name in enumerate(self.numeric_names):
+            values = predictions if name == PREDICTION else column(name)
+            if values is not None and len(values) == n:
+                block[r] = numeric_values(values)
+        cats = []
+        for name in self.categorical_names:
+            values = column(name)
+            cats.append(values if values is not None and len(values) == n else None)
+        a, s = np.empty(n), np.empty(n)
+        scratch = Scratch()
+        for start in range(0, n, CHUNK_ROWS):  # temporaries of one chunk stay in cache
+            part = slice(start, start + CHUNK_ROWS)
+            a[part], s[part] = self.expected_block(
+                np.ascontiguousarray(block[:, part]),
+                [None if c is None else c[part] for c in cats], scratch)
         return a, s
 
     @classmethod
@@ -272,3 +271,17 @@ def _binning(name: str, values: np.ndarray, categorical: bool) -> Binning | None
         return None
     edges = np.unique(np.quantile(v, np.linspace(0, 1, BINS + 1)[1:-1]))
     return Binning(name, edges=edges) if len(edges) else None
+
+
+def numeric_values(values: Any) -> np.ndarray:
+    """A column as floats (NaN where a value is not a number: its bin is unknown)."""
+    try:
+        return np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        out = np.full(len(values), np.nan)
+        for i, v in enumerate(values):
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                continue
+        return out

@@ -88,27 +88,36 @@ class ClassAcc:
             n = np.bincount(predicted, minlength=2).astype(np.float64)
             s1 = np.bincount(predicted, weights=p1, minlength=2)
             s2 = np.bincount(predicted, weights=p1 * p1, minlength=2)
-            self.conf[:, 1] += s1
-            self.conf[:, 0] += n - s1
-            m2 = self.m2
-            m2[:, 1, 1] += s2
-            m2[:, 0, 1] += s1 - s2
-            m2[:, 1, 0] += s1 - s2
-            m2[:, 0, 0] += n - 2 * s1 + s2
-        else:
-            rows = len(predicted)
-            base = (predicted * k)[:, None] + np.arange(k)
-            self.conf += np.bincount(base.ravel(), weights=cal.ravel(),
-                                     minlength=k * k).reshape(k, k)
-            if self.m2 is not None:
-                idx = (base * k)[:, :, None] + np.arange(k)
-                prod = cal[:, :, None] * cal[:, None, :]
-                self.m2 += np.bincount(idx.reshape(rows * k * k), weights=prod.ravel(),
-                                       minlength=k * k * k).reshape(k, k, k)
-        if self.pos is not None and score_bin is not None:
-            n_bins = len(self.pos)
-            self.pos += np.bincount(score_bin, weights=cal[:, 1], minlength=n_bins)
-            self.neg += np.bincount(score_bin, weights=cal[:, 0], minlength=n_bins)
+            pos = neg = None
+            if self.pos is not None and score_bin is not None:
+                pos = np.bincount(score_bin, weights=p1, minlength=len(self.pos))
+                neg = np.bincount(score_bin, weights=cal[:, 0], minlength=len(self.pos))
+            self.add_binary(n, s1, s2, pos, neg)
+            return
+        rows = len(predicted)
+        base = (predicted * k)[:, None] + np.arange(k)
+        self.conf += np.bincount(base.ravel(), weights=cal.ravel(),
+                                 minlength=k * k).reshape(k, k)
+        if self.m2 is not None:
+            idx = (base * k)[:, :, None] + np.arange(k)
+            prod = cal[:, :, None] * cal[:, None, :]
+            self.m2 += np.bincount(idx.reshape(rows * k * k), weights=prod.ravel(),
+                                   minlength=k * k * k).reshape(k, k, k)
+
+    def add_binary(self, n: np.ndarray, s1: np.ndarray, s2: np.ndarray,
+                   pos: np.ndarray | None, neg: np.ndarray | None) -> None:
+        """Add a binary model's sums: rows, calibrated positive probability and its square
+        per predicted class; calibrated positive and negative mass per score bin."""
+        self.conf[:, 1] += s1
+        self.conf[:, 0] += n - s1
+        m2 = self.m2
+        m2[:, 1, 1] += s2
+        m2[:, 0, 1] += s1 - s2
+        m2[:, 1, 0] += s1 - s2
+        m2[:, 0, 0] += n - 2 * s1 + s2
+        if self.pos is not None and pos is not None and neg is not None:
+            self.pos += pos
+            self.neg += neg
 
     def add(self, other: ClassAcc) -> None:
         """Add another accumulator of the same shape."""
@@ -205,6 +214,14 @@ class RegAcc:
         self.ss += float(s.sum())
         self.sa2 += float((a * a).sum())
         self.ss2 += float((s * s).sum())
+
+    def add_sums(self, n: float, sa: float, ss: float, sa2: float, ss2: float) -> None:
+        """Add rows' sums: count, expected absolute and squared errors, their squares."""
+        self.n += n
+        self.sa += sa
+        self.ss += ss
+        self.sa2 += sa2
+        self.ss2 += ss2
 
     def add(self, other: RegAcc) -> None:
         """Add another accumulator."""

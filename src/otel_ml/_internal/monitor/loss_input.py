@@ -1,0 +1,108 @@
+"""The loss model's input columns of one call, kept for the fold (direct loss estimation).
+
+A regressor's call keeps only what its loss model reads, in the block form
+:meth:`~otel_ml._internal.reference.loss_model.LossModel.expected_block` evaluates: a
+``(numeric feature columns, rows)`` float block (the fold adds the predictions' row) and the
+raw values of the categorical columns. Read from the batch's converted matrix when the
+feature statistics made one (one gather of the columns, already transposed), else column by
+column; a private copy either way (the caller may reuse its arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from otel_ml._internal.reference.loss_model import PREDICTION, LossModel, numeric_values
+
+__all__ = ["LossColumns", "LossInput"]
+
+
+class LossInput(NamedTuple):
+    """One call's loss-model input.
+
+    Attributes:
+        block: ``(numeric feature columns, rows)`` float64, C-ordered, in the order of the
+            loss model's numeric columns without the prediction (NaN: absent or missing).
+        categorical: Per categorical model column, its raw values (``None``: absent).
+    """
+
+    block: np.ndarray
+    categorical: list[np.ndarray | None]
+
+
+class LossColumns:
+    """Reads a loss model's columns out of a call.
+
+    Args:
+        model: The loss model.
+        plan_of: The feature plan (``names``, ``index``, ``categorical``, ``n_features``) of
+            the batches' matrices, or ``None`` while unknown.
+        batch_of: Makes a batch over an input (to read its columns when there is no batch).
+    """
+
+    def __init__(self, model: LossModel, plan_of: Callable[[], Any],
+                 batch_of: Callable[[Any], Any]) -> None:
+        self._model = model
+        self._plan_of = plan_of
+        self._batch_of = batch_of
+        self._features = [n for n in model.numeric_names if n != PREDICTION]
+        #: ``(plan, the features' plan columns or None)``, replaced as one (calls race).
+        self._cached: tuple[Any, np.ndarray | None] = (None, None)
+
+    def read(self, n: int, batch: Any, x: Any) -> LossInput:
+        """The loss input of one call of ``n`` rows (the predictions' count)."""
+        matrix, index = self._matrix(batch, n)
+        if matrix is not None and index is not None:
+            block = matrix.T[index]  # one gather: (features, rows), C-ordered
+        else:
+            if batch is None and x is not None:
+                batch = self._batch_of(x)
+            block = np.empty((len(self._features), n))
+            for r, name in enumerate(self._features):
+                values = None if batch is None else batch.column(name)
+                block[r] = numeric_values(values) if values is not None and len(values) == n \
+                    else np.nan
+        cats: list[np.ndarray | None] = []
+        for name in self._model.categorical_names:
+            if batch is None and x is not None:
+                batch = self._batch_of(x)
+            values = None if batch is None else batch.column(name)
+            cats.append(np.array(values, copy=True) if values is not None else None)
+        return LossInput(block, cats)
+
+    def _matrix(self, batch: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The batch's float matrix in plan order and the features' columns in it, when every
+        model feature is a numeric plan column (``(None, None)``: read column by column)."""
+        plan = self._plan_of()
+        if plan is None:
+            return None, None
+        cached = self._cached
+        if cached[0] is not plan:
+            cached = self._cached = (plan, self._index_in(plan))
+        index = cached[1]
+        if index is None or batch is None:
+            return None, None
+        matrix = getattr(batch, "matrix", None)
+        values = None if matrix is None else matrix.values
+        if values is None:
+            # A single numeric row taken the short way is the plan's row itself.
+            values = batch.input if batch.matrix is None and batch.rows == 1 else None
+            if type(values) is not np.ndarray or values.dtype.kind not in "fiub" \
+                    or values.size != plan.n_features:
+                return None, None
+            values = values.reshape(1, -1).astype(np.float64, copy=False)
+        if values.ndim != 2 or values.shape != (n, plan.n_features):
+            return None, None
+        return values, index
+
+    def _index_in(self, plan: Any) -> np.ndarray | None:
+        index = []
+        for name in self._features:
+            c = plan.index.get(name)
+            if c is None or c >= plan.n_features or plan.categorical[c]:
+                return None
+            index.append(c)
+        return np.asarray(index, dtype=np.intp)
