@@ -430,17 +430,12 @@ def _scores(ref: BinnedReference, W: np.ndarray, n: np.ndarray
         Pe = np.maximum(P, PSI_EPSILON)
         Qe = np.maximum(Q, PSI_EPSILON)
         psi = np.where(valid, (Qe - Pe) * np.log(Qe / Pe), 0.0).sum(axis=1)
-        # Jensen-Shannon distance, base 2: with M = (P + Q) / 2 and t = (P - Q) / (P + Q),
-        # the divergence is sum(M f(t)) / (2 ln 2), f(t) = (1+t) ln(1+t) + (1-t) ln(1-t), even
-        # in t (so exactly symmetric in P and Q) and summed without the cancellation of two
-        # nearly equal KL terms (f(t) = t^2 + t^4/6 + t^6/15 + ... near 0).
+        # Jensen-Shannon distance, base 2: sum(M f(t)) / (2 ln 2), t = (P-Q)/(P+Q), f even (so
+        # exactly symmetric) and free of the cancellation of two nearly equal KL terms.
         M = (P + Q) / 2
-        t = np.where(M > 0, (P - Q) / np.where(M > 0, P + Q, 1.0), 0.0)
-        a = np.abs(t)
-        series = t * t * (1.0 + t * t * (1.0 / 6.0 + t * t / 15.0))
-        full = ((1 + a) * np.log1p(a)
-                + np.where(a < 1, (1 - a) * np.log1p(-a), 0.0))
-        f = np.where(a < 1e-3, series, full)
+        a = np.abs(np.where(M > 0, (P - Q) / np.where(M > 0, P + Q, 1.0), 0.0))
+        f = np.where(a < 1e-3, a * a * (1.0 + a * a * (1.0 / 6.0 + a * a / 15.0)),  # series
+                     (1 + a) * np.log1p(a) + np.where(a < 1, (1 - a) * np.log1p(-a), 0.0))
         jsd = (M * f).sum(axis=1) / (2 * math.log(2))
         js = np.sqrt(np.clip(jsd, 0.0, 1.0))
         # Hellinger.
