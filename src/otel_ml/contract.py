@@ -445,7 +445,8 @@ class Skip:
     TIMEOUT = "timeout"  # the challenger took longer than timeout_s (an async one is cancelled)
     SHAPE_MISMATCH = "shape_mismatch"  # another number of rows or columns than the champion's
     TYPE_MISMATCH = "type_mismatch"  # labels against numbers, or an unreadable result
-    ALL = (QUEUE_FULL, CHALLENGER_ERROR, TIMEOUT, SHAPE_MISMATCH, TYPE_MISMATCH)
+    OVER_BUDGET = "over_budget"  # the challenger's CPU budget (shadow max_share) was spent
+    ALL = (QUEUE_FULL, CHALLENGER_ERROR, TIMEOUT, SHAPE_MISMATCH, TYPE_MISMATCH, OVER_BUDGET)
 
 
 class Assignment:
