@@ -42,6 +42,25 @@ def test_token_bucket_refills_at_max_share_and_rests_exactly_the_deficit():
     assert budget.charged_s == pytest.approx(0.06 + 0.09 + 0.1 + 0.01)
 
 
+def test_only_jobs_that_competed_with_a_champion_call_are_charged():
+    clock = FakeClock()
+    budget = CpuBudget(0.1, window_s=1.0, clock=clock)
+    since = clock.now
+    clock.now += 0.01
+    assert budget.settle(0.5, since) == 0.0  # the champion was idle: free
+    assert (budget.free_s, budget.charged_s) == (0.5, 0.0)
+    budget.in_flight.append(None)  # a call runs as the job ends
+    assert budget.settle(0.05, since) == 0.0 and budget.charged_s == 0.05
+    budget.in_flight.pop()
+    budget.last_call = since + 0.005  # a call started during the job
+    budget.settle(0.05, since)
+    budget.last_call = since - 1.0
+    budget.settle(0.05, since, busy_at_start=True)  # a call ran when it started
+    assert budget.charged_s == pytest.approx(0.15)
+    assert budget.free_s == 0.5
+    assert budget.rest_s() == pytest.approx(0.5)  # 0.1 credit - 0.15 charged, at 0.1 s/s
+
+
 @pytest.mark.parametrize("share", [0.02, 0.05, 0.3])
 def test_saturated_worker_stays_within_max_share_over_any_stretch(share):
     """A simulated worker that always has work (jobs of random CPU cost, as a saturated caller

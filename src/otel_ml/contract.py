@@ -479,7 +479,8 @@ COMPARISON_METRICS: dict[str, MetricSpec] = {
         _m("ml.model.comparison.difference.squared", OC, "{difference}",
            "Sum over compared rows of (challenger - champion)^2.", *_PAIR),
         _m("ml.model.comparison.skipped", OC, "{pair}",
-           "Pairs not compared, by reason (queue full, challenger error, timeout, mismatch).",
+           "Pairs not compared, by reason (queue full, over the CPU budget, challenger error, "
+           "timeout, mismatch).",
            *_PAIR, A.REASON),
         _m("ml.model.comparison.duration", OC, "s",
            "Seconds each side spent on the compared pairs (mean latency = this / pairs).",

@@ -379,7 +379,7 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         max_share: CPU time the challenger's workers may spend competing with champion
             calls, as a share of wall time (0.05: 5% of one core), in (0, 1], or ``None`` for
             no limit. A token bucket refilled at ``max_share`` and holding ``max_share`` x
-            0.25 s; a job run while no champion call runs is free. While it is spent the
+            0.1 s; a job run while no champion call runs is free. While it is spent the
             workers rest and pairs are dropped and counted
             (``ml.model.comparison.skipped{ml_reason="over_budget"}``). Paced traffic, whose
             challenger work fits between calls, is never throttled; a saturated server loses

@@ -36,7 +36,7 @@ __all__ = ["CpuBudget", "DEFAULT_MAX_SHARE", "WINDOW_S", "check_max_share"]
 DEFAULT_MAX_SHARE = 0.05
 
 #: Seconds of credit the bucket holds at most (its burst is ``max_share * WINDOW_S``).
-WINDOW_S = 0.25
+WINDOW_S = 0.1
 
 #: A deficit smaller than this (CPU seconds) is rounding, not a reason to rest.
 _EPSILON_S = 1e-9
@@ -125,11 +125,12 @@ class CpuBudget:
         """Whether a champion call is running, or one started at or after ``since``."""
         return bool(self.in_flight) or self.last_call >= since
 
-    def settle(self, cpu_s: float, since: float) -> float:
+    def settle(self, cpu_s: float, since: float, busy_at_start: bool = False) -> float:
         """Account for a job that started at clock time ``since`` and used ``cpu_s``: charged
-        when it competed with the champion (:meth:`contended`), free otherwise. Returns the
-        seconds to rest."""
-        if self.contended(since):
+        when it competed with the champion (a call ran when it started, ``busy_at_start``, or
+        runs now or started since: :meth:`contended`), free otherwise. Returns the seconds to
+        rest."""
+        if busy_at_start or self.contended(since):
             return self.charge(cpu_s)
         with self._lock:
             self.free_s += max(0.0, float(cpu_s))

@@ -146,6 +146,7 @@ class BoundedExecutor:
             idle = POLL_S
             cpu = time.thread_time()
             since = budget.now() if budget is not None else 0.0
+            busy = budget is not None and budget.contended(since)  # a call runs already
             try:
                 job()
             except BaseException as exc:  # a job is guarded; this is the last line
@@ -156,7 +157,7 @@ class BoundedExecutor:
                 if budget is not None:
                     used = time.thread_time() - cpu
                     time.sleep(0)  # yield the GIL: a request that waited for it starts its call
-                    budget.settle(used, since)
+                    budget.settle(used, since, busy)
 
     def _discard(self) -> None:
         """Drop the waiting jobs (the budget is spent) and report how many."""
