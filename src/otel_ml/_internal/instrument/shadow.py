@@ -195,9 +195,10 @@ class Shadow:
         try:
             if self.sample < 1.0 and random.random() >= self.sample:
                 return
-            # Dropped before anything is copied: the budget is spent, or the queue is full.
+            # Dropped before anything is copied: the budget is spent (one pair may wait for
+            # the worker's return, so that it has work without polling), or the queue is full.
             budget = self.budget
-            if budget is not None and budget.resting(now):
+            if budget is not None and budget.resting(now) and self.executor.waiting:
                 self._tally.skip(Skip.OVER_BUDGET)
                 return
             if self.executor.full:
@@ -377,10 +378,10 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         timeout_s: A challenger call longer than this is counted as ``timeout`` instead of
             compared (an async challenger is cancelled).
         max_share: CPU time the challenger's workers may spend competing with champion
-            calls, as a share of wall time (0.05: 5% of one core), in (0, 1], or ``None`` for
-            no limit. A token bucket refilled at ``max_share`` and holding ``max_share`` x
-            0.1 s; a job run while no champion call runs is free. While it is spent the
-            workers rest and pairs are dropped and counted
+            calls, as a share of wall time (default 0.03: 3% of one core), in (0, 1], or
+            ``None`` for no limit. A token bucket refilled at ``max_share`` and holding
+            ``max_share`` x 1 s; a job run while no champion call runs is free. While it
+            is spent the workers rest and pairs are dropped and counted
             (``ml.model.comparison.skipped{ml_reason="over_budget"}``). Paced traffic, whose
             challenger work fits between calls, is never throttled; a saturated server loses
             about this share of its time to the challenger.

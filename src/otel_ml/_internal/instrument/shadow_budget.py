@@ -10,13 +10,16 @@ burst a quiet server may spend at once).
 After each job the worker measures the CPU time its thread used (``time.thread_time``: the
 challenger, its monitor and the comparison; time spent waiting, sleeping or in I/O costs
 nothing). The job is charged that time when it competed with the champion: a champion call
-was running when it started or ended, or one started meanwhile (the worker yields the GIL once
-after the job, so that a request which waited for it starts its call and is seen). A job run
-while the champion was idle costs the caller nothing and is not charged: paced traffic, whose
-challenger work fits between requests, is never throttled and every pair is compared. While
-the credit is negative the worker rests (sleeps, holding no GIL) until it is back at zero; the
-jobs waiting are discarded and the callers drop the pairs they would have queued (counted as
-``ml.reason="over_budget"``) instead of copying their inputs.
+was running when it started or ended, or one started meanwhile. A job run while the champion
+was idle costs the caller nothing and is not charged: paced traffic, whose challenger work fits
+between requests, is never throttled and every pair is compared. (A request that waits for the
+GIL before its call has started is not seen: a lightly loaded server whose challenger is far
+slower than its champion may be throttled later than it should.) While the credit is negative
+the worker rests (sleeps, holding no GIL) until it is back at zero; the jobs waiting are
+discarded and the callers drop the pairs they would have queued (counted as
+``ml.reason="over_budget"``) instead of copying their inputs, except one that waits for the
+worker's return (so that it finds work without polling: each wake-up costs the caller a GIL
+hand-over).
 
 Over any stretch of ``T`` seconds the workers therefore spend at most
 ``max_share * (T + window_s)`` CPU seconds (plus one job each) competing with the champion: on a
@@ -32,11 +35,12 @@ from collections.abc import Callable
 
 __all__ = ["CpuBudget", "DEFAULT_MAX_SHARE", "WINDOW_S", "check_max_share"]
 
-#: ``shadow(max_share=...)`` by default: 5% of a core.
-DEFAULT_MAX_SHARE = 0.05
+#: ``shadow(max_share=...)`` by default: 3% of a core (its mean cost to a saturated champion, with
+#: the GIL hand-overs around each job, measured at about 5-8%: benchmarks/versions.py).
+DEFAULT_MAX_SHARE = 0.03
 
 #: Seconds of credit the bucket holds at most (its burst is ``max_share * WINDOW_S``).
-WINDOW_S = 0.1
+WINDOW_S = 1.0
 
 #: A deficit smaller than this (CPU seconds) is rounding, not a reason to rest.
 _EPSILON_S = 1e-9

@@ -87,6 +87,11 @@ class BoundedExecutor:
             return len(self._jobs) + self._running
 
     @property
+    def waiting(self) -> int:
+        """Jobs queued, not yet running."""
+        return len(self._jobs)
+
+    @property
     def full(self) -> bool:
         """Whether ``submit`` would refuse now (a cheap check before building a job)."""
         return self._closed or len(self._jobs) >= self.max_queue
@@ -155,9 +160,7 @@ class BoundedExecutor:
                 with self._lock:
                     self._running -= 1
                 if budget is not None:
-                    used = time.thread_time() - cpu
-                    time.sleep(0)  # yield the GIL: a request that waited for it starts its call
-                    budget.settle(used, since, busy)
+                    budget.settle(time.thread_time() - cpu, since, busy)
 
     def _discard(self) -> None:
         """Drop the waiting jobs (the budget is spent) and report how many."""
