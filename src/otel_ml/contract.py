@@ -445,7 +445,8 @@ class Skip:
     TIMEOUT = "timeout"  # the challenger took longer than timeout_s (an async one is cancelled)
     SHAPE_MISMATCH = "shape_mismatch"  # another number of rows or columns than the champion's
     TYPE_MISMATCH = "type_mismatch"  # labels against numbers, or an unreadable result
-    ALL = (QUEUE_FULL, CHALLENGER_ERROR, TIMEOUT, SHAPE_MISMATCH, TYPE_MISMATCH)
+    OVER_BUDGET = "over_budget"  # the challenger's CPU budget (shadow max_share) was spent
+    ALL = (QUEUE_FULL, CHALLENGER_ERROR, TIMEOUT, SHAPE_MISMATCH, TYPE_MISMATCH, OVER_BUDGET)
 
 
 class Assignment:
@@ -478,7 +479,8 @@ COMPARISON_METRICS: dict[str, MetricSpec] = {
         _m("ml.model.comparison.difference.squared", OC, "{difference}",
            "Sum over compared rows of (challenger - champion)^2.", *_PAIR),
         _m("ml.model.comparison.skipped", OC, "{pair}",
-           "Pairs not compared, by reason (queue full, challenger error, timeout, mismatch).",
+           "Pairs not compared, by reason (queue full, over the CPU budget, challenger error, "
+           "timeout, mismatch).",
            *_PAIR, A.REASON),
         _m("ml.model.comparison.duration", OC, "s",
            "Seconds each side spent on the compared pairs (mean latency = this / pairs).",

@@ -261,7 +261,9 @@ class Scenario:
                     _classifier_truth(self.rng, val),
                     _shadow_champion(_features_only(val, SHADOW_FEATURES)),
                     task="classification")),
-            drift_window_s=120.0, slot_s=10.0, **providers)
+            drift_window_s=120.0, slot_s=10.0,
+            max_share=None,  # the test counts every pair: no CPU budget may drop one
+            **providers)
         self.split = otel_ml.split({"a": _shadow_champion, "b": _shadow_challenger}, name=SPLIT,
                                    key="user_id", task="classification", drift_window_s=120.0,
                                    slot_s=10.0, **providers)

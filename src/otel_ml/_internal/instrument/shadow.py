@@ -11,6 +11,11 @@ id so that labels join to both), then compares the two results
 Whatever the challenger does (raise, hang, return another shape, run slowly) is counted there
 and never reaches the caller.
 
+The workers share a :class:`~otel_ml._internal.instrument.shadow_budget.CpuBudget`
+(``max_share`` of a core by default): while it is spent they rest and the caller drops its pairs
+(reason ``over_budget``) before copying anything, so a saturated server pays for the
+challenger with at most that share of its time.
+
 Inputs and results that are numpy arrays, pandas or polars objects, lists or dicts are copied
 (shallowly for lists and dicts) before they are queued, so a caller that reuses its buffers
 and a challenger that writes into its input do not disturb each other.
@@ -37,6 +42,11 @@ from otel_ml._internal.instrument.comparisons import Comparison, ComparisonRepor
 from otel_ml._internal.instrument.model_monitor import ModelMonitor
 from otel_ml._internal.instrument.proxy import ModelProxy
 from otel_ml._internal.instrument.recorder import Target
+from otel_ml._internal.instrument.shadow_budget import (
+    DEFAULT_MAX_SHARE,
+    CpuBudget,
+    check_max_share,
+)
 from otel_ml._internal.instrument.shadow_executor import BoundedExecutor, run_coroutine
 from otel_ml._internal.instrument.wrappers import declares_parameter
 from otel_ml._internal.stats.comparison import compare_outputs
@@ -74,11 +84,13 @@ class Shadow:
         challenger_monitor: The challenger's monitor.
         comparison: The pair (its ``tally`` holds the counters).
         executor: The bounded executor running the challenger.
+        budget: The workers' CPU budget, or ``None`` (no limit).
     """
 
     def __init__(self, champion: Callable[..., Any], challenger: Callable[..., Any], *,
                  monitor: ModelMonitor, challenger_monitor: ModelMonitor, method: str,
                  sample: float, max_queue: int, workers: int, timeout_s: float,
+                 max_share: float | None = DEFAULT_MAX_SHARE,
                  meter_provider: Any = None) -> None:
         if not 0.0 <= float(sample) <= 1.0:
             raise ValueError(f"sample must be within [0, 1], got {sample!r}")
@@ -91,9 +103,12 @@ class Shadow:
         self.challenger_monitor = challenger_monitor
         self.sample = float(sample)
         self.timeout_s = float(timeout_s)
-        self.executor = BoundedExecutor(max_queue, workers)
+        share = check_max_share(max_share)
+        self.budget = None if share is None else CpuBudget(share)
         self.comparison = Comparison(monitor, challenger_monitor, "shadow", meter_provider)
         self._tally = self.comparison.tally
+        self.executor = BoundedExecutor(max_queue, workers, budget=self.budget,
+                                        on_discard=self._over_budget)
         self._target = Target(f"ml.{method} {monitor.name}", "auto")
         self._challenger_target = Target(f"ml.{method} {challenger_monitor.name}", "auto")
         id_arg = monitor.settings.prediction_id_arg
@@ -118,18 +133,26 @@ class Shadow:
         recorder = self.monitor.recorder
         if recorder.switch.off:
             return self._champion(*args, **kwargs)
-        call = recorder.begin(self._target, args, kwargs, user_id, cpu=True)
-        start = default_timer()
+        budget = self.budget
+        if budget is not None:  # the challenger's work now competes with a call
+            budget.in_flight.append(None)
+            budget.last_call = default_timer()
         try:
-            result = self._champion(*args, **kwargs)
-        except BaseException as exc:
-            recorder.end(call, None, exc)
-            raise
-        elapsed = default_timer() - start
-        self._mark(call, Role.CHAMPION)
-        recorder.end(call, result, None)
-        self._submit(call, args, kwargs, result, elapsed)
-        return result
+            call = recorder.begin(self._target, args, kwargs, user_id, cpu=True)
+            start = default_timer()
+            try:
+                result = self._champion(*args, **kwargs)
+            except BaseException as exc:
+                recorder.end(call, None, exc)
+                raise
+            end = default_timer()
+            self._mark(call, Role.CHAMPION)
+            recorder.end(call, result, None)
+            self._submit(call, args, kwargs, result, end - start, end)
+            return result
+        finally:
+            if budget is not None:
+                budget.in_flight.pop()
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
         """:meth:`call` for a coroutine function champion."""
@@ -137,18 +160,26 @@ class Shadow:
         recorder = self.monitor.recorder
         if recorder.switch.off:
             return await self._champion(*args, **kwargs)
-        call = recorder.begin(self._target, args, kwargs, user_id, cpu=False)
-        start = default_timer()
+        budget = self.budget
+        if budget is not None:  # the challenger's work now competes with a call
+            budget.in_flight.append(None)
+            budget.last_call = default_timer()
         try:
-            result = await self._champion(*args, **kwargs)
-        except BaseException as exc:
-            recorder.end(call, None, exc)
-            raise
-        elapsed = default_timer() - start
-        self._mark(call, Role.CHAMPION)
-        recorder.end(call, result, None)
-        self._submit(call, args, kwargs, result, elapsed)
-        return result
+            call = recorder.begin(self._target, args, kwargs, user_id, cpu=False)
+            start = default_timer()
+            try:
+                result = await self._champion(*args, **kwargs)
+            except BaseException as exc:
+                recorder.end(call, None, exc)
+                raise
+            end = default_timer()
+            self._mark(call, Role.CHAMPION)
+            recorder.end(call, result, None)
+            self._submit(call, args, kwargs, result, end - start, end)
+            return result
+        finally:
+            if budget is not None:
+                budget.in_flight.pop()
 
     @staticmethod
     def _mark(call: Any, role: str) -> None:
@@ -159,9 +190,19 @@ class Shadow:
         except Exception as exc:
             internal_error("shadow", exc)
 
-    def _submit(self, call: Any, args: tuple, kwargs: dict, result: Any, elapsed: float) -> None:
+    def _submit(self, call: Any, args: tuple, kwargs: dict, result: Any, elapsed: float,
+                now: float) -> None:
         try:
             if self.sample < 1.0 and random.random() >= self.sample:
+                return
+            # Dropped before anything is copied: the budget is spent (one pair may wait for
+            # the worker's return, so that it has work without polling), or the queue is full.
+            budget = self.budget
+            if budget is not None and budget.resting(now) and self.executor.waiting:
+                self._tally.skip(Skip.OVER_BUDGET)
+                return
+            if self.executor.full:
+                self._tally.skip(Skip.QUEUE_FULL)
                 return
             args = tuple([_snapshot(a) for a in args])
             kwargs = {k: _snapshot(v) for k, v in kwargs.items()} if kwargs else kwargs
@@ -176,6 +217,10 @@ class Shadow:
             internal_error("shadow", exc)
 
     # ------------------------------------------------------------------ the worker
+    def _over_budget(self, dropped: int) -> None:
+        for _ in range(dropped):
+            self._tally.skip(Skip.OVER_BUDGET)
+
     def _run(self, args: tuple, kwargs: dict, result: Any, champion_ctx: Any,
              prediction_id: str | None, champion_s: float) -> None:
         recorder = self.challenger_monitor.recorder
@@ -312,7 +357,8 @@ def _wrapper(s: Shadow, is_async: bool) -> Callable[..., Any]:
 
 def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
            challenger_version: str, sample: float = 1.0, max_queue: int = 1000,
-           workers: int = 1, timeout_s: float = 30.0, monitor: ModelMonitor | None = None,
+           workers: int = 1, timeout_s: float = 30.0,
+           max_share: float | None = DEFAULT_MAX_SHARE, monitor: ModelMonitor | None = None,
            tracer_provider: trace.TracerProvider | None = None,
            meter_provider: Any = None, **options: Any) -> Any:
     """Run ``challenger`` in shadow of ``champion``: the caller gets the champion's result.
@@ -331,6 +377,14 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         workers: Background threads running the challenger.
         timeout_s: A challenger call longer than this is counted as ``timeout`` instead of
             compared (an async challenger is cancelled).
+        max_share: CPU time the challenger's workers may spend competing with champion
+            calls, as a share of wall time (default 0.03: 3% of one core), in (0, 1], or
+            ``None`` for no limit. A token bucket refilled at ``max_share`` and holding
+            ``max_share`` x 1 s; a job run while no champion call runs is free. While it
+            is spent the workers rest and pairs are dropped and counted
+            (``ml.model.comparison.skipped{ml_reason="over_budget"}``). Paced traffic, whose
+            challenger work fits between calls, is never throttled; a saturated server loses
+            about this share of its time to the challenger.
         monitor: The champion's monitor when it exists already (its name and version must be
             ``name`` and ``champion_version``); ``options`` then configure the challenger's.
         tracer_provider: Provider to use instead of the global one.
@@ -344,9 +398,11 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
         proxy of it whose ``predict`` runs the pair.
 
     Raises:
-        TypeError: A side is not callable, or the kinds differ (function and object).
+        TypeError: A side is not callable, the kinds differ (function and object), or
+            ``max_share`` is not a number.
         ValueError: Equal versions, or an option out of range.
     """
+    check_max_share(max_share)  # before any monitor exists
     if champion_version == challenger_version:
         raise ValueError(f"champion and challenger need different versions, both are "
                          f"{champion_version!r}")
@@ -367,7 +423,7 @@ def shadow(champion: Any, challenger: Any, *, name: str, champion_version: str,
     pair = Shadow(champion_fn, challenger_fn, monitor=monitor,
                   challenger_monitor=challenger_monitor, method="predict", sample=sample,
                   max_queue=max_queue, workers=workers, timeout_s=timeout_s,
-                  meter_provider=meter_provider)
+                  max_share=max_share, meter_provider=meter_provider)
     if is_object:
         return ShadowModel(champion, pair)
     wrapped = ShadowFunction(champion, _wrapper(pair, inspect.iscoroutinefunction(champion)))

@@ -11,6 +11,12 @@ challenger starts up to one poll interval later, which nobody waits for. Each wo
 own event loop for coroutine jobs, so an async challenger never runs on the caller's loop. A
 job that hangs holds one worker: the queue fills and further jobs are dropped, which bounds
 memory whatever the traffic.
+
+With a :class:`~otel_ml._internal.instrument.shadow_budget.CpuBudget`, each job's CPU time
+(``time.thread_time`` of the worker) is settled with it (charged when the job competed with a
+champion call), and a worker whose budget is spent rests
+(sleeps, releasing the GIL) before it takes the next job; the jobs waiting then are discarded
+and reported to ``on_discard`` (work the budget cannot serve does not pile up to run later).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from otel_ml._internal.core.log import internal_error
+from otel_ml._internal.instrument.shadow_budget import CpuBudget
 
 __all__ = ["BoundedExecutor", "run_coroutine"]
 
@@ -50,9 +57,13 @@ class BoundedExecutor:
         max_queue: Jobs waiting at most (beyond it ``submit`` refuses).
         workers: Worker threads.
         name: Thread name prefix.
+        budget: The CPU budget the workers' jobs are charged to, or ``None`` (no limit).
+        on_discard: Called with the number of waiting jobs discarded when the budget is spent.
     """
 
-    def __init__(self, max_queue: int, workers: int = 1, name: str = "otel-ml-shadow") -> None:
+    def __init__(self, max_queue: int, workers: int = 1, name: str = "otel-ml-shadow",
+                 budget: CpuBudget | None = None,
+                 on_discard: Callable[[int], None] | None = None) -> None:
         if not isinstance(max_queue, int) or max_queue < 1:
             raise ValueError(f"max_queue must be an integer >= 1, got {max_queue!r}")
         if not isinstance(workers, int) or workers < 1:
@@ -60,6 +71,8 @@ class BoundedExecutor:
         self.max_queue = max_queue
         self.workers = workers
         self._name = name
+        self.budget = budget
+        self._on_discard = on_discard
         self._jobs: deque[Callable[[], None]] = deque()
         self._lock = threading.Lock()  # workers only: popping a job and counting it running
         self._running = 0
@@ -72,6 +85,16 @@ class BoundedExecutor:
         """Jobs queued or running."""
         with self._lock:
             return len(self._jobs) + self._running
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued, not yet running."""
+        return len(self._jobs)
+
+    @property
+    def full(self) -> bool:
+        """Whether ``submit`` would refuse now (a cheap check before building a job)."""
+        return self._closed or len(self._jobs) >= self.max_queue
 
     def submit(self, job: Callable[[], None]) -> bool:
         """Queue ``job`` unless the queue is full or the executor closed; never waits."""
@@ -110,7 +133,14 @@ class BoundedExecutor:
 
     def _work(self) -> None:
         idle = POLL_S
+        budget = self.budget
         while True:
+            if budget is not None:
+                rest = budget.rest_s()
+                if rest > 0.0:
+                    self._discard()
+                    time.sleep(rest)  # over budget: the GIL is the caller's meanwhile
+                    continue
             job = self._take()
             if job is None:
                 if self._closed:
@@ -119,6 +149,9 @@ class BoundedExecutor:
                 idle = min(idle * 2, IDLE_POLL_S)
                 continue
             idle = POLL_S
+            cpu = time.thread_time()
+            since = budget.now() if budget is not None else 0.0
+            busy = budget is not None and budget.contended(since)  # a call runs already
             try:
                 job()
             except BaseException as exc:  # a job is guarded; this is the last line
@@ -126,6 +159,25 @@ class BoundedExecutor:
             finally:
                 with self._lock:
                     self._running -= 1
+                if budget is not None:
+                    budget.settle(time.thread_time() - cpu, since, busy)
+
+    def _discard(self) -> None:
+        """Drop the waiting jobs (the budget is spent) and report how many."""
+        dropped = 0
+        with self._lock:
+            jobs = self._jobs
+            while True:
+                try:
+                    jobs.popleft()
+                except IndexError:
+                    break
+                dropped += 1
+        if dropped and self._on_discard is not None:
+            try:
+                self._on_discard(dropped)
+            except Exception as exc:
+                internal_error("shadow", exc)
 
     def drain(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued job ran (tests, shutdown); True when drained in time."""
