@@ -15,6 +15,7 @@ from otel_ml.integrations.partitions import (
     ALL_ROWS,
     ProfileSpec,
     merge_tree,
+    profile_chunks,
     profile_exactly,
     profile_partition,
 )
@@ -127,3 +128,26 @@ def test_an_overstated_expected_rows_option_falls_back_to_the_plain_profile() ->
     overstated = ProfileSpec(options={"sample_size": 100, "expected_rows": 10**9})
     got = profile_exactly(_run(frames), overstated)
     assert_same_reference(got.reference, profile_exactly(_run(frames), spec).reference)
+
+
+@pytest.mark.parametrize("sample_size", [500, 5000])
+def test_a_partition_profiled_in_slices(sample_size: int) -> None:
+    """Dask profiles a partition in slices of 100,000 rows: the same profile as whole when the
+    rows fit the sample; beyond it another uniform sample (the builder's columns share one key
+    stream, drawn slice by slice), with the same counts and moments, and the same on a retry."""
+    frame = pd.DataFrame(load_breast_cancer().data[:, :5], columns=[f"f{i}" for i in range(5)])
+    frame = pd.concat([frame] * 8, ignore_index=True)  # 4,552 rows
+    spec = ProfileSpec(options={"sample_size": sample_size})
+
+    def sliced() -> Reference:
+        chunks = (frame.iloc[i:i + 700] for i in range(0, len(frame), 700))
+        return profile_chunks(chunks, spec, 3).references().reference
+
+    whole = profile_partition(frame, spec, 3).references().reference
+    got = sliced()
+    assert got.to_dict() == sliced().to_dict()  # a retried partition gives the same profile
+    if sample_size >= len(frame):
+        assert_same_reference(got, whole)  # moments within rounding (summation order)
+    for name, profile in got.features.items():
+        assert profile.count == whole.features[name].count
+        assert profile.mean == pytest.approx(whole.features[name].mean, rel=1e-12)

@@ -19,12 +19,15 @@ from otel_ml.integrations.partitions import (
     PartitionProfile,
     Profiles,
     ProfileSpec,
+    profile_chunks,
     profile_exactly,
-    profile_partition,
 )
 from otel_ml.integrations.scoring import BatchState, ScoringSpec, score_partition
 
 __all__ = ["monitor", "partition_profiles", "profile", "profile_segments"]
+
+#: Rows profiled at a time within a partition.
+_CHUNK_ROWS = 100_000
 
 
 def profile(ddf: Any, predictions: str | None = None, labels: str | None = None, *,
@@ -60,7 +63,7 @@ def profile_segments(ddf: Any, segment_by: str, predictions: str | None = None,
 
 def partition_profiles(ddf: Any, spec: ProfileSpec) -> PartitionProfile:
     """Profile each partition of ``ddf`` and merge them in a tree of tasks; the result."""
-    return _tree(ddf, profile_partition, spec)
+    return _tree(ddf, _profile_in_chunks, spec)
 
 
 def monitor(ddf: Any, predict_fn: Callable[[Any], Any], *, monitor: ModelMonitor,
@@ -97,6 +100,15 @@ def _tree(ddf: Any, each: Callable[[Any, Any, int], Any], spec: Any) -> Any:
         level = nxt
     (result,) = dask.compute(level[0])
     return result
+
+
+def _profile_in_chunks(frame: Any, spec: ProfileSpec, partition: int) -> PartitionProfile:
+    """``profile_partition`` over slices of ``_CHUNK_ROWS`` rows: chunk-sized temporaries
+    instead of partition-sized ones (as Spark's Arrow batches and the files' chunks). The
+    profile is that of the whole partition when its rows fit the sample, and otherwise
+    another uniform sample of them (keys are drawn slice by slice), the same on every retry."""
+    starts = range(0, len(frame), _CHUNK_ROWS) if len(frame) else [0]  # empty: still seen
+    return profile_chunks((frame.iloc[i:i + _CHUNK_ROWS] for i in starts), spec, partition)
 
 
 def _merge(a: Any, b: Any) -> Any:
