@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
