@@ -176,6 +176,9 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None,
     predict = shadow(service.predict, challenger.predict, name=MODEL_NAME,
                      champion_version=MODEL_VERSION, challenger_version=CHALLENGER_VERSION,
                      monitor=monitor, sample=0.0, task="classification", reference=reference,
+                     # Every pair compared (no CPU budget): the phase shows the known agreement,
+                     # and on a busy machine a budget would leave too few pairs to show it.
+                     max_share=None,
                      statistics=False,  # its calls and labels only: collection stays cheap
                      drift_window_s=window, slot_s=window / 6,
                      tracer_provider=tracer_provider, meter_provider=meter_provider)
