@@ -134,9 +134,8 @@ class Shadow:
         if recorder.switch.off:
             return self._champion(*args, **kwargs)
         budget = self.budget
-        if budget is not None:  # the challenger's work now competes with a call
-            budget.in_flight.append(None)
-            budget.last_call = default_timer()
+        if budget is not None:
+            budget.call_started()
         try:
             call = recorder.begin(self._target, args, kwargs, user_id, cpu=True)
             start = default_timer()
@@ -152,7 +151,7 @@ class Shadow:
             return result
         finally:
             if budget is not None:
-                budget.in_flight.pop()
+                budget.call_ended()
 
     async def call_async(self, args: tuple, kwargs: dict) -> Any:
         """:meth:`call` for a coroutine function champion."""
@@ -161,9 +160,8 @@ class Shadow:
         if recorder.switch.off:
             return await self._champion(*args, **kwargs)
         budget = self.budget
-        if budget is not None:  # the challenger's work now competes with a call
-            budget.in_flight.append(None)
-            budget.last_call = default_timer()
+        if budget is not None:
+            budget.call_started()
         try:
             call = recorder.begin(self._target, args, kwargs, user_id, cpu=False)
             start = default_timer()
@@ -179,7 +177,7 @@ class Shadow:
             return result
         finally:
             if budget is not None:
-                budget.in_flight.pop()
+                budget.call_ended()
 
     @staticmethod
     def _mark(call: Any, role: str) -> None:

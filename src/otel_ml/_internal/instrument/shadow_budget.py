@@ -78,8 +78,8 @@ class CpuBudget:
         charged_s: CPU seconds charged since start (jobs that competed with the champion).
         free_s: CPU seconds of jobs run while the champion was idle (not charged).
         resume_at: Clock time until which the workers rest (callers drop meanwhile).
-        in_flight: One entry per champion call running (appended and popped by the caller:
-            list operations are atomic).
+        in_flight: One entry per champion call running (:meth:`call_started` and
+            :meth:`call_ended`: list operations are atomic, no lock on the caller's path).
         last_call: Clock time the latest champion call started.
     """
 
@@ -124,6 +124,15 @@ class CpuBudget:
     def now(self) -> float:
         """The budget's clock."""
         return self._clock()
+
+    def call_started(self) -> None:
+        """A champion call starts: the challenger's work now competes with it."""
+        self.in_flight.append(None)
+        self.last_call = self._clock()
+
+    def call_ended(self) -> None:
+        """The champion call that :meth:`call_started` announced has returned or raised."""
+        self.in_flight.pop()
 
     def contended(self, since: float) -> bool:
         """Whether a champion call is running, or one started at or after ``since``."""
