@@ -147,8 +147,39 @@ def test_window_expires_and_memory_does_not_grow_with_traffic():
     for _ in range(50):
         mv.observe(ingest.prepare(cur, None, segment=None, output="auto"))
     sums = mv.windows()["features"]
-    assert set(sums) == {"__all__"} and sums["__all__"][0] == 50 * 135
+    # Every 2nd row (135) until the slot holds 1,024 rows (8 calls), then every 9th (30).
+    assert set(sums) == {"__all__"} and sums["__all__"][0] == 8 * 135 + 42 * 30
     assert not mv.report()["multivariate"][None]["features"]["reconstruction_error"]["drifted"]
+
+
+def test_busy_slots_read_fewer_rows_per_batch_per_segment_and_slot():
+    ref, cur = _split()
+    reference = Reference.from_data(ref)
+    settings = Settings.create("cancer", drift_window_s=60, slot_s=10)
+    ingest = FeatureIngest(settings, reference, lambda v: str(v))
+    now = [0.0]
+    mv = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: now[0])
+    batch = ingest.prepare(_flip(cur), None, segment="A", output="auto")
+    rows = []
+    for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0):
+        now[0] = t
+        before = mv.windows()["features"].get("A", np.zeros(3))[0]
+        mv.observe(batch)
+        rows.append(int(mv.windows()["features"]["A"][0] - before))
+    # Dense (135) until the slot [0, 10) holds 1,024 rows, sparse (30) after; a new slot at
+    # t=10 reads densely again.
+    assert rows == [135] * 8 + [30] * 2 + [135]
+    # Another segment in the same busy slot is read densely: its own count.
+    mv.observe(ingest.prepare(cur, None, segment="B", output="auto"))
+    assert mv.windows()["features"]["B"][0] == 135
+    # The flip is still found in the busy slots' mixture of dense and sparse rows.
+    assert mv.report()["multivariate"]["A"]["features"]["reconstruction_error"]["drifted"]
+    # A batch job's partitions read every batch densely (what they read depends on their
+    # batches only, not on the order one process saw them in).
+    dense = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: 0.0, dense=True)
+    for _ in range(10):
+        dense.observe(batch)
+    assert dense.windows()["features"]["A"][0] == 10 * 135
 
 
 def test_no_projection_without_enough_numeric_features():

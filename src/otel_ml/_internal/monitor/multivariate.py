@@ -10,13 +10,16 @@ collection the window's mean is compared with the upper bound of reference windo
 same size (bootstrap, :meth:`Projection.upper`). The embeddings' projection (space
 ``"embedding"``) is watched the same way, from the errors the feature ingest computed.
 
-The features space costs a call little: a batch's sampled rows (at most
-:data:`_SAMPLE_ROWS`) are copied into a preallocated buffer with their segment and time slot,
-and projected together (one matrix product) when the buffer is full and at every read
-(collection, reports, state); they land in the slot of the call that brought them. Single
-rows and small batches are not copied again: they are read from the feature statistics' own
-row buffer when it is folded (:meth:`MultivariateDrift.rows_from`). Batches with per-row
-segments are projected on the call.
+The features space costs a call little: a batch's sampled rows are copied into a
+preallocated buffer with their segment and time slot, and projected together (one matrix
+product) when the buffer is full and at every read (collection, reports, state); they land in
+the slot of the call that brought them. A batch gives at most :data:`_SAMPLE_ROWS` rows (every
+k-th) until its segment has :data:`_DENSE_ROWS` rows in the current time slot, then at most
+:data:`_SPARSE_ROWS`: a quiet window keeps all the rows it can use, a busy one enough for a
+tight band (at least ``_DENSE_ROWS`` per slot) without paying for the rest. Single rows and
+small batches are not copied again: they are read from the feature statistics' own row buffer
+when it is folded (:meth:`MultivariateDrift.rows_from`). Batches with per-row segments are
+projected on the call.
 
 Memory: ``slots x segments x spaces x 3`` floats, independent of traffic and of the width.
 """
@@ -50,8 +53,13 @@ __all__ = ["QUANTITIES", "MultivariateDrift"]
 #: The two per-row quantities, as named in reports and metrics.
 QUANTITIES = ("reconstruction_error", "centroid_distance")
 #: Rows of one batch the feature space reads at most (every k-th row beyond; a batch's
-#: sample always fits the buffer).
+#: sample always fits the buffer) while its segment's current slot holds fewer than
+#: _DENSE_ROWS of them, and at most _SPARSE_ROWS after. Each row read costs a call about
+#: 50 ns (its copy and its share of the projection): a busy 1,000-row call reads 32 rows,
+#: not 256 (measured: 1.08x the call without multivariate drift at 256, within 3% at 32).
 _SAMPLE_ROWS = MIN_ROWS
+_DENSE_ROWS = 1024
+_SPARSE_ROWS = 32
 
 
 class _Space:
@@ -74,12 +82,16 @@ class MultivariateDrift:
         reference: The reference and its projections (nothing is watched without one).
         plan: The bin plan (where the projected features are in the batch's matrix).
         clock: Monotonic time in seconds.
+        dense: Read up to :data:`_SAMPLE_ROWS` rows of every batch, however many the slot
+            holds (a batch job's partitions: what they read then depends on their batches
+            only, not on the order a process saw them in).
     """
 
     def __init__(self, settings: Settings, reference: Reference | None, plan: BinPlan | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, dense: bool = False) -> None:
         self._name = settings.name
         self._clock = clock
+        self._dense_rows = math.inf if dense else _DENSE_ROWS
         self._ring = SlotRing(settings.slots, settings.slot_s)
         self._min_rows = THRESHOLDS.multivariate_min_rows
         self._spaces: list[_Space] = []
@@ -120,6 +132,8 @@ class MultivariateDrift:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._ring.reset()
+        self._sampled: dict[str, int] = {}  # rows read per segment in _sampled_slot
+        self._sampled_slot = -1
         for space in self._spaces:
             space.sums = {}
         first = self._spaces[0] if self._spaces else None
@@ -155,27 +169,39 @@ class MultivariateDrift:
                 continue  # read from the features' row buffer when it is folded
             m = batch.matrix
             if m is not None and m.values is not None:
-                # A systematic sample of at most _SAMPLE_ROWS rows per batch: the window's
-                # mean stays unbiased and its band is that of the rows used.
+                # A systematic sample of each batch (every step-th row): the window's mean
+                # stays unbiased and its band is that of the rows used.
+                slot = self._ring.slot_at(self._clock())
                 n = m.values.shape[0]
-                step = -(-n // _SAMPLE_ROWS) if n > _SAMPLE_ROWS else 1
+                cap = self._cap(seg, slot)
+                step = -(-n // cap) if n > cap else 1
                 values = m.values[::step] if step > 1 else m.values
+                self._sampled[seg] = self._sampled.get(seg, 0) + values.shape[0]
                 if space.columns is not None:
                     values = values[:, space.columns]
                 if batch.segments is not None:  # per-row segments: projected now
                     err, dist = space.projection.row_errors(values)
                     self._add(space, err, dist, seg, batch.segments[::step])
                 else:
-                    self._buffer(values, seg)
+                    self._buffer(values, seg, slot)
             elif batch.row_prediction is not None and batch.input is not None:
                 row = batch.input
                 if type(row) is not np.ndarray or row.ndim != 1:
                     row = np.asarray(row, dtype=np.float64).reshape(-1)
                 self._buffer(row if space.columns is None else row[space.columns], seg)
 
-    def _buffer(self, values: np.ndarray, seg: str) -> None:
+    def _cap(self, seg: str, slot: int) -> int:
+        """Rows a batch of segment ``seg`` reads at most now (see :data:`_DENSE_ROWS`)."""
+        if slot != self._sampled_slot:  # a new slot: every segment reads densely again
+            self._sampled = {}
+            self._sampled_slot = slot
+        return _SAMPLE_ROWS if self._sampled.get(seg, 0) < self._dense_rows else _SPARSE_ROWS
+
+    def _buffer(self, values: np.ndarray, seg: str, slot: int | None = None) -> None:
         """Copy one row (``(width,)``) or a block (``(n, width)``) into the buffer."""
-        full = self._pending.put(values, seg, self._ring.slot_at(self._clock()))
+        if slot is None:
+            slot = self._ring.slot_at(self._clock())
+        full = self._pending.put(values, seg, slot)
         if full is not None:
             self._fold(full)
 

@@ -52,7 +52,7 @@ class PartitionMonitor:
         self._outcomes: OutcomeAnalysis | None = None  # made at the first labels
         self._errors = ErrorTally(ERROR_BUCKETS)
         self._features = FeatureStatistics(local, self._ingest)
-        self._multivariate = MultivariateDrift(local, reference, self._ingest.plan)
+        self._multivariate = MultivariateDrift(local, reference, self._ingest.plan, dense=True)
 
     def observe(self, x: Any, predictions: Any = None) -> None:
         """Count one batch of inputs and predictions, as ``ModelMonitor.observe`` does."""
