@@ -194,8 +194,15 @@ def test_a_regressor_call_keeps_only_the_loss_model_columns(regression):
     assert len(pending) == 1
     kept = pending[0].inputs
     loss = ref.estimation.loss
-    assert kept.block.shape == (len(loss.numeric_names) - 1, 500)  # the features, not 37
+    assert kept.block.shape == (len(loss.numeric_names), 500)  # the model's, not 37 + 1
     assert [c.shape for c in kept.categorical] == [(500,)]
+    # The rows lie in the monitor's arena (prediction first), not in a block of their own.
+    arena = monitor._outcomes._estimation._arena
+    assert kept.start == 0 and arena.used == 500
+    assert np.shares_memory(kept.block, arena.block)
+    np.testing.assert_array_equal(kept.block[0], pred[:500])
+    names = [n for n in loss.numeric_names if n != "__prediction__"]
+    np.testing.assert_array_equal(kept.block[1:], wide[names].iloc[:500].to_numpy(dtype=float).T)
 
 
 def test_fold_scratch_is_bounded_by_the_chunk(binary):
