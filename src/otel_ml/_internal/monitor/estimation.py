@@ -5,8 +5,9 @@ confusion matrix, expected errors, their variances: PromQL computes the estimate
 window, per segment, across replicas) and into a ring of time slots (the in-process
 estimates and bands of ``performance_report().estimated``).
 
-The call itself only keeps a copy of its predictions (and, for the loss model, the columns
-it reads: :mod:`~otel_ml._internal.monitor.loss_input`) with its time slot; the work is done
+The call itself only keeps a copy of its predictions (a regressor: with the columns its loss
+model reads, :mod:`~otel_ml._internal.monitor.loss_input`, written side by side into a reused
+:class:`~otel_ml._internal.monitor.loss_arena.LossArena`) with its time slot; the work is done
 when the pending calls are folded in (:mod:`~otel_ml._internal.monitor.estimation_fold`): at
 collection, for a report, or by the call that brings more than :data:`MAX_PENDING_ROWS` rows
 pending (memory stays bounded). Folding is vectorised over all the pending rows of a time
