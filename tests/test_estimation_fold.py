@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from otel_ml import ModelMonitor, Reference
 from otel_ml._internal.core.scratch import Scratch
-from otel_ml._internal.monitor import estimation_fold
+from otel_ml._internal.monitor import estimation_fold, loss_arena
 from otel_ml._internal.reference.loss_model import PREDICTION
 from otel_ml._internal.reference.score_table import ScoreTable
 from otel_ml._internal.stats.estimation import ClassAcc
@@ -194,8 +194,42 @@ def test_a_regressor_call_keeps_only_the_loss_model_columns(regression):
     assert len(pending) == 1
     kept = pending[0].inputs
     loss = ref.estimation.loss
-    assert kept.block.shape == (len(loss.numeric_names) - 1, 500)  # the features, not 37
+    assert kept.block.shape == (len(loss.numeric_names), 500)  # the model's, not 37 + 1
     assert [c.shape for c in kept.categorical] == [(500,)]
+    # The rows lie in the monitor's arena (prediction first), not in a block of their own.
+    arena = monitor._outcomes._estimation._arena
+    assert kept.start == 0 and arena.used == 500
+    assert np.shares_memory(kept.block, arena.block)
+    np.testing.assert_array_equal(kept.block[0], pred[:500])
+    names = [n for n in loss.numeric_names if n != "__prediction__"]
+    np.testing.assert_array_equal(kept.block[1:], wide[names].iloc[:500].to_numpy(dtype=float).T)
+
+
+@pytest.mark.parametrize("most", [256, 1000, 4096])
+def test_a_regressor_folds_the_same_from_its_arena_and_past_it(regression, monkeypatch,
+                                                                most):
+    """Calls whose rows no longer fit the arena keep their own (the fold copies those in),
+    the arena grows by doubling up to its bound, and two folds in a row reuse the arenas:
+    every way gives one batch's estimates."""
+    ref, frame, pred = regression
+    whole = _monitor(ref, task="regression")
+    whole(lambda x, p: p)(frame.iloc[:2400], pred[:2400])
+    expected = whole.performance_report().estimated
+    monkeypatch.setattr(loss_arena, "MAX_ROWS", most)
+    monkeypatch.setattr(loss_arena, "START_ROWS", 64)
+    monitor = _monitor(ref, task="regression")
+    fn = monitor(lambda x, p: p)
+    est = monitor._outcomes._estimation
+    for i in range(0, 1200, 150):  # eight calls, then a fold, then eight more
+        fn(frame.iloc[i:i + 150], pred[i:i + 150])
+    starts = [item.inputs.start for item in est._pending]
+    assert starts == [s if s + 150 <= most else -1 for s in range(0, 1200, 150)]
+    assert est._arena.block.shape[1] <= most
+    monitor.performance_report()
+    assert est._spare.used == 0 and not est._pending
+    for i in range(1200, 2400, 150):
+        fn(frame.iloc[i:i + 150], pred[i:i + 150])
+    _close(expected, monitor.performance_report().estimated)
 
 
 def test_fold_scratch_is_bounded_by_the_chunk(binary):

@@ -5,8 +5,9 @@ confusion matrix, expected errors, their variances: PromQL computes the estimate
 window, per segment, across replicas) and into a ring of time slots (the in-process
 estimates and bands of ``performance_report().estimated``).
 
-The call itself only keeps a copy of its predictions (and, for the loss model, the columns
-it reads: :mod:`~otel_ml._internal.monitor.loss_input`) with its time slot; the work is done
+The call itself only keeps a copy of its predictions (a regressor: with the columns its loss
+model reads, :mod:`~otel_ml._internal.monitor.loss_input`, written side by side into a reused
+:class:`~otel_ml._internal.monitor.loss_arena.LossArena`) with its time slot; the work is done
 when the pending calls are folded in (:mod:`~otel_ml._internal.monitor.estimation_fold`): at
 collection, for a report, or by the call that brings more than :data:`MAX_PENDING_ROWS` rows
 pending (memory stays bounded). Folding is vectorised over all the pending rows of a time
@@ -37,6 +38,7 @@ from otel_ml._internal.core.scratch import Scratch
 from otel_ml._internal.monitor.analysis import Collector
 from otel_ml._internal.monitor.estimation_fold import (Pending, fold_binary, fold_multiclass,
                                                        fold_regression)
+from otel_ml._internal.monitor.loss_arena import LossArena
 from otel_ml._internal.monitor.loss_input import LossColumns
 from otel_ml._internal.monitor.settings import Settings
 from otel_ml._internal.monitor.suspect_labels import SuspectLabels
@@ -124,19 +126,22 @@ class EstimationAnalysis:
         if not self.active or item.predictions is None or item.output in ("label", "score"):
             return
         try:
-            pred = np.array(item.predictions, copy=True)  # the caller may reuse its array
+            pred = np.asarray(item.predictions)
             if pred.dtype.kind == "O":
                 return
-            inputs = None
-            if self._columns is not None and pred.dtype.kind in "fiub":
+            slot, segments = self._ring.slot_at(self._clock()), self._segments(item)
+            regression = self._columns is not None and pred.dtype.kind in "fiub"
+            if regression:
                 if pred.ndim == 2 and pred.shape[1] == 1:
                     pred = pred[:, 0]
-                pred = pred.astype(np.float64, copy=False).reshape(-1)
-                inputs = self._columns.read(len(pred), item.batch, item.x)
-            pending = Pending(self._ring.slot_at(self._clock()), pred, self._segments(item),
-                              inputs)
+                pred = pred.reshape(-1)
+            else:
+                pred = np.array(pred, copy=True)  # the caller may reuse its array
             with self._pending_lock:
-                self._pending.append(pending)
+                inputs = None
+                if regression:  # the rows go into the arena (copied), in call order
+                    pred, inputs = self._arena.keep(pred, item.batch, item.x)
+                self._pending.append(Pending(slot, pred, segments, inputs))
                 self._pending_rows += max(1, pred.shape[0] if pred.ndim else 1)
                 full = self._pending_rows >= MAX_PENDING_ROWS
             if full:
@@ -154,6 +159,8 @@ class EstimationAnalysis:
         with self._fold_lock:
             with self._pending_lock:
                 items, self._pending, self._pending_rows = self._pending, [], 0
+                arena = self._arena  # calls fill the other one meanwhile
+                self._arena, self._spare = self._spare, arena
             start = 0
             while start < len(items):
                 end = start
@@ -161,18 +168,21 @@ class EstimationAnalysis:
                 while end < len(items) and items[end].slot == slot:
                     end += 1
                 try:
-                    self._fold_slot(slot, items[start:end])
+                    self._fold_slot(slot, items[start:end], arena)
                 except Exception as exc:
                     internal_error("estimation", exc)
                 start = end
+            if arena is not None:
+                arena.clear()
 
-    def _fold_slot(self, slot: int, items: list[Pending]) -> None:
+    def _fold_slot(self, slot: int, items: list[Pending], arena: LossArena | None) -> None:
         if self._table is not None:
             parts = fold_binary(items, self._table, self._exclude, self._scratch, self._new)
         elif self.calibration is not None:
             parts = fold_multiclass(items, self.calibration, self._exclude, self._new)
         elif self._loss is not None:
-            parts = fold_regression(items, self._loss, self._exclude, self._scratch, self._new)
+            parts = fold_regression(items, self._loss, self._exclude, self._scratch, self._new,
+                                    arena)
         else:
             parts = []
         if parts:
@@ -231,6 +241,11 @@ class EstimationAnalysis:
         self._fold_lock = threading.Lock()
         self._pending: list[Pending] = []
         self._pending_rows = 0
+        #: A regressor's pending rows: calls write into one arena, the fold reads the other.
+        self._arena = self._spare = None
+        if self._columns is not None and self._loss is not None:
+            self._arena = LossArena(self._loss, self._columns)
+            self._spare = LossArena(self._loss, self._columns)
         if getattr(self, "_suspects", None) is not None:
             self._suspects.reset()
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from otel_ml._internal.core.scratch import Scratch
+from otel_ml._internal.monitor.loss_arena import LossArena
 from otel_ml._internal.monitor.loss_input import LossInput
 from otel_ml._internal.reference.calibration import Calibration
 from otel_ml._internal.reference.loss_model import PREDICTION, LossModel
@@ -50,8 +51,8 @@ class Pending(NamedTuple):
         slot: Absolute time slot of the call.
         predictions: A private copy of the call's predictions.
         segments: The call's segment, or one per row.
-        inputs: Regression: the loss model's input columns (:class:`LossInput`), else
-            ``None``.
+        inputs: Regression: the loss model's input columns, the predictions' row included
+            (:class:`LossInput`), else ``None``.
     """
 
     slot: int
@@ -247,9 +248,11 @@ def fold_multiclass(items: Sequence[Pending], calibration: Calibration, exclude:
 
 # ---------------------------------------------------------------------- regression
 def fold_regression(items: Sequence[Pending], model: LossModel, exclude: Exclude,
-                    scratch: Scratch, new: NewAcc) -> Parts:
+                    scratch: Scratch, new: NewAcc, arena: LossArena | None = None) -> Parts:
     """Evaluate the loss model on the pending calls of one slot and sum the expected errors
-    per segment (rows whose prediction is not finite are left out, counted)."""
+    per segment (rows whose prediction is not finite are left out, counted). Rows lying
+    side by side in ``arena`` (the calls' arena) are evaluated there, the others copied
+    together."""
     kept = []
     for item in items:
         if item.inputs is None:  # predictions of another kind (checked on the call)
@@ -259,21 +262,15 @@ def fold_regression(items: Sequence[Pending], model: LossModel, exclude: Exclude
             kept.append(item)
     columns = model.numeric_names
     pred_row = columns.index(PREDICTION) if PREDICTION in columns else -1
-    features = [r for r in range(len(columns)) if r != pred_row]
     accs: dict[str, Any] = {}
     for group in _chunks([len(item.predictions) for item in kept], CHUNK_ROWS):
         rows = sum(b - a for _, a, b in group)
-        block = scratch.get("fold.block", (len(columns), rows), np.float64)
-        if pred_row >= 0:
-            np.concatenate([kept[i].predictions[a:b] for i, a, b in group], out=block[pred_row])
-        if features:
-            direct = pred_row in (0, -1)  # the features' rows in one piece (the usual)
-            into = block[len(columns) - len(features):] if direct else scratch.get(
-                "fold.features", (len(features), rows), np.float64)
+        block = None if arena is None else arena.rows(
+            [(kept[i].inputs, a, b) for i, a, b in group])
+        if block is None:
+            block = scratch.get("fold.block", (len(columns), rows), np.float64)
             np.concatenate([kept[i].inputs.block[:, a:b] for i, a, b in group], axis=1,
-                           out=into)
-            if not direct:
-                block[features] = into
+                           out=block)
         cats = [_joined([kept[i].inputs.categorical[j] for i, _, _ in group], group)
                 for j in range(len(model.categorical_names))]
         a_err, s_err = model.expected_block(block, cats, scratch)

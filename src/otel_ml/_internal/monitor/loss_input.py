@@ -1,11 +1,12 @@
 """The loss model's input columns of one call, kept for the fold (direct loss estimation).
 
 A regressor's call keeps only what its loss model reads, in the block form
-:meth:`~otel_ml._internal.reference.loss_model.LossModel.expected_block` evaluates: a
-``(numeric feature columns, rows)`` float block (the fold adds the predictions' row) and the
-raw values of the categorical columns. Read from the batch's converted matrix when the
-feature statistics made one (one gather of the columns, already transposed), else column by
-column; a private copy either way (the caller may reuse its arrays).
+:meth:`~otel_ml._internal.reference.loss_model.LossModel.expected_block` evaluates: the
+``(numeric model columns, rows)`` float block (the predictions' row included; written into a
+:class:`~otel_ml._internal.monitor.loss_arena.LossArena`) and the raw values of the
+categorical columns. Read from the batch's converted matrix when the feature statistics made
+one (one pass over the consecutive columns, transposed), else column by column; a private
+copy either way (the caller may reuse its arrays).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ class LossInput(NamedTuple):
     """One call's loss-model input.
 
     Attributes:
-        block: ``(numeric feature columns, rows)`` float64, C-ordered, in the order of the
-            loss model's numeric columns without the prediction (NaN: absent or missing).
+        block: ``(numeric model columns, rows)`` float64 in the order of the loss model's
+            numeric columns, the prediction's row included (NaN: absent or missing): a view
+            into a :class:`~otel_ml._internal.monitor.loss_arena.LossArena` or a private array.
         categorical: Per categorical model column, its raw values (``None``: absent).
+        start: The call's first row in its arena (``-1``: a private array).
     """
 
     block: np.ndarray
     categorical: list[np.ndarray | None]
+    start: int = -1
 
 
 class LossColumns:
@@ -49,21 +53,23 @@ class LossColumns:
         self._plan_of = plan_of
         self._batch_of = batch_of
         self._features = [n for n in model.numeric_names if n != PREDICTION]
-        #: ``(plan, the features' plan columns or None)``, replaced as one (calls race).
-        self._cached: tuple[Any, np.ndarray | None] = (None, None)
+        #: ``(plan, the features' plan columns or None)``, replaced as one (calls race); the
+        #: columns are a slice when consecutive (the usual: a view, no gathered temporary).
+        self._cached: tuple[Any, np.ndarray | slice | None] = (None, None)
 
-    def read(self, n: int, batch: Any, x: Any) -> LossInput:
-        """The loss input of one call of ``n`` rows (the predictions' count)."""
+    def read_into(self, out: np.ndarray, n: int, batch: Any,
+                  x: Any) -> list[np.ndarray | None]:
+        """Write the feature columns of one call of ``n`` rows into ``out``
+        (``(features, n)``, rows contiguous); the categorical columns' values (copies)."""
         matrix, index = self._matrix(batch, n)
         if matrix is not None and index is not None:
-            block = matrix.T[index]  # one gather: (features, rows), C-ordered
+            np.copyto(out, matrix.T[index])  # one pass over the matrix, transposed
         else:
             if batch is None and x is not None:
                 batch = self._batch_of(x)
-            block = np.empty((len(self._features), n))
             for r, name in enumerate(self._features):
                 values = None if batch is None else batch.column(name)
-                block[r] = numeric_values(values) if values is not None and len(values) == n \
+                out[r] = numeric_values(values) if values is not None and len(values) == n \
                     else np.nan
         cats: list[np.ndarray | None] = []
         for name in self._model.categorical_names:
@@ -71,9 +77,10 @@ class LossColumns:
                 batch = self._batch_of(x)
             values = None if batch is None else batch.column(name)
             cats.append(np.array(values, copy=True) if values is not None else None)
-        return LossInput(block, cats)
+        return cats
 
-    def _matrix(self, batch: Any, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _matrix(self, batch: Any, n: int,
+                ) -> tuple[np.ndarray | None, np.ndarray | slice | None]:
         """The batch's float matrix in plan order and the features' columns in it, when every
         model feature is a numeric plan column (``(None, None)``: read column by column)."""
         plan = self._plan_of()
@@ -98,11 +105,13 @@ class LossColumns:
             return None, None
         return values, index
 
-    def _index_in(self, plan: Any) -> np.ndarray | None:
-        index = []
+    def _index_in(self, plan: Any) -> np.ndarray | slice | None:
+        index: list[int] = []
         for name in self._features:
             c = plan.index.get(name)
             if c is None or c >= plan.n_features or plan.categorical[c]:
                 return None
             index.append(c)
+        if index and index == list(range(index[0], index[0] + len(index))):
+            return slice(index[0], index[0] + len(index))
         return np.asarray(index, dtype=np.intp)

@@ -158,7 +158,7 @@ class LossModel:
         """Expected absolute and squared error per row, of inputs already in block form.
 
         Args:
-            block: ``(len(numeric_names), rows)`` float values, C-ordered (the prediction's
+            block: ``(len(numeric_names), rows)`` float values, rows contiguous (the prediction's
                 row holds the predictions; NaN: absent or missing).
             categorical: Per :attr:`categorical_names` column, its raw values (``None``:
                 absent).

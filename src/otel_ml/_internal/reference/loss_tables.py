@@ -125,7 +125,7 @@ class LossTables:
 
         Args:
             block: ``(len(numeric), rows)`` float values of the numeric columns (NaN: absent),
-                C-ordered.
+                each row contiguous (a view into a wider block will do).
             categorical: Per categorical column, its raw values (``None``: absent).
             scratch: Where the temporaries and the results live (reused from call to call:
                 the results are views, valid until the next call with the same scratch).
