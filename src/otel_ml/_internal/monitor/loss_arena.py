@@ -51,9 +51,11 @@ class LossArena:
         self.block = np.empty((self._width, 0))
         self.used = 0
 
-    def keep(self, predictions: np.ndarray, batch: Any, x: Any) -> tuple[np.ndarray, LossInput]:
+    def keep(self, predictions: np.ndarray, batch: Any, x: Any,
+             rows: slice | np.ndarray | None = None) -> tuple[np.ndarray, LossInput]:
         """Write one call's rows: ``predictions`` (1-d numbers, the caller's array: copied)
-        and the model's columns of ``batch`` (or ``x``).
+        and the model's columns of ``batch`` (or ``x``); ``rows``: the call's rows these
+        predictions are (a sample; ``None``: all of them).
 
         Returns:
             The kept predictions (float64) and the call's :class:`LossInput`.
@@ -63,11 +65,11 @@ class LossArena:
         block = self.block[:, start:start + n] if start >= 0 else np.empty((self._width, n))
         if self._pred_row == 0:  # the usual: the features' rows are the rest
             np.copyto(block[0], predictions, casting="unsafe")
-            cats = self._columns.read_into(block[1:], n, batch, x)
+            cats = self._columns.read_into(block[1:], n, batch, x, rows)
             return block[0], LossInput(block, cats, start)
         rows = [r for r in range(self._width) if r != self._pred_row]
         features = np.empty((len(rows), n))
-        cats = self._columns.read_into(features, n, batch, x)
+        cats = self._columns.read_into(features, n, batch, x, rows)
         block[rows] = features
         kept = np.array(predictions, dtype=np.float64)
         if self._pred_row > 0:

@@ -57,25 +57,38 @@ class LossColumns:
         #: columns are a slice when consecutive (the usual: a view, no gathered temporary).
         self._cached: tuple[Any, np.ndarray | slice | None] = (None, None)
 
-    def read_into(self, out: np.ndarray, n: int, batch: Any,
-                  x: Any) -> list[np.ndarray | None]:
-        """Write the feature columns of one call of ``n`` rows into ``out``
-        (``(features, n)``, rows contiguous); the categorical columns' values (copies)."""
-        matrix, index = self._matrix(batch, n)
+    def read_into(self, out: np.ndarray, n: int, batch: Any, x: Any,
+                  rows: slice | np.ndarray | None = None) -> list[np.ndarray | None]:
+        """Write the feature columns of one call into ``out`` (``(features, n)``, rows
+        contiguous); the categorical columns' values (copies). ``rows``: the call's rows
+        read (``n`` of them; ``None``: all, ``n`` is the call's rows)."""
+        total = n
+        if rows is not None:
+            if batch is None and x is not None:
+                batch = self._batch_of(x)
+            total = -1 if batch is None else int(batch.rows)
+        matrix, index = self._matrix(batch, total)
         if matrix is not None and index is not None:
+            if rows is not None:
+                matrix = matrix[rows]
             np.copyto(out, matrix.T[index])  # one pass over the matrix, transposed
         else:
             if batch is None and x is not None:
                 batch = self._batch_of(x)
             for r, name in enumerate(self._features):
                 values = None if batch is None else batch.column(name)
-                out[r] = numeric_values(values) if values is not None and len(values) == n \
-                    else np.nan
+                if values is not None and len(values) == total:
+                    values = numeric_values(values)
+                    out[r] = values if rows is None else values[rows]
+                else:
+                    out[r] = np.nan
         cats: list[np.ndarray | None] = []
         for name in self._model.categorical_names:
             if batch is None and x is not None:
                 batch = self._batch_of(x)
             values = None if batch is None else batch.column(name)
+            if values is not None and rows is not None:
+                values = np.asarray(values)[rows] if len(values) == total else None
             cats.append(np.array(values, copy=True) if values is not None else None)
         return cats
 
