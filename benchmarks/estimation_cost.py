@@ -10,7 +10,9 @@ a report). Both are counted: the work a call adds (``on - off``, paired rounds) 
 fold's time per call, measured as a collection after the round's calls minus a collection
 with nothing pending (the collection's own, per-collection cost cancels; it is shown apart,
 it does not grow with the calls). Estimation's share is that work over the monitoring time
-of the call, ``off - bare`` (target <= 10%).
+of the call, ``off - bare`` (target <= 10%). The rounds are sustained traffic: past the
+first 4,096 rows of a time slot a regressor's estimate reads every 4th row (docs/estimation.md,
+"A busy regressor's estimate reads a sample"), as it would on a busy server.
 
 A monitor whose reference has no estimation models runs no estimation code per call (its
 ``remember`` is the prediction store's own): the table also times that monitor (classifier
