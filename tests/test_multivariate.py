@@ -147,8 +147,9 @@ def test_window_expires_and_memory_does_not_grow_with_traffic():
     for _ in range(50):
         mv.observe(ingest.prepare(cur, None, segment=None, output="auto"))
     sums = mv.windows()["features"]
-    # Every 2nd row (135) until the slot holds 1,024 rows (8 calls), then every 9th (30).
-    assert set(sums) == {"__all__"} and sums["__all__"][0] == 8 * 135 + 42 * 30
+    # Every 2nd row (135) until the slot holds 1,024 rows (8 calls), then every 8th batch of
+    # the 42 left (5 of them).
+    assert set(sums) == {"__all__"} and sums["__all__"][0] == 8 * 135 + 5 * 135
     assert not mv.report()["multivariate"][None]["features"]["reconstruction_error"]["drifted"]
 
 
@@ -161,14 +162,14 @@ def test_busy_slots_read_fewer_rows_per_batch_per_segment_and_slot():
     mv = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: now[0])
     batch = ingest.prepare(_flip(cur), None, segment="A", output="auto")
     rows = []
-    for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0):
+    for t in [i * 0.5 for i in range(20)] + [10.0]:
         now[0] = t
         before = mv.windows()["features"].get("A", np.zeros(3))[0]
         mv.observe(batch)
         rows.append(int(mv.windows()["features"]["A"][0] - before))
-    # Dense (135) until the slot [0, 10) holds 1,024 rows, sparse (30) after; a new slot at
-    # t=10 reads densely again.
-    assert rows == [135] * 8 + [30] * 2 + [135]
+    # Every batch (135 rows) until the slot [0, 10) holds 1,024 rows, one batch in 8 after;
+    # a new slot at t=10 reads densely again.
+    assert rows == [135] * 8 + [0] * 7 + [135] + [0] * 4 + [135]
     # Another segment in the same busy slot is read densely: its own count.
     mv.observe(ingest.prepare(cur, None, segment="B", output="auto"))
     assert mv.windows()["features"]["B"][0] == 135

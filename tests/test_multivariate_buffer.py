@@ -35,13 +35,17 @@ def test_buffered_sums_equal_projecting_each_call_per_segment():
     rng = np.random.default_rng(3)
     expected: dict[str, np.ndarray] = {}
     sampled: dict[str, int] = {}
+    skipped: dict[str, int] = {}
     for i in range(120):  # many buffer fills; batches of 1..300 rows; three segments
         n = int(rng.integers(1, 300))
         rows = current[rng.integers(0, len(current), n)]
         seg = "ABC"[i % 3] if i % 7 else "A"
         mv.observe(ingest.prepare(rows, None, segment=seg, output="auto"))
-        cap = 256 if sampled.get(seg, 0) < 1024 else 32  # one slot: dense, then sparse
-        step = -(-n // cap) if n > cap else 1
+        if sampled.get(seg, 0) >= 1024:  # one slot: every batch, then one in 8
+            skipped[seg] = skipped.get(seg, 0) + 1
+            if skipped[seg] % 8:
+                continue
+        step = -(-n // 256) if n > 256 else 1
         sampled[seg] = sampled.get(seg, 0) + len(rows[::step])
         _, err, dist = projection.apply(rows[::step])
         for key in (seg, "__all__"):

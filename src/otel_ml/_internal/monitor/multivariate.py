@@ -14,9 +14,10 @@ The features space costs a call little: a batch's sampled rows are copied into a
 preallocated buffer with their segment and time slot, and projected together (one matrix
 product) when the buffer is full and at every read (collection, reports, state); they land in
 the slot of the call that brought them. A batch gives at most :data:`_SAMPLE_ROWS` rows (every
-k-th) until its segment has :data:`_DENSE_ROWS` rows in the current time slot, then at most
-:data:`_SPARSE_ROWS`: a quiet window keeps all the rows it can use, a busy one enough for a
-tight band (at least ``_DENSE_ROWS`` per slot) without paying for the rest. Single rows and
+k-th) until its segment has :data:`_DENSE_ROWS` rows in the current time slot; after that
+only one batch of the segment's in :data:`_SPARSE_CALLS` is read (the others cost a counter): a
+quiet window keeps all the rows it can use, a busy one enough for a tight band (at least
+``_DENSE_ROWS`` per slot) without paying for the rest. Single rows and
 small batches are not copied again: they are read from the feature statistics' own row buffer
 when it is folded (:meth:`MultivariateDrift.rows_from`). Batches with per-row segments are
 projected on the call.
@@ -54,12 +55,13 @@ __all__ = ["QUANTITIES", "MultivariateDrift"]
 QUANTITIES = ("reconstruction_error", "centroid_distance")
 #: Rows of one batch the feature space reads at most (every k-th row beyond; a batch's
 #: sample always fits the buffer) while its segment's current slot holds fewer than
-#: _DENSE_ROWS of them, and at most _SPARSE_ROWS after. Each row read costs a call about
-#: 50 ns (its copy and its share of the projection): a busy 1,000-row call reads 32 rows,
-#: not 256 (measured: 1.08x the call without multivariate drift at 256, within 3% at 32).
+#: _DENSE_ROWS of them; after that one batch in _SPARSE_CALLS of the segment's is read. A
+#: batch read costs a 1,000-row call about 8-10 us (the copy into cold buffer lines, the
+#: lock, its share of the projection), whatever the rows read (measured: 256 rows a call
+#: 1.08x the call without multivariate drift, 32 rows a call 1.03x).
 _SAMPLE_ROWS = MIN_ROWS
 _DENSE_ROWS = 1024
-_SPARSE_ROWS = 32
+_SPARSE_CALLS = 8
 
 
 class _Space:
@@ -82,9 +84,8 @@ class MultivariateDrift:
         reference: The reference and its projections (nothing is watched without one).
         plan: The bin plan (where the projected features are in the batch's matrix).
         clock: Monotonic time in seconds.
-        dense: Read up to :data:`_SAMPLE_ROWS` rows of every batch, however many the slot
-            holds (a batch job's partitions: what they read then depends on their batches
-            only, not on the order a process saw them in).
+        dense: Read every batch, however many rows the slot holds (a batch job's partitions:
+            what they read depends on their batches only, not on the order they came in).
     """
 
     def __init__(self, settings: Settings, reference: Reference | None, plan: BinPlan | None,
@@ -133,6 +134,7 @@ class MultivariateDrift:
         self._lock = threading.Lock()
         self._ring.reset()
         self._sampled: dict[str, int] = {}  # rows read per segment in _sampled_slot
+        self._skipped: dict[str, int] = {}  # its batches past _DENSE_ROWS, per segment
         self._sampled_slot = -1
         for space in self._spaces:
             space.sums = {}
@@ -174,6 +176,8 @@ class MultivariateDrift:
                 slot = self._ring.slot_at(self._clock())
                 n = m.values.shape[0]
                 cap = self._cap(seg, slot)
+                if not cap:  # a busy slot: this batch is not read
+                    continue
                 step = -(-n // cap) if n > cap else 1
                 values = m.values[::step] if step > 1 else m.values
                 self._sampled[seg] = self._sampled.get(seg, 0) + values.shape[0]
@@ -191,16 +195,18 @@ class MultivariateDrift:
                 self._buffer(row if space.columns is None else row[space.columns], seg)
 
     def _cap(self, seg: str, slot: int) -> int:
-        """Rows a batch of segment ``seg`` reads at most now (see :data:`_DENSE_ROWS`)."""
+        """Rows a batch of segment ``seg`` reads at most now (0: none; :data:`_DENSE_ROWS`)."""
         if slot != self._sampled_slot:  # a new slot: every segment reads densely again
-            self._sampled = {}
+            self._sampled, self._skipped = {}, {}
             self._sampled_slot = slot
-        return _SAMPLE_ROWS if self._sampled.get(seg, 0) < self._dense_rows else _SPARSE_ROWS
+        if self._sampled.get(seg, 0) < self._dense_rows:
+            return _SAMPLE_ROWS
+        calls = self._skipped[seg] = self._skipped.get(seg, 0) + 1
+        return _SAMPLE_ROWS if calls % _SPARSE_CALLS == 0 else 0
 
     def _buffer(self, values: np.ndarray, seg: str, slot: int | None = None) -> None:
         """Copy one row (``(width,)``) or a block (``(n, width)``) into the buffer."""
-        if slot is None:
-            slot = self._ring.slot_at(self._clock())
+        slot = self._ring.slot_at(self._clock()) if slot is None else slot
         full = self._pending.put(values, seg, slot)
         if full is not None:
             self._fold(full)
