@@ -55,8 +55,9 @@ MAX_PENDING_ROWS = 100_000
 #: A regressor's rows read in full per time slot (all traffic); beyond, every
 #: SPARSE_STEP-th row (by its position in the slot's stream of rows: the same rows whether
 #: they came one by one or in batches). The loss model costs about 60 ns a row: a busy
-#: server would spend ~17% of a 1,000-row call's monitoring on it, not 5%; the estimate of a
-#: slot with 4,096 rows or more moves by sampling error only (its band says how much).
+#: server would spend ~17% of a 1,000-row call's monitoring on it, ~9% with the sample; the
+#: estimate of a slot with 4,096 rows or more moves by sampling error only (its band says how
+#: much).
 DENSE_ROWS = 4096
 SPARSE_STEP = 4
 
