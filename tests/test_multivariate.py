@@ -132,13 +132,20 @@ def test_single_rows_are_buffered_and_counted():
     assert monitor2.drift_report().multivariate["reconstruction_error"]["drifted"]
 
 
-def test_window_expires_and_memory_does_not_grow_with_traffic():
-    ref, cur = _split()
-    reference = Reference.from_data(ref)
+def _drift(reference):
+    """A window of 60 s in slots of 10 s on a clock the test moves: (settings, ingest,
+    analysis, clock)."""
     settings = Settings.create("cancer", drift_window_s=60, slot_s=10)
     ingest = FeatureIngest(settings, reference, lambda v: str(v))
     now = [0.0]
-    mv = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: now[0])
+    return settings, ingest, MultivariateDrift(settings, reference, ingest.plan,
+                                               clock=lambda: now[0]), now
+
+
+def test_window_expires_and_memory_does_not_grow_with_traffic():
+    ref, cur = _split()
+    reference = Reference.from_data(ref)
+    _, ingest, mv, now = _drift(reference)
     mv.observe(ingest.prepare(_flip(cur), None, segment=None, output="auto"))
     entry = mv.report()["multivariate"][None]["features"]["reconstruction_error"]
     assert entry["drifted"] and entry["rows"] == 135  # every 2nd row of a 269-row batch
@@ -153,13 +160,10 @@ def test_window_expires_and_memory_does_not_grow_with_traffic():
     assert not mv.report()["multivariate"][None]["features"]["reconstruction_error"]["drifted"]
 
 
-def test_busy_slots_read_fewer_rows_per_batch_per_segment_and_slot():
+def test_busy_slots_read_one_batch_in_eight_per_segment_and_slot():
     ref, cur = _split()
     reference = Reference.from_data(ref)
-    settings = Settings.create("cancer", drift_window_s=60, slot_s=10)
-    ingest = FeatureIngest(settings, reference, lambda v: str(v))
-    now = [0.0]
-    mv = MultivariateDrift(settings, reference, ingest.plan, clock=lambda: now[0])
+    settings, ingest, mv, now = _drift(reference)
     batch = ingest.prepare(_flip(cur), None, segment="A", output="auto")
     rows = []
     for t in [i * 0.5 for i in range(20)] + [10.0]:

@@ -132,6 +132,15 @@ def _binary_scores(arr: np.ndarray, exclude: Exclude,
     return None if read is None else (read[0][:, 1], read[1])
 
 
+def _valid(values: np.ndarray, ok: np.ndarray | None, seg: Any) -> tuple[np.ndarray, Any]:
+    """A call's ``values`` and segments (one, or one per row) where ``ok`` (``None``: all)."""
+    if ok is None:
+        return values, seg
+    if not isinstance(seg, str):
+        seg = np.asarray(seg, dtype=object).reshape(-1)[ok]
+    return values[ok], seg
+
+
 def fold_binary(items: Sequence[Pending], table: ScoreTable, exclude: Exclude,
                 scratch: Scratch, new: NewAcc) -> Parts:
     """Validate the pending calls of one slot of a binary model and sum them per segment
@@ -146,11 +155,7 @@ def fold_binary(items: Sequence[Pending], table: ScoreTable, exclude: Exclude,
             if read is None:
                 continue
             p, ok = read
-            seg = item.segments
-            if ok is not None:
-                p = p[ok]
-                if not isinstance(seg, str):
-                    seg = np.asarray(seg, dtype=object).reshape(-1)[ok]
+            p, seg = _valid(p, ok, item.segments)
         if len(p):
             scores.append(p)
             segs.append(seg)
@@ -221,12 +226,7 @@ def fold_multiclass(items: Sequence[Pending], calibration: Calibration, exclude:
         read = _proba(item.predictions, k, exclude)
         if read is None:
             continue
-        proba, ok = read
-        seg = item.segments
-        if ok is not None:
-            proba = proba[ok]
-            if not isinstance(seg, str):
-                seg = np.asarray(seg, dtype=object).reshape(-1)[ok]
+        proba, seg = _valid(*read, item.segments)
         if len(proba):
             parts.append(proba)
             segs.append(seg)
